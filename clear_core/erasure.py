@@ -1,0 +1,347 @@
+"""Inference-time erasure at one block, and the eraser artifact (DESIGN.md "Erasure").
+
+For every token at the chosen block, with x = h / s (s: the block's normalisation scale):
+
+    f = SAE_enc(x),   v = W_dec (f ⊙ m_spec),   h' = h − γ · s · v
+
+No model weight changes: the edit is a forward hook installed by :meth:`Eraser.applied`, a context
+manager scoped to the calling context (see hooks.py), so a web app's concurrent requests on one shared
+model never see each other's erasers, and the model is exactly as before once the block exits.
+
+Masks. ``paper`` is m_spec = 1 − f̄_neg / max f̄_neg, taken literally; it is close to 1 for almost
+every feature, so the edit removes nearly the whole reconstruction (DESIGN.md measured h' ≈ (1 − γ)h
+and unrelated prompts destroyed). ``contrastive`` (the default) is m_spec ∝ ReLU(f̄_pos − f̄_neg)
+normalised to max 1, with f̄ the mean over prompts of each prompt's *max* over its real tokens: the
+concept lives in a few tokens, and max pooling keeps prompts of different lengths comparable.
+
+A ``steering`` eraser (the paper's dense baseline) subtracts γ·(mean positive − mean negative) at
+the block instead, the same vector for every token.
+
+Artifacts are ``eraser.safetensors`` (tensors) + ``eraser.json`` (everything else); never pickle.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from clear_core import __version__
+from clear_core.encoders import Activations, TextEncoder, find_blocks
+from clear_core.hooks import Handler, scoped_hooks
+from clear_core.sae import SAE, SAEConfig
+from clear_core.search import SearchResult, paper_masks
+
+__all__ = ["MASKS", "Eraser", "applied_many", "build_eraser", "feature_means", "steering_eraser"]
+
+MASKS = ("contrastive", "paper")
+KINDS = ("sae", "steering")
+ARTIFACT_FORMAT = 1
+
+
+@dataclass
+class Eraser:
+    """Everything needed to erase one concept at one block."""
+
+    concept: str
+    """Concept name."""
+    model_id: str
+    """Encoder the eraser was built for."""
+    layer: int
+    """Layer index in the capture layout (1 = output of the first block)."""
+    layer_name: str
+    """Module path of that block (``encoder.layer.3``): checked against the encoder at load time."""
+    scale: float
+    """Normalisation scale s of the block (its mean token norm)."""
+    d_model: int
+    """Width of the block output."""
+    kind: str = "sae"
+    """"sae" (CLEAR) or "steering" (dense mean-difference baseline)."""
+    sae: SAE | None = None
+    """The SAE (kind "sae")."""
+    m_spec: torch.Tensor | None = None
+    """(d_sae,) concept-specific mask in [0, 1] (kind "sae")."""
+    m_shared: torch.Tensor | None = None
+    """(d_sae,) shared mask (kept for inspection)."""
+    direction: torch.Tensor | None = None
+    """(d_model,) steering vector in raw block units (kind "steering")."""
+    mask: str = "contrastive"
+    """Which mask rule produced m_spec."""
+    gamma: float = 1.0
+    """Default erasure strength (calibrated; the user may override it)."""
+    meta: dict[str, Any] = field(default_factory=dict)
+    """Provenance: layer probabilities, calibration table, seeds, versions, model revision."""
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"unknown eraser kind {self.kind!r}; expected one of {KINDS}")
+        if self.kind == "sae":
+            if self.sae is None or self.m_spec is None:
+                raise ValueError("an SAE eraser needs an SAE and an m_spec mask")
+            if self.m_spec.shape != (self.sae.config.d_sae,):
+                raise ValueError(f"m_spec has shape {tuple(self.m_spec.shape)}, expected ({self.sae.config.d_sae},)")
+            if self.sae.config.d_model != self.d_model:
+                raise ValueError(f"SAE width {self.sae.config.d_model} does not match d_model {self.d_model}")
+        elif self.direction is None or self.direction.shape != (self.d_model,):
+            raise ValueError(f"a steering eraser needs a direction of shape ({self.d_model},)")
+        if not self.scale > 0:
+            raise ValueError(f"scale must be > 0, got {self.scale}")
+
+    # ------------------------------------------------------------------------------------ edit
+    @torch.no_grad()
+    def vector(self, hidden: torch.Tensor) -> torch.Tensor:
+        """v scaled back to block units, same shape as ``hidden (..., d_model)``: h' = h − γ·vector."""
+        if hidden.shape[-1] != self.d_model:
+            raise ValueError(f"eraser for d_model {self.d_model} got hidden states of width {hidden.shape[-1]}")
+        if self.kind == "steering":
+            return self.direction.to(hidden.device, torch.float32).expand(hidden.shape)
+        sae = self.sae
+        if sae.W_dec.device != hidden.device:
+            sae.to(hidden.device)
+        x = hidden.reshape(-1, self.d_model).float() / self.scale
+        f = sae.encode(x) * self.m_spec.to(hidden.device)
+        return ((f @ sae.W_dec) * self.scale).reshape(hidden.shape)
+
+    def edit(self, hidden: torch.Tensor, gamma: float | None = None) -> torch.Tensor:
+        """h' = h − γ·v for block-output hidden states ``(batch, tokens, d_model)``."""
+        gamma = self.gamma if gamma is None else float(gamma)
+        if gamma == 0:
+            return hidden
+        return (hidden.float() - gamma * self.vector(hidden)).to(hidden.dtype)
+
+    def features(self, hidden: torch.Tensor) -> torch.Tensor:
+        """(..., d_sae) SAE feature activations of block-output hidden states."""
+        if self.sae is None:
+            raise ValueError("a steering eraser has no SAE features")
+        with torch.no_grad():
+            x = hidden.reshape(-1, self.d_model).float() / self.scale
+            return self.sae.encode(x.to(self.sae.W_dec.device)).reshape(*hidden.shape[:-1], -1)
+
+    # ---------------------------------------------------------------------------------- apply
+    def block_of(self, target: Any) -> nn.Module:
+        """The module to hook in ``target``: a TextEncoder, a bare encoder, or a diffusers pipeline."""
+        which = self.meta.get("text_encoder", "text_encoder")
+        if isinstance(target, TextEncoder):
+            layout = target.layout
+        elif isinstance(target, nn.Module):
+            layout = find_blocks(target)
+        elif hasattr(target, which):
+            layout = find_blocks(getattr(target, which))
+        else:
+            raise ValueError(f"cannot apply an eraser to {type(target).__name__}: expected a text encoder or a pipeline")
+        names = layout.block_names
+        if not 1 <= self.layer <= len(names) or names[self.layer - 1] != self.layer_name:
+            raise ValueError(
+                f"eraser block {self.layer_name!r} (layer {self.layer}) does not exist in this encoder "
+                f"({len(names)} blocks: {names[0]} ... {names[-1]})"
+            )
+        return layout.blocks[self.layer - 1]
+
+    @contextmanager
+    def applied(self, target: Any, gamma: float | None = None) -> Iterator[Eraser]:
+        """Erase inside the ``with`` block, for forward passes made in this context only."""
+        with applied_many([(self, gamma)], target):
+            yield self
+
+    # ------------------------------------------------------------------------------ artifacts
+    def save(self, folder: str | Path) -> Path:
+        """Write ``eraser.safetensors`` and ``eraser.json`` into ``folder``."""
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        tensors: dict[str, torch.Tensor] = {}
+        if self.kind == "sae":
+            tensors = {k: v.detach().cpu().contiguous() for k, v in self.sae.state_dict().items()}
+            tensors["m_spec"] = self.m_spec.detach().cpu().float().contiguous()
+            if self.m_shared is not None:
+                tensors["m_shared"] = self.m_shared.detach().cpu().float().contiguous()
+        else:
+            tensors["direction"] = self.direction.detach().cpu().float().contiguous()
+        save_file(tensors, str(folder / "eraser.safetensors"))
+        info = {
+            "format": ARTIFACT_FORMAT,
+            "kind": self.kind,
+            "concept": self.concept,
+            "model_id": self.model_id,
+            "layer": self.layer,
+            "block_index": self.layer - 1,
+            "layer_name": self.layer_name,
+            "d_model": self.d_model,
+            "scale": self.scale,
+            "mask": self.mask,
+            "default_gamma": self.gamma,
+            "sae": self.sae.config_dict() if self.sae is not None else None,
+            "versions": _versions(),
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            **{k: v for k, v in self.meta.items() if k not in ("versions",)},
+        }
+        (folder / "eraser.json").write_text(json.dumps(info, indent=2, ensure_ascii=False))
+        return folder
+
+    @classmethod
+    def load(cls, folder: str | Path, encoder: TextEncoder | None = None, allow_other_model: bool = False) -> Eraser:
+        """Read an eraser folder; with ``encoder``, refuse one built for another model or block layout."""
+        folder = Path(folder)
+        json_path, st_path = folder / "eraser.json", folder / "eraser.safetensors"
+        for path in (json_path, st_path):
+            if not path.is_file():
+                raise ValueError(f"{folder}: not an eraser folder ({path.name} missing)")
+        try:
+            info = json.loads(json_path.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
+            raise ValueError(f"{json_path}: not valid JSON ({err})") from None
+        required = ("kind", "concept", "model_id", "layer", "layer_name", "d_model", "scale", "default_gamma")
+        missing = [k for k in required if k not in info]
+        if missing:
+            raise ValueError(f"{json_path}: missing {', '.join(missing)}")
+        if info.get("format", 0) > ARTIFACT_FORMAT:
+            raise ValueError(f"{json_path}: artifact format {info['format']} is newer than this library supports")
+        try:
+            tensors = load_file(str(st_path))
+        except Exception as err:  # safetensors raises its own error types
+            raise ValueError(f"{st_path}: cannot read tensors ({err})") from None
+        kind, d_model = info["kind"], int(info["d_model"])
+        sae = m_spec = m_shared = direction = None
+        if kind == "sae":
+            cfg = info.get("sae") or {}
+            try:
+                sae = SAE(SAEConfig(**cfg))
+            except TypeError as err:
+                raise ValueError(f"{json_path}: bad SAE config {cfg} ({err})") from None
+            expected = {k: tuple(v.shape) for k, v in sae.state_dict().items()}
+            expected["m_spec"] = (sae.config.d_sae,)
+            for name, shape in expected.items():
+                if name not in tensors:
+                    raise ValueError(f"{st_path}: missing tensor {name!r}")
+                if tuple(tensors[name].shape) != shape:
+                    raise ValueError(f"{st_path}: tensor {name!r} has shape {tuple(tensors[name].shape)}, expected {shape}")
+            sae.load_state_dict({k: tensors[k] for k in sae.state_dict()})
+            sae.eval()
+            m_spec, m_shared = tensors["m_spec"], tensors.get("m_shared")
+        elif "direction" not in tensors:
+            raise ValueError(f"{st_path}: missing tensor 'direction'")
+        else:
+            direction = tensors["direction"]
+        known = set(required) | {"format", "block_index", "mask", "sae", "created"}
+        eraser = cls(
+            concept=info["concept"], model_id=info["model_id"], layer=int(info["layer"]),
+            layer_name=info["layer_name"], scale=float(info["scale"]), d_model=d_model, kind=kind, sae=sae,
+            m_spec=m_spec, m_shared=m_shared, direction=direction, mask=info.get("mask", "contrastive"),
+            gamma=float(info["default_gamma"]), meta={k: v for k, v in info.items() if k not in known},
+        )
+        if encoder is not None:
+            eraser.check_encoder(encoder, allow_other_model)
+        return eraser
+
+    def check_encoder(self, encoder: TextEncoder, allow_other_model: bool = False) -> None:
+        """Raise if this eraser does not fit ``encoder`` (another model, block layout or width)."""
+        if not allow_other_model and encoder.model_id != self.model_id:
+            raise ValueError(
+                f"eraser for {self.concept!r} was built for model {self.model_id!r}, not {encoder.model_id!r}"
+            )
+        if encoder.d_model != self.d_model:
+            raise ValueError(f"eraser width {self.d_model} does not match the encoder's d_model {encoder.d_model}")
+        self.block_of(encoder)
+
+
+@contextmanager
+def applied_many(erasers: Sequence[tuple[Eraser, float | None]], target: Any) -> Iterator[None]:
+    """Apply several erasers at once (same or different blocks), in the order given."""
+    handlers = []
+    for eraser, gamma in erasers:
+        block = eraser.block_of(target)
+        handlers.append(Handler(block, lambda h, e=eraser, g=gamma: e.edit(h, g)))
+    with scoped_hooks(handlers):
+        yield
+
+
+# ------------------------------------------------------------------------------- construction
+@torch.no_grad()
+def feature_means(sae: SAE, acts: Activations, layer: int, scale: float, pooling: str = "max") -> torch.Tensor:
+    """(d_sae,) mean over prompts of each prompt's pooled SAE activation ("max" or "mean" over tokens)."""
+    if pooling not in ("max", "mean"):
+        raise ValueError(f"unknown pooling {pooling!r}; expected 'max' or 'mean'")
+    f = sae.encode(torch.from_numpy(acts.layer(layer)) / scale).numpy()
+    starts = acts.offsets[:-1]
+    if pooling == "max":
+        pooled = np.maximum.reduceat(f, starts, axis=0)
+    else:
+        pooled = np.add.reduceat(f, starts, axis=0) / acts.lengths[:, None]
+    return torch.from_numpy(pooled.mean(0))
+
+
+@torch.no_grad()
+def build_eraser(
+    result: SearchResult,
+    pos: Activations,
+    neg: Activations,
+    concept: str,
+    model_id: str,
+    mask: str = "contrastive",
+    gamma: float = 1.0,
+    layer: int | None = None,
+) -> Eraser:
+    """An SAE eraser at the searched block (or ``layer``), masks computed on all the pairs."""
+    if mask not in MASKS:
+        raise ValueError(f"unknown mask {mask!r}; expected one of {MASKS}")
+    layer = result.layer if layer is None else layer
+    if layer not in result.candidates:
+        raise ValueError(f"layer {layer} was not a search candidate ({result.candidates})")
+    scale = result.scales[result.candidates.index(layer)]
+    sae = result.sae
+    if mask == "paper":
+        f_neg = sae.encode(torch.from_numpy(neg.layer(layer)) / scale)
+        m_shared, m_spec = paper_masks(f_neg, result.config.eps)
+    else:
+        diff = torch.relu(feature_means(sae, pos, layer, scale) - feature_means(sae, neg, layer, scale))
+        m_spec = diff / (diff.max() + result.config.eps)
+        m_shared = 1 - m_spec
+    meta = {
+        "layer_names": result.layer_names,
+        "candidates": result.candidates,
+        "layer_probs": result.probs,
+        "scales": result.scales,
+        "search": result.config.to_json(),
+        "search_cancelled": result.cancelled,
+        "n_pairs": pos.n_prompts,
+    }
+    return Eraser(
+        concept=concept, model_id=model_id, layer=layer, layer_name=result.layer_names[layer], scale=scale,
+        d_model=pos.d_model, kind="sae", sae=sae, m_spec=m_spec.float(), m_shared=m_shared.float(), mask=mask,
+        gamma=gamma, meta=meta,
+    )
+
+
+@torch.no_grad()
+def steering_eraser(pos: Activations, neg: Activations, layer: int, concept: str, model_id: str, gamma: float = 1.0) -> Eraser:
+    """The dense baseline: v = mean positive − mean negative prompt (mean-pooled) at ``layer``."""
+    if not 1 <= layer < pos.n_layers:
+        raise ValueError(f"layer {layer} is not a block (1..{pos.n_layers - 1})")
+    direction = torch.from_numpy(pos.pooled("mean")[:, layer].mean(0) - neg.pooled("mean")[:, layer].mean(0))
+    scale = float(np.linalg.norm(pos.layer(layer), axis=-1).mean())
+    return Eraser(
+        concept=concept, model_id=model_id, layer=layer, layer_name=pos.layer_names[layer], scale=scale,
+        d_model=pos.d_model, kind="steering", direction=direction, mask="none", gamma=gamma,
+        meta={"layer_names": pos.layer_names, "n_pairs": pos.n_prompts},
+    )
+
+
+def _versions() -> dict[str, str]:
+    import transformers
+
+    return {
+        "clear_workbench": __version__,
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "numpy": np.__version__,
+        "python": platform.python_version(),
+    }

@@ -1,0 +1,397 @@
+"""CLEAR's differentiable layer search (DESIGN.md "Search", the paper's Algorithm 1).
+
+Learnable logits α over the candidate blocks; each step samples p = GumbelSoftmax(α, τ) with τ annealed
+linearly from ``tau_start`` to ``tau_end``. One SAE reads the p-weighted mixture of the blocks' token
+activations. Step 1 updates the SAE on L_SAE with p fixed; step 2 updates α on L_con + L_SAE with the
+SAE fixed. The chosen block is argmax α.
+
+Decisions the paper leaves open (DESIGN.md "Pitfalls"), made here:
+
+* **Normalisation.** Each block is divided by its mean real-token L2 norm (``scales``), measured on
+  the concept's own prompts, so every block enters the mixture at unit mean norm and no block wins
+  by norm alone. The scale is stored with the eraser and undone at erasure time.
+* **Statistics.** The SAE trains on tokens (erasure edits every token). The masks inside L_con are
+  per token: f̄_neg is the mean SAE activation over the batch's negative-prompt tokens, recomputed
+  every step from the current SAE (detached: they are statistics, not a path for gradients);
+  S_spe and S_uni sum over the batch's positive-prompt tokens.
+* **Batches.** A batch is ``batch_pairs`` pairs: all real tokens of their positive and negative
+  prompts. Pad tokens never appear (captures hold real tokens only).
+
+Seeded runs are reproducible bit for bit on the CPU: one ``torch.Generator`` drives initialisation,
+batch sampling and Gumbel noise.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import torch
+
+from clear_core.encoders import Activations
+from clear_core.sae import SAE, SAEConfig
+
+__all__ = [
+    "BruteForceResult",
+    "LayerSearch",
+    "SearchConfig",
+    "SearchEvent",
+    "SearchResult",
+    "brute_force_search",
+    "gumbel_noise",
+    "gumbel_softmax",
+    "layer_scales",
+    "paper_masks",
+]
+
+
+@dataclass
+class SearchConfig:
+    """Everything that defines a search run (the CLI and the app read these same defaults)."""
+
+    steps: int = 300
+    """Optimisation steps (the paper: 2,500 on GPUs; scaled so a search takes < 60 s on 2 cores)."""
+    batch_pairs: int = 16
+    """Prompt pairs per step (the paper's batch size)."""
+    d_sae: int = 2048
+    """SAE features."""
+    l1_coefficient: float = 3e-2
+    """λ in L_SAE (inputs have unit mean norm)."""
+    lr_sae: float = 1e-3
+    """Adam learning rate of the SAE (step 1; the paper's value)."""
+    lr_alpha: float = 3e-2
+    """Adam learning rate of the layer logits α (step 2; the paper's value)."""
+    tau_start: float = 1.0
+    """Gumbel-softmax temperature at the first step."""
+    tau_end: float = 0.1
+    """Temperature at the last step (linear annealing)."""
+    use_con: bool = True
+    """Include L_con in step 2; False is the paper's reconstruction-only ablation."""
+    layers: tuple[int, ...] | None = None
+    """Candidate layer indices into the capture; None means every block (not the embeddings)."""
+    seed: int = 0
+    """Seeds initialisation, batches and Gumbel noise."""
+    eps: float = 1e-6
+    """ε in the masks and in L_con."""
+    event_every: int = 5
+    """Yield a progress event every this many steps (and at the last step)."""
+
+    def __post_init__(self) -> None:
+        for name in ("steps", "batch_pairs", "d_sae", "event_every"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be ≥ 1, got {getattr(self, name)}")
+        for name in ("lr_sae", "lr_alpha", "tau_start", "tau_end", "eps"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
+        if self.l1_coefficient < 0:
+            raise ValueError(f"l1_coefficient must be ≥ 0, got {self.l1_coefficient}")
+        if self.layers is not None:
+            self.layers = tuple(int(i) for i in self.layers)
+            if not self.layers or len(set(self.layers)) != len(self.layers):
+                raise ValueError(f"layers must be a non-empty list of distinct indices, got {self.layers}")
+
+    def to_json(self) -> dict:
+        out = asdict(self)
+        out["layers"] = list(self.layers) if self.layers is not None else None
+        return out
+
+
+@dataclass
+class SearchEvent:
+    """Progress of a search, yielded every ``event_every`` steps (what the live chart draws)."""
+
+    step: int
+    """Steps done so far (1-based)."""
+    total: int
+    """Steps planned."""
+    tau: float
+    """Temperature used at this step."""
+    probs: list[float]
+    """softmax(α) over the candidate layers (noise-free layer probabilities)."""
+    loss_sae: float
+    """L_SAE on this step's batch (after step 1)."""
+    loss_con: float
+    """L_con on this step's batch."""
+    loss_clear: float
+    """L_con + L_SAE (what step 2 minimises; L_SAE alone when use_con is False)."""
+    mse: float
+    """Reconstruction part of L_SAE."""
+    l0: float
+    """Mean active features per token."""
+    n_specific: int
+    """Features with m_spec > 0.5 under the paper's mask on this batch."""
+    elapsed: float
+    """Seconds since the search started."""
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class SearchResult:
+    """The outcome of a search: the chosen block and the SAE trained on the way."""
+
+    layer: int
+    """Chosen layer index into the capture's ``layer_names`` (argmax α)."""
+    layer_names: list[str]
+    """All layer names of the capture."""
+    candidates: list[int]
+    """Candidate layer indices, in the order of ``probs``."""
+    probs: list[float]
+    """Final softmax(α) over the candidates."""
+    scales: list[float]
+    """Normalisation scale (mean token norm) of each candidate."""
+    sae: SAE
+    """The shared SAE at the end of the search."""
+    config: SearchConfig
+    """The configuration that produced it."""
+    history: list[SearchEvent] = field(default_factory=list)
+    """Every progress event, in order."""
+    cancelled: bool = False
+    """True if the search stopped before ``config.steps``."""
+    elapsed: float = 0.0
+    """Wall-clock seconds."""
+
+    @property
+    def layer_name(self) -> str:
+        return self.layer_names[self.layer]
+
+    @property
+    def scale(self) -> float:
+        """Normalisation scale of the chosen layer."""
+        return self.scales[self.candidates.index(self.layer)]
+
+
+def gumbel_noise(n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+    """(n,) samples of Gumbel(0, 1)."""
+    u = torch.rand(n, generator=generator).clamp(1e-10, 1 - 1e-10)
+    return -torch.log(-torch.log(u))
+
+
+def gumbel_softmax(logits: torch.Tensor, tau: float, noise: torch.Tensor) -> torch.Tensor:
+    """A relaxed one-hot sample: softmax((logits + g) / τ) for Gumbel noise g."""
+    if tau <= 0:
+        raise ValueError(f"temperature must be > 0, got {tau}")
+    return torch.softmax((logits + noise) / tau, dim=-1)
+
+
+def layer_scales(acts: list[Activations], layers: list[int], max_tokens: int = 20000, seed: int = 0) -> list[float]:
+    """Mean real-token L2 norm of each layer, over (a seeded sample of) the tokens of ``acts``."""
+    rng = np.random.default_rng(seed)
+    norms = []
+    for layer in layers:
+        values = []
+        for a in acts:
+            rows = np.arange(a.n_tokens)
+            if a.n_tokens > max_tokens:
+                rows = np.sort(rng.choice(a.n_tokens, max_tokens, replace=False))
+            values.append(np.linalg.norm(a.tokens(rows, [layer])[0].numpy(), axis=-1))
+        norms.append(float(np.concatenate(values).mean()))
+    if min(norms) <= 0:
+        raise ValueError("a candidate layer has zero activations; it cannot be normalised")
+    return norms
+
+
+def paper_masks(f_neg: torch.Tensor, eps: float = 1e-6) -> tuple[torch.Tensor, torch.Tensor]:
+    """(m_shared, m_spec) from negative-prompt activations ``f_neg (n, d_sae)``, as in the paper."""
+    mean = f_neg.mean(0)
+    shared = mean / (mean.max() + eps)
+    return shared, 1 - shared
+
+
+def _con_loss(f_pos: torch.Tensor, f_neg: torch.Tensor, eps: float) -> tuple[torch.Tensor, int]:
+    shared, spec = paper_masks(f_neg.detach(), eps)
+    s_spe = (f_pos * spec).sum()
+    s_uni = (f_pos * shared).sum()
+    return torch.log1p(s_uni / (s_spe + eps)), int((spec > 0.5).sum())
+
+
+class LayerSearch:
+    """A search over the blocks of paired captures. Iterate :meth:`run`; read :attr:`result`.
+
+    ``pos`` and ``neg`` are captures of the positive and negative prompts (pair ``i`` is prompt ``i``
+    of each). Stopping early — leaving the loop, closing the generator, or ``should_stop()`` returning
+    True — still leaves a :attr:`result` (with ``cancelled=True``) built from the state reached.
+    """
+
+    def __init__(self, pos: Activations, neg: Activations, config: SearchConfig | None = None) -> None:
+        self.config = config or SearchConfig()
+        if pos.layer_names != neg.layer_names or pos.d_model != neg.d_model:
+            raise ValueError("positive and negative captures come from different encoders or layers")
+        if pos.n_prompts != neg.n_prompts:
+            raise ValueError(f"{pos.n_prompts} positive but {neg.n_prompts} negative prompts; pairs must match")
+        if pos.n_prompts < 2:
+            raise ValueError(f"a search needs at least 2 pairs, got {pos.n_prompts}")
+        blocks = [i for i, n in enumerate(pos.layer_names) if n != "embeddings"]
+        self.candidates = list(self.config.layers) if self.config.layers is not None else blocks
+        bad = [i for i in self.candidates if not 0 <= i < pos.n_layers]
+        if bad:
+            raise ValueError(f"candidate layers {bad} out of range 0..{pos.n_layers - 1}")
+        self.pos, self.neg = pos, neg
+        self.result: SearchResult | None = None
+        self._gen = torch.Generator().manual_seed(self.config.seed)
+        self.scales = layer_scales([pos, neg], self.candidates, seed=self.config.seed)
+        self._scale_t = torch.tensor(self.scales).view(-1, 1, 1)
+        self.sae = SAE(SAEConfig(pos.d_model, self.config.d_sae, self.config.l1_coefficient), self._gen)
+        self.alpha = torch.zeros(len(self.candidates), requires_grad=True)
+        self._init_b_dec()
+
+    def _batch(self, acts: Activations, prompts: np.ndarray) -> torch.Tensor:
+        """(n_candidates, tokens, d_model) normalised tokens of the given prompts."""
+        rows = np.concatenate([np.arange(acts.offsets[i], acts.offsets[i + 1]) for i in prompts])
+        return acts.tokens(rows, self.candidates) / self._scale_t
+
+    @torch.no_grad()
+    def _init_b_dec(self) -> None:
+        idx = np.arange(min(self.pos.n_prompts, 64))
+        self.sae.b_dec.copy_(torch.cat([self._batch(self.pos, idx), self._batch(self.neg, idx)], 1).mean((0, 1)))
+
+    def _tau(self, step: int) -> float:
+        c = self.config
+        frac = step / max(c.steps - 1, 1)
+        return c.tau_start + (c.tau_end - c.tau_start) * frac
+
+    def run(self, should_stop: Callable[[], bool] | None = None) -> Iterator[SearchEvent]:
+        c = self.config
+        opt_sae = torch.optim.Adam(self.sae.parameters(), lr=c.lr_sae)
+        opt_alpha = torch.optim.Adam([self.alpha], lr=c.lr_alpha)
+        n_pairs = self.pos.n_prompts
+        batch = min(c.batch_pairs, n_pairs)
+        history: list[SearchEvent] = []
+        start = time.perf_counter()
+        step = 0
+        try:
+            for step in range(1, c.steps + 1):
+                if should_stop is not None and should_stop():
+                    step -= 1
+                    break
+                tau = self._tau(step - 1)
+                pairs = torch.randperm(n_pairs, generator=self._gen)[:batch].numpy()
+                xp, xn = self._batch(self.pos, pairs), self._batch(self.neg, pairs)
+                x = torch.cat([xp, xn], 1)
+                noise = gumbel_noise(len(self.candidates), self._gen)
+                p_fixed = gumbel_softmax(self.alpha.detach(), tau, noise)
+
+                # Step 1: θ on L_SAE, p fixed.
+                out = self.sae(torch.einsum("l,ltd->td", p_fixed, x))
+                opt_sae.zero_grad(set_to_none=True)
+                out.loss.backward()
+                opt_sae.step()
+                self.sae.normalize_decoder()
+
+                # Step 2: α on L_con + L_SAE, θ fixed (same Gumbel sample, now with a gradient path).
+                p = gumbel_softmax(self.alpha, tau, noise)
+                self.sae.requires_grad_(False)
+                try:
+                    out2 = self.sae(torch.einsum("l,ltd->td", p, x))
+                    f_pos, f_neg = out2.features[: xp.shape[1]], out2.features[xp.shape[1] :]
+                    con, n_spec = _con_loss(f_pos, f_neg, c.eps)
+                    loss = out2.loss + con if c.use_con else out2.loss
+                    opt_alpha.zero_grad(set_to_none=True)
+                    loss.backward()
+                    opt_alpha.step()
+                finally:
+                    self.sae.requires_grad_(True)
+
+                if step % c.event_every == 0 or step == c.steps:
+                    event = SearchEvent(
+                        step=step,
+                        total=c.steps,
+                        tau=tau,
+                        probs=torch.softmax(self.alpha.detach(), -1).tolist(),
+                        loss_sae=out.loss.item(),
+                        loss_con=con.item(),
+                        loss_clear=loss.item(),
+                        mse=out.mse.item(),
+                        l0=float((out.features > 0).float().sum(-1).mean()),
+                        n_specific=n_spec,
+                        elapsed=time.perf_counter() - start,
+                    )
+                    history.append(event)
+                    yield event
+        finally:
+            self.result = self._finish(history, cancelled=step < c.steps, elapsed=time.perf_counter() - start)
+
+    def _finish(self, history: list[SearchEvent], cancelled: bool, elapsed: float) -> SearchResult:
+        probs = torch.softmax(self.alpha.detach(), -1)
+        chosen = self.candidates[int(probs.argmax())]
+        return SearchResult(
+            layer=chosen,
+            layer_names=list(self.pos.layer_names),
+            candidates=list(self.candidates),
+            probs=probs.tolist(),
+            scales=list(self.scales),
+            sae=self.sae,
+            config=self.config,
+            history=history,
+            cancelled=cancelled,
+            elapsed=elapsed,
+        )
+
+
+@dataclass
+class BruteForceResult:
+    """The brute-force ablation: one SAE per block, each scored by L_CLEAR on all tokens."""
+
+    layer: int
+    """Block with the lowest score."""
+    candidates: list[int]
+    """Blocks tried."""
+    scores: list[float]
+    """L_con + L_SAE of each block's own SAE over all pairs (lower is more separable)."""
+    results: list[SearchResult]
+    """Each block's single-layer search result (its SAE, scale, history)."""
+
+
+@torch.no_grad()
+def _score(result: SearchResult, pos: Activations, neg: Activations) -> float:
+    layer, scale = result.layer, result.scale
+    xp = torch.from_numpy(pos.layer(layer)) / scale
+    xn = torch.from_numpy(neg.layer(layer)) / scale
+    out = result.sae(torch.cat([xp, xn]))
+    con, _ = _con_loss(out.features[: len(xp)], out.features[len(xp) :], result.config.eps)
+    return float(out.loss + con)
+
+
+def brute_force_search(
+    pos: Activations,
+    neg: Activations,
+    config: SearchConfig | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> Iterator[tuple[int, SearchEvent]]:
+    """Train an SAE per candidate block (L× the cost of one search) and score each.
+
+    Yields ``(candidate_position, event)``; the :class:`BruteForceResult` is the generator's return
+    value (``StopIteration.value``; use :func:`run_brute_force` for a plain call).
+    """
+    config = config or SearchConfig()
+    candidates = list(config.layers) if config.layers is not None else LayerSearch(pos, neg, config).candidates
+    results, scores = [], []
+    for i, layer in enumerate(candidates):
+        single = SearchConfig(**{**asdict(config), "layers": (layer,)})
+        search = LayerSearch(pos, neg, single)
+        for event in search.run(should_stop):
+            yield i, event
+        results.append(search.result)
+        scores.append(_score(search.result, pos, neg))
+        if search.result.cancelled:
+            break
+    best = candidates[int(np.argmin(scores))] if scores else candidates[0]
+    return BruteForceResult(best, candidates[: len(scores)], scores, results)
+
+
+def run_brute_force(pos: Activations, neg: Activations, config: SearchConfig | None = None) -> BruteForceResult:
+    gen = brute_force_search(pos, neg, config)
+    while True:
+        try:
+            next(gen)
+        except StopIteration as stop:
+            return stop.value
+
+
+def tau_schedule(config: SearchConfig) -> list[float]:
+    """The temperature at every step (for charts and tests)."""
+    return [config.tau_start + (config.tau_end - config.tau_start) * s / max(config.steps - 1, 1) for s in range(config.steps)]
+
