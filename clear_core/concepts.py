@@ -94,7 +94,9 @@ class ConceptSet:
         return cls.from_text(text, fmt=fmt, name=name or path.stem, source=str(path))
 
     @classmethod
-    def from_text(cls, text: str, fmt: str = "jsonl", name: str = "custom", source: str = "<text>") -> ConceptSet:
+    def from_text(
+        cls, text: str, fmt: str = "jsonl", name: str = "custom", source: str = "<text>"
+    ) -> ConceptSet:
         """Parse pasted or uploaded text; ``fmt`` is ``"jsonl"`` or ``"csv"``."""
         if fmt not in ("jsonl", "csv"):
             raise ValueError(f"{source}: unknown format {fmt!r}; expected 'jsonl' or 'csv'")
@@ -105,8 +107,10 @@ class ConceptSet:
 
     @classmethod
     def from_pairs(
-        cls, rows: list[tuple[int, str, str, tuple[tuple[str, str], ...]]] | list[tuple[str, str]],
-        name: str = "custom", source: str = "<pairs>",
+        cls,
+        rows: list[tuple[int, str, str, tuple[tuple[str, str], ...]]] | list[tuple[str, str]],
+        name: str = "custom",
+        source: str = "<pairs>",
     ) -> ConceptSet:
         """Validate ``(positive, negative)`` rows (or ``(line, positive, negative, extra)`` from a parser)."""
         pairs: list[ConceptPair] = []
@@ -125,7 +129,9 @@ class ConceptSet:
                         f"the limit is {MAX_PROMPT_CHARS:,}"
                     )
             if _norm(pos) == _norm(neg):
-                raise ValueError(f"{where}: the positive and negative prompts are identical ({pos.strip()!r})")
+                raise ValueError(
+                    f"{where}: the positive and negative prompts are identical ({pos.strip()!r})"
+                )
             key = (_norm(pos), _norm(neg))
             if key in seen:
                 raise ValueError(f"{where}: duplicate of the pair on line {seen[key]}")
@@ -140,7 +146,9 @@ class ConceptSet:
         """The set as ``.jsonl`` or ``.csv`` text; :meth:`from_text` reads it back unchanged."""
         if fmt == "jsonl":
             lines = [
-                json.dumps({"positive": p.positive, "negative": p.negative, **dict(p.extra)}, ensure_ascii=False)
+                json.dumps(
+                    {"positive": p.positive, "negative": p.negative, **dict(p.extra)}, ensure_ascii=False
+                )
                 for p in self.pairs
             ]
             return "\n".join(lines) + "\n"
@@ -240,7 +248,9 @@ def _pack_path(slug: str, suffix: str) -> Path:
         raise ValueError(f"invalid concept slug {slug!r}: use lowercase letters, digits and underscores")
     path = CONCEPTS_DIR / f"{slug}{suffix}"
     if not path.is_file():
-        raise ValueError(f"no built-in concept {slug!r} ({path.name} missing); available: {', '.join(builtin_packs())}")
+        raise ValueError(
+            f"no built-in concept {slug!r} ({path.name} missing); available: {', '.join(builtin_packs())}"
+        )
     return path
 
 
@@ -263,7 +273,9 @@ def load_prompts(path: str | Path) -> list[str]:
         raise ValueError(f"{path}: the file is empty; expected one prompt a line")
     for i, p in enumerate(prompts, start=1):
         if len(p) > MAX_PROMPT_CHARS:
-            raise ValueError(f"{path}: prompt {i} is {len(p):,} characters long; the limit is {MAX_PROMPT_CHARS:,}")
+            raise ValueError(
+                f"{path}: prompt {i} is {len(p):,} characters long; the limit is {MAX_PROMPT_CHARS:,}"
+            )
     return prompts
 
 
@@ -272,7 +284,9 @@ def load_implicit(slug: str) -> tuple[list[str], list[str]]:
     implicit = load_prompts(_pack_path(slug, ".implicit.txt"))
     neutral = load_prompts(_pack_path(slug, ".implicit_neutral.txt"))
     if len(implicit) != len(neutral):
-        raise ValueError(f"{slug}: {len(implicit)} implicit prompts but {len(neutral)} matched neutral prompts")
+        raise ValueError(
+            f"{slug}: {len(implicit)} implicit prompts but {len(neutral)} matched neutral prompts"
+        )
     return implicit, neutral
 
 

@@ -84,7 +84,11 @@ def find_blocks(model: nn.Module) -> BlockLayout:
     candidates = (
         ("t5", "encoder.block", "encoder.final_layer_norm"),  # T5EncoderModel, UMT5EncoderModel, MT5
         ("t5", "block", "final_layer_norm"),  # a bare T5Stack
-        ("clip", "text_model.encoder.layers", "text_model.final_layer_norm"),  # CLIPTextModel (transformers 4)
+        (
+            "clip",
+            "text_model.encoder.layers",
+            "text_model.final_layer_norm",
+        ),  # CLIPTextModel (transformers 4)
         ("clip", "encoder.layers", "final_layer_norm"),  # CLIPTextModel (transformers 5)
         ("bert", "encoder.layer", None),  # BERT, MiniLM, RoBERTa, ...
     )
@@ -153,10 +157,10 @@ class Activations:
     def _to_float(self, array: np.ndarray) -> np.ndarray:
         if self.storage == "bfloat16":
             return torch.from_numpy(np.ascontiguousarray(array)).view(torch.bfloat16).float().numpy()
-        return np.asarray(array, dtype=np.float32)
+        return np.array(array, dtype=np.float32)  # a writable copy, never a view of the cache
 
     def layer(self, index: int) -> np.ndarray:
-        """(n_tokens, d_model) float32 activations of one layer."""
+        """(n_tokens, d_model) float32 activations of one layer (a copy the caller may modify)."""
         return self._to_float(self.data[index])
 
     def tokens(self, rows: np.ndarray, layers: Sequence[int] | None = None) -> torch.Tensor:
@@ -391,14 +395,18 @@ class TextEncoder:
                 for index in range(len(self.layer_names)):
                     real = captured[index][mask]
                     if config.storage == "bfloat16":
-                        data[index, lo:hi] = real.to(torch.bfloat16).view(torch.int16).cpu().numpy().view(np.uint16)
+                        data[index, lo:hi] = (
+                            real.to(torch.bfloat16).view(torch.int16).cpu().numpy().view(np.uint16)
+                        )
                     else:
                         data[index, lo:hi] = real.float().cpu().numpy()
                 if progress:
                     progress(stop, n)
 
     # ------------------------------------------------------------------------------- outputs
-    def encode(self, prompts: Sequence[str], batch_size: int = 32, max_length: int | None = None) -> np.ndarray:
+    def encode(
+        self, prompts: Sequence[str], batch_size: int = 32, max_length: int | None = None
+    ) -> np.ndarray:
         """(N, d_model) float32: mean over real tokens of the final encoder output.
 
         Runs inside whatever hooks are active in this context, so under ``eraser.applied(...)`` it

@@ -89,7 +89,9 @@ class Eraser:
             if self.sae is None or self.m_spec is None:
                 raise ValueError("an SAE eraser needs an SAE and an m_spec mask")
             if self.m_spec.shape != (self.sae.config.d_sae,):
-                raise ValueError(f"m_spec has shape {tuple(self.m_spec.shape)}, expected ({self.sae.config.d_sae},)")
+                raise ValueError(
+                    f"m_spec has shape {tuple(self.m_spec.shape)}, expected ({self.sae.config.d_sae},)"
+                )
             if self.sae.config.d_model != self.d_model:
                 raise ValueError(f"SAE width {self.sae.config.d_model} does not match d_model {self.d_model}")
         elif self.direction is None or self.direction.shape != (self.d_model,):
@@ -102,7 +104,9 @@ class Eraser:
     def vector(self, hidden: torch.Tensor) -> torch.Tensor:
         """v scaled back to block units, same shape as ``hidden (..., d_model)``: h' = h − γ·vector."""
         if hidden.shape[-1] != self.d_model:
-            raise ValueError(f"eraser for d_model {self.d_model} got hidden states of width {hidden.shape[-1]}")
+            raise ValueError(
+                f"eraser for d_model {self.d_model} got hidden states of width {hidden.shape[-1]}"
+            )
         if self.kind == "steering":
             return self.direction.to(hidden.device, torch.float32).expand(hidden.shape)
         sae = self.sae
@@ -138,7 +142,9 @@ class Eraser:
         elif hasattr(target, which):
             layout = find_blocks(getattr(target, which))
         else:
-            raise ValueError(f"cannot apply an eraser to {type(target).__name__}: expected a text encoder or a pipeline")
+            raise ValueError(
+                f"cannot apply an eraser to {type(target).__name__}: expected a text encoder or a pipeline"
+            )
         names = layout.block_names
         if not 1 <= self.layer <= len(names) or names[self.layer - 1] != self.layer_name:
             raise ValueError(
@@ -188,7 +194,9 @@ class Eraser:
         return folder
 
     @classmethod
-    def load(cls, folder: str | Path, encoder: TextEncoder | None = None, allow_other_model: bool = False) -> Eraser:
+    def load(
+        cls, folder: str | Path, encoder: TextEncoder | None = None, allow_other_model: bool = False
+    ) -> Eraser:
         """Read an eraser folder; with ``encoder``, refuse one built for another model or block layout."""
         folder = Path(folder)
         json_path, st_path = folder / "eraser.json", folder / "eraser.safetensors"
@@ -204,7 +212,9 @@ class Eraser:
         if missing:
             raise ValueError(f"{json_path}: missing {', '.join(missing)}")
         if info.get("format", 0) > ARTIFACT_FORMAT:
-            raise ValueError(f"{json_path}: artifact format {info['format']} is newer than this library supports")
+            raise ValueError(
+                f"{json_path}: artifact format {info['format']} is newer than this library supports"
+            )
         try:
             tensors = load_file(str(st_path))
         except Exception as err:  # safetensors raises its own error types
@@ -223,7 +233,9 @@ class Eraser:
                 if name not in tensors:
                     raise ValueError(f"{st_path}: missing tensor {name!r}")
                 if tuple(tensors[name].shape) != shape:
-                    raise ValueError(f"{st_path}: tensor {name!r} has shape {tuple(tensors[name].shape)}, expected {shape}")
+                    raise ValueError(
+                        f"{st_path}: tensor {name!r} has shape {tuple(tensors[name].shape)}, expected {shape}"
+                    )
             sae.load_state_dict({k: tensors[k] for k in sae.state_dict()})
             sae.eval()
             m_spec, m_shared = tensors["m_spec"], tensors.get("m_shared")
@@ -233,10 +245,20 @@ class Eraser:
             direction = tensors["direction"]
         known = set(required) | {"format", "block_index", "mask", "sae", "created"}
         eraser = cls(
-            concept=info["concept"], model_id=info["model_id"], layer=int(info["layer"]),
-            layer_name=info["layer_name"], scale=float(info["scale"]), d_model=d_model, kind=kind, sae=sae,
-            m_spec=m_spec, m_shared=m_shared, direction=direction, mask=info.get("mask", "contrastive"),
-            gamma=float(info["default_gamma"]), meta={k: v for k, v in info.items() if k not in known},
+            concept=info["concept"],
+            model_id=info["model_id"],
+            layer=int(info["layer"]),
+            layer_name=info["layer_name"],
+            scale=float(info["scale"]),
+            d_model=d_model,
+            kind=kind,
+            sae=sae,
+            m_spec=m_spec,
+            m_shared=m_shared,
+            direction=direction,
+            mask=info.get("mask", "contrastive"),
+            gamma=float(info["default_gamma"]),
+            meta={k: v for k, v in info.items() if k not in known},
         )
         if encoder is not None:
             eraser.check_encoder(encoder, allow_other_model)
@@ -249,7 +271,9 @@ class Eraser:
                 f"eraser for {self.concept!r} was built for model {self.model_id!r}, not {encoder.model_id!r}"
             )
         if encoder.d_model != self.d_model:
-            raise ValueError(f"eraser width {self.d_model} does not match the encoder's d_model {encoder.d_model}")
+            raise ValueError(
+                f"eraser width {self.d_model} does not match the encoder's d_model {encoder.d_model}"
+            )
         self.block_of(encoder)
 
 
@@ -266,7 +290,9 @@ def applied_many(erasers: Sequence[tuple[Eraser, float | None]], target: Any) ->
 
 # ------------------------------------------------------------------------------- construction
 @torch.no_grad()
-def feature_means(sae: SAE, acts: Activations, layer: int, scale: float, pooling: str = "max") -> torch.Tensor:
+def feature_means(
+    sae: SAE, acts: Activations, layer: int, scale: float, pooling: str = "max"
+) -> torch.Tensor:
     """(d_sae,) mean over prompts of each prompt's pooled SAE activation ("max" or "mean" over tokens)."""
     if pooling not in ("max", "mean"):
         raise ValueError(f"unknown pooling {pooling!r}; expected 'max' or 'mean'")
@@ -315,22 +341,42 @@ def build_eraser(
         "n_pairs": pos.n_prompts,
     }
     return Eraser(
-        concept=concept, model_id=model_id, layer=layer, layer_name=result.layer_names[layer], scale=scale,
-        d_model=pos.d_model, kind="sae", sae=sae, m_spec=m_spec.float(), m_shared=m_shared.float(), mask=mask,
-        gamma=gamma, meta=meta,
+        concept=concept,
+        model_id=model_id,
+        layer=layer,
+        layer_name=result.layer_names[layer],
+        scale=scale,
+        d_model=pos.d_model,
+        kind="sae",
+        sae=sae,
+        m_spec=m_spec.float(),
+        m_shared=m_shared.float(),
+        mask=mask,
+        gamma=gamma,
+        meta=meta,
     )
 
 
 @torch.no_grad()
-def steering_eraser(pos: Activations, neg: Activations, layer: int, concept: str, model_id: str, gamma: float = 1.0) -> Eraser:
+def steering_eraser(
+    pos: Activations, neg: Activations, layer: int, concept: str, model_id: str, gamma: float = 1.0
+) -> Eraser:
     """The dense baseline: v = mean positive − mean negative prompt (mean-pooled) at ``layer``."""
     if not 1 <= layer < pos.n_layers:
         raise ValueError(f"layer {layer} is not a block (1..{pos.n_layers - 1})")
     direction = torch.from_numpy(pos.pooled("mean")[:, layer].mean(0) - neg.pooled("mean")[:, layer].mean(0))
     scale = float(np.linalg.norm(pos.layer(layer), axis=-1).mean())
     return Eraser(
-        concept=concept, model_id=model_id, layer=layer, layer_name=pos.layer_names[layer], scale=scale,
-        d_model=pos.d_model, kind="steering", direction=direction, mask="none", gamma=gamma,
+        concept=concept,
+        model_id=model_id,
+        layer=layer,
+        layer_name=pos.layer_names[layer],
+        scale=scale,
+        d_model=pos.d_model,
+        kind="steering",
+        direction=direction,
+        mask="none",
+        gamma=gamma,
         meta={"layer_names": pos.layer_names, "n_pairs": pos.n_prompts},
     )
 

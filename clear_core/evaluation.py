@@ -163,7 +163,9 @@ def evaluate(
             GammaRow(
                 gamma=float(gamma),
                 leakage_positive=float(probe.detect(erased["positive"]).mean()),
-                leakage_implicit=float(probe.detect(erased["implicit"]).mean()) if "implicit" in sets else None,
+                leakage_implicit=float(probe.detect(erased["implicit"]).mean())
+                if "implicit" in sets
+                else None,
                 preservation_negative=float(_cosine(original["negative"], erased["negative"]).mean()),
                 preservation_unrelated=None if unrelated_cos is None else float(unrelated_cos.mean()),
                 min_preservation_unrelated=None if unrelated_cos is None else float(unrelated_cos.min()),

@@ -177,7 +177,9 @@ def gumbel_softmax(logits: torch.Tensor, tau: float, noise: torch.Tensor) -> tor
     return torch.softmax((logits + noise) / tau, dim=-1)
 
 
-def layer_scales(acts: list[Activations], layers: list[int], max_tokens: int = 20000, seed: int = 0) -> list[float]:
+def layer_scales(
+    acts: list[Activations], layers: list[int], max_tokens: int = 20000, seed: int = 0
+) -> list[float]:
     """Mean real-token L2 norm of each layer, over (a seeded sample of) the tokens of ``acts``."""
     rng = np.random.default_rng(seed)
     norms = []
@@ -221,7 +223,9 @@ class LayerSearch:
         if pos.layer_names != neg.layer_names or pos.d_model != neg.d_model:
             raise ValueError("positive and negative captures come from different encoders or layers")
         if pos.n_prompts != neg.n_prompts:
-            raise ValueError(f"{pos.n_prompts} positive but {neg.n_prompts} negative prompts; pairs must match")
+            raise ValueError(
+                f"{pos.n_prompts} positive but {neg.n_prompts} negative prompts; pairs must match"
+            )
         if pos.n_prompts < 2:
             raise ValueError(f"a search needs at least 2 pairs, got {pos.n_prompts}")
         blocks = [i for i, n in enumerate(pos.layer_names) if n != "embeddings"]
@@ -246,7 +250,9 @@ class LayerSearch:
     @torch.no_grad()
     def _init_b_dec(self) -> None:
         idx = np.arange(min(self.pos.n_prompts, 64))
-        self.sae.b_dec.copy_(torch.cat([self._batch(self.pos, idx), self._batch(self.neg, idx)], 1).mean((0, 1)))
+        self.sae.b_dec.copy_(
+            torch.cat([self._batch(self.pos, idx), self._batch(self.neg, idx)], 1).mean((0, 1))
+        )
 
     def _tau(self, step: int) -> float:
         c = self.config
@@ -367,7 +373,9 @@ def brute_force_search(
     value (``StopIteration.value``; use :func:`run_brute_force` for a plain call).
     """
     config = config or SearchConfig()
-    candidates = list(config.layers) if config.layers is not None else LayerSearch(pos, neg, config).candidates
+    candidates = (
+        list(config.layers) if config.layers is not None else LayerSearch(pos, neg, config).candidates
+    )
     results, scores = [], []
     for i, layer in enumerate(candidates):
         single = SearchConfig(**{**asdict(config), "layers": (layer,)})
@@ -382,7 +390,9 @@ def brute_force_search(
     return BruteForceResult(best, candidates[: len(scores)], scores, results)
 
 
-def run_brute_force(pos: Activations, neg: Activations, config: SearchConfig | None = None) -> BruteForceResult:
+def run_brute_force(
+    pos: Activations, neg: Activations, config: SearchConfig | None = None
+) -> BruteForceResult:
     gen = brute_force_search(pos, neg, config)
     while True:
         try:
@@ -393,5 +403,7 @@ def run_brute_force(pos: Activations, neg: Activations, config: SearchConfig | N
 
 def tau_schedule(config: SearchConfig) -> list[float]:
     """The temperature at every step (for charts and tests)."""
-    return [config.tau_start + (config.tau_end - config.tau_start) * s / max(config.steps - 1, 1) for s in range(config.steps)]
-
+    return [
+        config.tau_start + (config.tau_end - config.tau_start) * s / max(config.steps - 1, 1)
+        for s in range(config.steps)
+    ]

@@ -143,8 +143,11 @@ def test_load_errors(tmp_path):
 
 def test_from_pipeline_takes_flux_t5(bert_tokenizer):
     pipe = SimpleNamespace(
-        text_encoder=tiny_model("clip"), tokenizer=bert_tokenizer,
-        text_encoder_2=tiny_model("t5"), tokenizer_2=bert_tokenizer, config=SimpleNamespace(_name_or_path="flux"),
+        text_encoder=tiny_model("clip"),
+        tokenizer=bert_tokenizer,
+        text_encoder_2=tiny_model("t5"),
+        tokenizer_2=bert_tokenizer,
+        config=SimpleNamespace(_name_or_path="flux"),
     )
     encoder = TextEncoder.from_pipeline(pipe, "text_encoder_2")
     assert encoder.layout.family == "t5" and encoder.model_id == "flux:text_encoder_2"

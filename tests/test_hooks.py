@@ -31,7 +31,10 @@ def test_removed_after_exception():
 
 def test_shape_change_is_refused():
     block = Block()
-    with scoped_hooks([Handler(block, lambda h: h[:, :1])]), pytest.raises(ValueError, match="returned shape"):
+    with (
+        scoped_hooks([Handler(block, lambda h: h[:, :1])]),
+        pytest.raises(ValueError, match="returned shape"),
+    ):
         block(torch.ones(1, 2, 3))
 
 

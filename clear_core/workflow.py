@@ -1,0 +1,217 @@
+"""One CLEAR run, end to end: capture the pairs, search the block, build the eraser, calibrate γ.
+
+The command line and the app both drive :class:`ClearRun`, so they cannot drift apart. ``run()``
+yields :class:`Stage` updates (with the search's :class:`SearchEvent` while it trains) for progress
+bars and live charts; stopping early (``should_stop`` or closing the generator) still leaves a
+usable :attr:`ClearRun.result` built from the state reached.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from clear_core.concepts import ConceptSet, unrelated_prompts
+from clear_core.encoders import Activations, CaptureConfig, TextEncoder
+from clear_core.erasure import MASKS, Eraser, build_eraser, steering_eraser
+from clear_core.evaluation import DEFAULT_GAMMAS, Report, calibrate_gamma, evaluate
+from clear_core.search import (
+    BruteForceResult,
+    LayerSearch,
+    SearchConfig,
+    SearchEvent,
+    SearchResult,
+    brute_force_search,
+)
+
+__all__ = ["ClearRun", "EraserOptions", "RunResult", "Stage", "save_run"]
+
+
+@dataclass
+class EraserOptions:
+    """How the eraser is built from the search (ablations included)."""
+
+    kind: str = "sae"
+    """"sae" (CLEAR) or "steering" (dense mean-difference vector at the chosen block)."""
+    mask: str = "contrastive"
+    """"contrastive" (default; keeps unrelated prompts) or "paper" (the paper's literal mask)."""
+    method: str = "search"
+    """"search" (Gumbel-softmax) or "brute_force" (one SAE per block, L× the cost)."""
+    layer: int | None = None
+    """Force this layer for the eraser instead of the search's choice (the search still runs)."""
+    calibrate: bool = True
+    """Pick the default γ from a sweep; False keeps ``gamma``."""
+    gamma: float = 1.0
+    """γ when not calibrating."""
+    preserve_min: float = 0.95
+    """Calibration floor on the mean cosine of unrelated prompts."""
+    gammas: tuple[float, ...] = DEFAULT_GAMMAS
+    """The γ grid of the calibration sweep."""
+    calibration_pairs: int = 64
+    """Pairs used for calibration (a seeded subset keeps it fast; the implicit prompts are never used)."""
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("sae", "steering"):
+            raise ValueError(f"kind must be 'sae' or 'steering', got {self.kind!r}")
+        if self.mask not in MASKS:
+            raise ValueError(f"mask must be one of {MASKS}, got {self.mask!r}")
+        if self.method not in ("search", "brute_force"):
+            raise ValueError(f"method must be 'search' or 'brute_force', got {self.method!r}")
+        if not 0 < self.preserve_min <= 1:
+            raise ValueError(f"preserve_min must be in (0, 1], got {self.preserve_min}")
+        if self.calibration_pairs < 2:
+            raise ValueError(f"calibration_pairs must be ≥ 2, got {self.calibration_pairs}")
+        if self.gamma < 0 or any(g < 0 for g in self.gammas):
+            raise ValueError("γ values must be ≥ 0")
+
+
+@dataclass
+class Stage:
+    """A progress update."""
+
+    name: str
+    """"capture", "search", "calibrate" or "done"."""
+    fraction: float
+    """Overall progress in [0, 1]."""
+    message: str
+    """One line for a status bar."""
+    event: SearchEvent | None = None
+    """The search's event, during "search"."""
+
+
+@dataclass
+class RunResult:
+    """Everything a run produced."""
+
+    eraser: Eraser
+    search: SearchResult
+    """The search (for brute force: the chosen block's own single-layer search)."""
+    calibration: Report | None
+    pos: Activations
+    neg: Activations
+    brute_force: BruteForceResult | None = None
+    history: list[SearchEvent] = field(default_factory=list)
+    cancelled: bool = False
+    elapsed: float = 0.0
+
+
+class ClearRun:
+    """A configured run; iterate :meth:`run`, then read :attr:`result`."""
+
+    def __init__(
+        self,
+        encoder: TextEncoder,
+        concept: ConceptSet,
+        search: SearchConfig | None = None,
+        options: EraserOptions | None = None,
+        capture: CaptureConfig | None = None,
+        unrelated: Sequence[str] | None = None,
+    ) -> None:
+        if len(concept) < 2:
+            raise ValueError(
+                f"concept {concept.name!r} has {len(concept)} pair(s); a search needs at least 2"
+            )
+        self.encoder, self.concept = encoder, concept
+        self.search_config = search or SearchConfig()
+        self.options = options or EraserOptions()
+        self.capture_config = capture or CaptureConfig()
+        self.unrelated = list(unrelated) if unrelated is not None else unrelated_prompts()
+        self.result: RunResult | None = None
+
+    def run(self, should_stop: Callable[[], bool] | None = None) -> Iterator[Stage]:
+        start = time.perf_counter()
+        opts = self.options
+        yield Stage("capture", 0.0, f"capturing {len(self.concept)} pairs on {self.encoder.model_id}")
+        pos = self.encoder.capture(self.concept.positives, self.capture_config)
+        neg = self.encoder.capture(self.concept.negatives, self.capture_config)
+        yield Stage(
+            "capture", 0.1, f"captured {pos.n_tokens + neg.n_tokens:,} tokens × {pos.n_layers} layers"
+        )
+
+        brute = None
+        if opts.method == "brute_force":
+            gen = brute_force_search(pos, neg, self.search_config, should_stop)
+            n = len(self.search_config.layers or pos.block_indices)
+            while True:
+                try:
+                    i, event = next(gen)
+                except StopIteration as stop:
+                    brute = stop.value
+                    break
+                frac = (i + event.step / event.total) / n
+                yield Stage(
+                    "search", 0.1 + 0.7 * frac, f"brute force: block {i + 1}/{n}, step {event.step}", event
+                )
+            search = brute.results[brute.candidates.index(brute.layer)] if brute.results else None
+            if search is None:
+                raise ValueError("the brute-force search was stopped before any block finished")
+            history, cancelled = [e for r in brute.results for e in r.history], len(brute.results) < n
+        else:
+            runner = LayerSearch(pos, neg, self.search_config)
+            for event in runner.run(should_stop):
+                yield Stage(
+                    "search", 0.1 + 0.7 * event.step / event.total, _search_message(event, pos), event
+                )
+            search, history, cancelled = runner.result, runner.result.history, runner.result.cancelled
+
+        layer = opts.layer if opts.layer is not None else (brute.layer if brute else search.layer)
+        if opts.kind == "steering":
+            eraser = steering_eraser(pos, neg, layer, self.concept.name, self.encoder.model_id, opts.gamma)
+            eraser.meta.update(
+                layer_probs=search.probs, candidates=search.candidates, search=search.config.to_json()
+            )
+        else:
+            eraser = build_eraser(
+                search, pos, neg, self.concept.name, self.encoder.model_id, opts.mask, opts.gamma, layer
+            )
+        eraser.meta["model_revision"] = self.encoder.revision
+        if brute is not None:
+            eraser.meta["brute_force_scores"] = dict(zip(map(str, brute.candidates), brute.scores))
+
+        report = None
+        if opts.calibrate:
+            k = min(opts.calibration_pairs, len(self.concept))
+            pairs = self.concept.pairs[:: max(1, len(self.concept) // k)][:k]
+            yield Stage(
+                "calibrate", 0.8, f"calibrating γ on {k} pairs and {len(self.unrelated)} unrelated prompts"
+            )
+            report = evaluate(
+                self.encoder,
+                eraser,
+                [p.positive for p in pairs],
+                [p.negative for p in pairs],
+                unrelated=self.unrelated,
+                gammas=opts.gammas,
+            )
+            eraser.gamma = calibrate_gamma(report, opts.preserve_min)
+            report.chosen_gamma = eraser.gamma
+            eraser.meta["calibration"] = {
+                "preserve_min": opts.preserve_min,
+                "n_pairs": k,
+                "n_unrelated": len(self.unrelated),
+                "rows": [asdict(r) for r in report.rows],
+            }
+        self.result = RunResult(
+            eraser, search, report, pos, neg, brute, history, cancelled, time.perf_counter() - start
+        )
+        yield Stage(
+            "done", 1.0, f"erase at {eraser.layer_name} (layer {eraser.layer}), default γ = {eraser.gamma:g}"
+        )
+
+
+def _search_message(event: SearchEvent, acts: Activations) -> str:
+    return f"step {event.step}/{event.total}  τ={event.tau:.2f}  L_SAE={event.loss_sae:.4f}  L_con={event.loss_con:.3f}"
+
+
+def save_run(result: RunResult, folder: str | Path) -> Path:
+    """Write ``eraser.safetensors``, ``eraser.json`` and ``history.jsonl`` into ``folder``."""
+    folder = Path(folder)
+    result.eraser.meta["elapsed_s"] = round(result.elapsed, 2)
+    result.eraser.save(folder)
+    with (folder / "history.jsonl").open("w", encoding="utf-8") as f:
+        for event in result.history:
+            f.write(json.dumps(event.to_json()) + "\n")
+    return folder

@@ -1,0 +1,129 @@
+import numpy as np
+import pytest
+import torch
+
+from clear_core.search import (
+    LayerSearch,
+    SearchConfig,
+    gumbel_noise,
+    gumbel_softmax,
+    paper_masks,
+    run_brute_force,
+    tau_schedule,
+)
+from tests.conftest import synthetic_pairs
+
+
+def test_gumbel_softmax_sums_to_one_and_sharpens():
+    gen = torch.Generator().manual_seed(0)
+    logits = torch.tensor([0.3, 1.0, -0.5, 0.2])
+    noise = gumbel_noise(4, gen)
+    entropies = []
+    for tau in (1.0, 0.5, 0.1):
+        p = gumbel_softmax(logits, tau, noise)
+        torch.testing.assert_close(p.sum(), torch.tensor(1.0))
+        assert (p >= 0).all()
+        entropies.append(float(-(p * p.clamp_min(1e-30).log()).sum()))
+    assert entropies[0] > entropies[1] > entropies[2]
+    with pytest.raises(ValueError, match="temperature"):
+        gumbel_softmax(logits, 0.0, noise)
+
+
+def test_tau_anneals_linearly():
+    taus = tau_schedule(SearchConfig(steps=10, tau_start=1.0, tau_end=0.1))
+    assert taus[0] == pytest.approx(1.0) and taus[-1] == pytest.approx(0.1)
+    assert np.allclose(np.diff(taus), -0.1)
+
+
+def test_paper_masks():
+    f_neg = torch.tensor([[0.0, 2.0, 1.0], [0.0, 2.0, 3.0]])
+    shared, spec = paper_masks(f_neg, eps=0.0)
+    torch.testing.assert_close(shared, torch.tensor([0.0, 1.0, 1.0]))
+    torch.testing.assert_close(spec, torch.tensor([1.0, 0.0, 0.0]))
+
+
+def test_search_finds_the_planted_block():
+    pos, neg, _ = synthetic_pairs(planted_layer=3)
+    search = LayerSearch(pos, neg, SearchConfig(steps=150, d_sae=64, batch_pairs=8, l1_coefficient=1e-2))
+    events = list(search.run())
+    result = search.result
+    assert result.candidates == [1, 2, 3, 4]  # blocks only, not the embeddings
+    assert result.layer == 3
+    assert result.probs[result.candidates.index(3)] == max(result.probs)
+    assert not result.cancelled and events[-1].step == 150
+    assert all(abs(sum(e.probs) - 1) < 1e-5 for e in events)
+
+
+def test_seeded_search_is_bitwise_reproducible():
+    pos, neg, _ = synthetic_pairs()
+    config = SearchConfig(steps=20, d_sae=32, seed=7)
+    a, b = LayerSearch(pos, neg, config), LayerSearch(pos, neg, config)
+    list(a.run())
+    list(b.run())
+    assert torch.equal(a.alpha, b.alpha)
+    for p, q in zip(a.sae.parameters(), b.sae.parameters()):
+        assert torch.equal(p, q)
+    c = LayerSearch(pos, neg, SearchConfig(steps=20, d_sae=32, seed=8))
+    list(c.run())
+    assert not torch.equal(a.sae.W_dec, c.sae.W_dec)
+
+
+def test_cancel_keeps_a_result():
+    pos, neg, _ = synthetic_pairs()
+    search = LayerSearch(pos, neg, SearchConfig(steps=100, d_sae=32, event_every=1))
+    seen = []
+    for event in search.run(should_stop=lambda: len(seen) >= 5):
+        seen.append(event)
+    assert search.result.cancelled
+    assert len(search.result.history) == 5
+
+
+def test_closing_the_generator_keeps_a_result():
+    pos, neg, _ = synthetic_pairs()
+    search = LayerSearch(pos, neg, SearchConfig(steps=100, d_sae=32, event_every=1))
+    gen = search.run()
+    for _ in range(3):
+        next(gen)
+    gen.close()
+    assert search.result.cancelled and len(search.result.history) == 3
+
+
+def test_normalisation_scales_are_mean_token_norms():
+    pos, neg, _ = synthetic_pairs()
+    pos.data[2] *= 50  # a block with a far larger norm must not dominate
+    search = LayerSearch(pos, neg, SearchConfig(steps=1, d_sae=8))
+    expected = np.linalg.norm(np.concatenate([pos.data[2], neg.data[2]]), axis=-1).mean()
+    assert search.scales[1] == pytest.approx(expected, rel=1e-5)
+    batch = search._batch(pos, np.arange(4))
+    norms = batch.norm(dim=-1).mean(-1)
+    assert float(norms.max() / norms.min()) < 3
+
+
+def test_brute_force_scores_every_block():
+    pos, neg, _ = synthetic_pairs(planted_layer=2)
+    result = run_brute_force(pos, neg, SearchConfig(steps=60, d_sae=32, batch_pairs=8, l1_coefficient=1e-2))
+    assert result.candidates == [1, 2, 3, 4] and len(result.scores) == 4 and len(result.results) == 4
+    assert result.layer == 2
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"steps": 0}, "steps"),
+        ({"tau_end": 0}, "tau_end"),
+        ({"layers": ()}, "layers"),
+        ({"l1_coefficient": -1}, "l1"),
+    ],
+)
+def test_config_errors(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        SearchConfig(**kwargs)
+
+
+def test_mismatched_captures_are_refused():
+    pos, neg, _ = synthetic_pairs(n_pairs=8)
+    short, _, _ = synthetic_pairs(n_pairs=6)
+    with pytest.raises(ValueError, match="pairs must match"):
+        LayerSearch(pos, short)
+    with pytest.raises(ValueError, match="out of range"):
+        LayerSearch(pos, neg, SearchConfig(layers=(9,)))
