@@ -60,18 +60,16 @@ def cmd_embed(args: argparse.Namespace) -> int:
     if out.suffix != ".npy":
         raise ValueError(f"--out must end in .npy, got {out.name!r}")
     encoder = _load_encoder(args)
-    eraser = None
-    if args.eraser:
-        from clear_core.erasure import Eraser
-
-        eraser = Eraser.load(args.eraser, encoder=encoder)
-    elif args.gamma is not None:
+    if args.gamma is not None and not args.eraser:
         raise ValueError("--gamma needs --eraser")
-    if eraser is None:
-        vectors = encoder.encode(prompts, batch_size=args.batch_size)
-    else:
-        with eraser.applied(encoder, gamma=args.gamma):
+    if args.eraser:
+        from clear_core.erasure import Eraser, applied_many
+
+        erasers = [Eraser.load(folder, encoder=encoder) for folder in args.eraser]
+        with applied_many([(e, args.gamma) for e in erasers], encoder):
             vectors = encoder.encode(prompts, batch_size=args.batch_size)
+    else:
+        vectors = encoder.encode(prompts, batch_size=args.batch_size)
     out.parent.mkdir(parents=True, exist_ok=True)
     np.save(out, vectors.astype(np.float32))
     print(f"wrote {out} {vectors.shape}", file=sys.stderr)
@@ -200,6 +198,12 @@ def cmd_analyze(args: argparse.Namespace) -> int:
             bar.set_postfix_str(message, refresh=True)
 
         result = run_layer_map(encoder, concept, implicit, neutral, config, progress=progress)
+    if args.eraser:
+        import dataclasses
+
+        from clear_core.erasure import Eraser
+
+        result = dataclasses.replace(result, chosen_layer=Eraser.load(args.eraser, encoder=encoder).layer)
     paths = write_layer_map(result, args.out)
     print("wrote " + ", ".join(str(p) for p in paths), file=sys.stderr)
     return 0
@@ -225,8 +229,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("embed", "Mean-pooled final encoder output of each prompt, float32 (N, d_model), as .npy.")
     p.add_argument("--prompts", required=True, help="text file, one prompt a line")
     p.add_argument("--out", required=True, help="output .npy")
-    p.add_argument("--eraser", help="eraser folder (from 'search') to apply while encoding")
-    p.add_argument("--gamma", type=float, help="erasure strength (default: the eraser's calibrated gamma)")
+    p.add_argument(
+        "--eraser",
+        action="append",
+        help="eraser folder (from 'search') to apply; repeat for several concepts",
+    )
+    p.add_argument(
+        "--gamma", type=float, help="erasure strength for every eraser (default: each one's calibrated gamma)"
+    )
     p.add_argument("--batch-size", type=int, default=32)
 
     p = add("search", "CLEAR layer search + eraser: writes eraser.safetensors, eraser.json, history.jsonl.")
@@ -261,6 +271,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--implicit", help="implicit prompts (default: the built-in pack's)")
     p.add_argument("--neutral", help="matched neutral prompts for --implicit")
     p.add_argument("--methods", default="pca,umap", help="projections, comma-separated: pca,tsne,umap")
+    p.add_argument("--eraser", help="eraser folder from 'search': its block is marked on the curve")
     p.add_argument("--seed", type=int, default=0)
     return parser
 

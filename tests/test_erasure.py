@@ -191,3 +191,21 @@ def test_concurrent_calls_do_not_see_each_other(minilm, small_run):
         t.join()
     assert not errors
     assert all(not np.allclose(e, baseline, atol=1e-3) for e in erased_seen)
+
+
+def test_edit_equivalence_on_t5_umt5_clip(tiny_encoder):
+    """Block outputs differ per family (T5 returns tuples); the edit must land the same way on each."""
+    from clear_core.search import LayerSearch, SearchConfig
+
+    pos = tiny_encoder.capture([f"a parachute over place {i}" for i in range(4)], NO_CACHE)
+    neg = tiny_encoder.capture([f"a person over place {i}" for i in range(4)], NO_CACHE)
+    search = LayerSearch(pos, neg, SearchConfig(steps=3, d_sae=16, batch_pairs=2))
+    list(search.run())
+    eraser = build_eraser(search.result, pos, neg, "parachute", tiny_encoder.model_id, layer=2)
+    original = tiny_encoder.capture(PROMPTS, NO_CACHE)
+    with eraser.applied(tiny_encoder, gamma=1.5):
+        erased = tiny_encoder.capture(PROMPTS, NO_CACHE)
+    np.testing.assert_array_equal(original.layer(1), erased.layer(1))
+    expected = _by_hand(eraser, torch.from_numpy(original.layer(2)), 1.5)
+    np.testing.assert_allclose(erased.layer(2), expected.numpy(), atol=1e-5)
+    assert not tiny_encoder.block(2)._forward_hooks
