@@ -98,7 +98,7 @@ def cmd_search(args: argparse.Namespace) -> int:
         method="brute_force" if args.brute_force else "search",
         layer=args.layer,
         calibrate=args.gamma is None,
-        gamma=args.gamma or 1.0,
+        gamma=1.0 if args.gamma is None else args.gamma,
     )
     encoder = _load_encoder(args)
     run = ClearRun(encoder, concept, search, options)
