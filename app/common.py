@@ -1,0 +1,104 @@
+"""Helpers every tab's callbacks share: error translation, preconditions, the session status line."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING
+
+import gradio as gr
+
+from app import models
+from app.state import Session
+
+if TYPE_CHECKING:
+    from clear_core.encoders import TextEncoder
+    from clear_core.erasure import Eraser
+
+__all__ = [
+    "ProgressFn",
+    "encoder_for",
+    "model_tick",
+    "require_concept",
+    "require_eraser",
+    "session_status",
+    "user_errors",
+]
+
+log = logging.getLogger("clear_workbench")
+ProgressFn = Callable[..., object]
+"""``gr.Progress()`` or any callable taking (fraction, desc=...) (tests pass a recorder)."""
+
+
+@contextmanager
+def user_errors() -> Iterator[None]:
+    """Show library errors as ``gr.Error`` with the library's own message (STYLE.md, "Bad input").
+
+    A ValueError is the user's to fix and is shown verbatim; anything else is a bug, shown with its
+    type so that the page never just freezes, and logged with its traceback.
+    """
+    try:
+        yield
+    except gr.Error:
+        raise
+    except ValueError as err:
+        raise gr.Error(str(err), print_exception=False) from None
+    except Exception as err:
+        log.exception("unexpected error in a workbench callback")
+        raise gr.Error(f"unexpected {type(err).__name__}: {err}") from None
+
+
+def require_concept(session: Session):
+    """The session's concept set, or a ValueError telling the user where to make one."""
+    if session.concept is None:
+        raise ValueError("no prompt pairs yet: pick a built-in pack or enter pairs in the Concept tab")
+    return session.concept
+
+
+def require_eraser(session: Session) -> Eraser:
+    """The session's eraser, or a ValueError telling the user how to get one."""
+    if session.eraser is None:
+        raise ValueError(
+            "no eraser yet: run a search in the Search tab, or upload an artifact in the Export tab"
+        )
+    return session.eraser
+
+
+def encoder_for(session: Session) -> TextEncoder:
+    """The session's text encoder from the shared cache (ValueError if it cannot be loaded)."""
+    return models.get_encoder(session.model)
+
+
+def session_status(session: Session | None) -> str:
+    """One markdown line: model, pairs, eraser (shown under the title, updated by every step)."""
+    session = session or Session()
+    name = session.model
+    if models.is_loaded(name):
+        model = f"**Model** `{name}` ready"
+    elif models.load_error(name):
+        model = f"**Model** `{name}` failed to load (see the Concept tab)"
+    else:
+        model = f"**Model** `{name}` loading in the background…"
+    concept = "**Pairs** none yet"
+    if session.concept is not None:
+        extra = f", {len(session.implicit)} held-out paraphrases" if session.implicit else ""
+        concept = f"**Pairs** {session.concept.name}: {len(session.concept)}{extra}"
+    eraser = "**Eraser** none yet"
+    if session.eraser is not None:
+        e = session.eraser
+        eraser = f"**Eraser** {e.concept} at block {e.layer} (`{e.layer_name}`), {e.kind}, γ = {e.gamma:g}"
+    return " · ".join((model, concept, eraser))
+
+
+def model_tick(session: Session | None) -> tuple[str, gr.Timer]:
+    """Timer callback: refresh the status line until the session's model is loaded (or failed).
+
+    Starts loading the model in the background if nobody has yet, so the first page view warms it.
+    """
+    session = session or Session()
+    name = session.model
+    settled = models.is_loaded(name) or models.load_error(name) is not None
+    if not settled:
+        models.ensure_loading(name)
+    return session_status(session), gr.Timer(active=not settled)

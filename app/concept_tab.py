@@ -1,0 +1,183 @@
+"""Step 1, Concept: prompt pairs from a built-in pack, an uploaded file, pasted text or the table; the model.
+
+Every callback validates through :mod:`clear_core.concepts` (so errors carry the library's file/line
+message) and returns the table rows, a status line and the next session. A new set of pairs clears
+the layer map (it describes the old pairs); the search run and eraser stay, labelled with their own
+concept, until they are replaced.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import gradio as gr
+
+from app import models
+from app.common import ProgressFn, session_status, user_errors
+from app.state import Session
+from clear_core.concepts import ASSETS_DIR, ConceptSet, builtin_packs, load_builtin, load_implicit
+
+__all__ = [
+    "concept_summary",
+    "load_model",
+    "load_pack",
+    "load_upload",
+    "pack_choices",
+    "parse_prompt_lines",
+    "parse_text",
+    "use_table",
+]
+
+Rows = list[list[str]]
+
+
+def pack_choices() -> list[tuple[str, str]]:
+    """(label, slug) of every built-in pack, grouped by category, from ``assets/concepts/index.json``."""
+    slugs = builtin_packs()
+    try:
+        index = {
+            e["slug"]: e for e in json.loads((ASSETS_DIR / "concepts" / "index.json").read_text("utf-8"))
+        }
+    except (OSError, ValueError, KeyError, TypeError):
+        index = {}
+    entries = [index.get(s, {"slug": s, "name": s.replace("_", " "), "category": "other"}) for s in slugs]
+    entries.sort(key=lambda e: (e.get("category", ""), e.get("name", "").lower()))
+    return [(f"{e.get('name', e['slug'])} · {e.get('category', 'other')}", e["slug"]) for e in entries]
+
+
+def parse_prompt_lines(text: str | None) -> list[str]:
+    """One prompt a line, blank lines skipped."""
+    return [line.strip() for line in (text or "").splitlines() if line.strip()]
+
+
+def _held_out(implicit_text: str | None, neutral_text: str | None) -> tuple[list[str], list[str]]:
+    implicit, neutral = parse_prompt_lines(implicit_text), parse_prompt_lines(neutral_text)
+    if len(implicit) != len(neutral):
+        raise ValueError(
+            f"{len(implicit)} held-out paraphrases but {len(neutral)} neutral prompts; "
+            "each paraphrase needs its matched neutral prompt on the same line"
+        )
+    return implicit, neutral
+
+
+def concept_summary(session: Session) -> str:
+    """Markdown describing the session's pairs (shown next to the table)."""
+    c = session.concept
+    if c is None:
+        return "No pairs yet. Pick a built-in pack, upload a `.jsonl`/`.csv` file, paste pairs or fill the table."
+    held = (
+        f"{len(session.implicit)} held-out paraphrases (used only to measure transfer and leakage)"
+        if session.implicit
+        else "no held-out paraphrases (add some below to measure transfer)"
+    )
+    return f"**{c.name}**: {len(c)} pairs from {session.source}; {held}."
+
+
+def _rows(concept: ConceptSet) -> Rows:
+    return [[p.positive, p.negative] for p in concept.pairs]
+
+
+def _with_concept(session: Session, concept: ConceptSet, source: str, implicit, neutral) -> Session:
+    return session.with_(concept=concept, source=source, implicit=implicit, neutral=neutral, layer_map=None)
+
+
+def load_pack(slug: str, session: Session) -> tuple[Rows, str, str, str, str, str, Session]:
+    """A built-in pack: (table rows, name, implicit text, neutral text, summary, status, session)."""
+    with user_errors():
+        if not slug:
+            raise ValueError("choose a built-in concept pack first")
+        concept = load_builtin(slug)
+        implicit, neutral = load_implicit(slug)
+    new = _with_concept(session, concept, "the built-in pack", implicit, neutral)
+    return (
+        _rows(concept),
+        concept.name,
+        "\n".join(implicit),
+        "\n".join(neutral),
+        concept_summary(new),
+        session_status(new),
+        new,
+    )
+
+
+def load_upload(
+    path: str | None, implicit_text: str, neutral_text: str, session: Session
+) -> tuple[Rows, str, str, str, Session]:
+    """An uploaded ``.jsonl``/``.csv`` file: (table rows, name, summary, status, session)."""
+    with user_errors():
+        if not path:
+            raise ValueError("no file uploaded; expected a .jsonl or .csv concept file")
+        concept = ConceptSet.load(path)
+        implicit, neutral = _held_out(implicit_text, neutral_text)
+    new = _with_concept(session, concept, f"`{Path(path).name}`", implicit, neutral)
+    return _rows(concept), concept.name, concept_summary(new), session_status(new), new
+
+
+def parse_text(
+    text: str, fmt: str, name: str, implicit_text: str, neutral_text: str, session: Session
+) -> tuple[Rows, str, str, Session]:
+    """Pasted JSONL or CSV text: (table rows, summary, status, session)."""
+    with user_errors():
+        concept = ConceptSet.from_text(
+            text or "", fmt=fmt, name=(name or "custom").strip() or "custom", source="pasted text"
+        )
+        implicit, neutral = _held_out(implicit_text, neutral_text)
+    new = _with_concept(session, concept, "pasted text", implicit, neutral)
+    return _rows(concept), concept_summary(new), session_status(new), new
+
+
+def _cell(value: object) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    return str(value)
+
+
+def use_table(
+    rows: Rows | None, name: str, implicit_text: str, neutral_text: str, session: Session
+) -> tuple[str, str, Session]:
+    """The (edited) table as the session's pairs: (summary, status, session).
+
+    Fully empty rows are skipped (the table editor adds one); a half-filled row is an error that names
+    its row number, in the library's words.
+    """
+    with user_errors():
+        numbered = []
+        for i, row in enumerate(rows or [], start=1):
+            cells = [_cell(v) for v in (list(row) + ["", ""])[:2]]
+            if any(c.strip() for c in cells):
+                numbered.append((i, cells[0], cells[1], ()))
+        concept = ConceptSet.from_pairs(numbered, name=(name or "custom").strip() or "custom", source="table")
+        implicit, neutral = _held_out(implicit_text, neutral_text)
+    new = _with_concept(session, concept, "the table", implicit, neutral)
+    return concept_summary(new), session_status(new), new
+
+
+class _TqdmProgress(gr.Progress):
+    """``gr.Progress(track_tqdm=True)`` that does not patch tqdm when this module is imported.
+
+    Gradio reads ``track_tqdm`` when the event runs and patches tqdm then (in the server process), so
+    the weight-loading bars of transformers / huggingface_hub become the UI's bar, while importing the
+    app (in a test run, say) leaves tqdm alone.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(track_tqdm=False)
+        self.track_tqdm = True
+
+
+def load_model(
+    name: str, session: Session, progress: ProgressFn = _TqdmProgress()
+) -> tuple[str, str, Session]:
+    """Load (or reuse) a text encoder for this session: (model summary, status, session)."""
+    with user_errors():
+        name = models.clean_name(name)
+        progress(0.05, desc=f"loading {name}…")
+        encoder = models.get_encoder(name)
+    new = session.with_(model=name, layer_map=None if name != session.model else session.layer_map)
+    info = (
+        f"**{encoder.model_id}** ready: {encoder.n_blocks} blocks ({encoder.layout.family} family), "
+        f"d_model {encoder.d_model}, revision `{encoder.revision}`."
+    )
+    return info, session_status(new), new

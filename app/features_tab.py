@@ -1,0 +1,147 @@
+"""Step 4, Features & masks: what the eraser's SAE features are and which of them it subtracts.
+
+Thin wrappers over :mod:`analysis.features` and :mod:`analysis.figures`. Statistics are on the
+session's prompt pairs: the search's own captures when the eraser came from this session's search,
+otherwise a fresh (cached) capture of the pairs loaded in the Concept tab.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import gradio as gr
+import pandas as pd
+
+from app.common import ProgressFn, encoder_for, require_concept, require_eraser, user_errors
+from app.state import Session
+
+if TYPE_CHECKING:
+    from analysis.features import TokenActivations
+    from clear_core.encoders import Activations, TextEncoder
+
+__all__ = [
+    "ACTIVATION_BINS",
+    "ACTIVATION_COLORS",
+    "analyse_features",
+    "concept_activations",
+    "feature_detail",
+    "highlight_tokens",
+    "sae_health_markdown",
+]
+
+TOP_K = 50
+"""Features listed in the ranking."""
+TOP_BARS = 20
+"""Features drawn in the bar chart."""
+ACTIVATION_BINS = ((2 / 3, "strong"), (1 / 3, "medium"), (0.05, "weak"))
+"""(floor relative to the strongest token shown, label): how firing tokens are labelled."""
+ACTIVATION_COLORS = {"strong": "#d62728", "medium": "#f4a3a3", "weak": "#fde0e0"}
+"""Colours of those labels (the positive-prompt red of analysis.figures, fading)."""
+
+
+def concept_activations(session: Session, encoder: TextEncoder, progress: ProgressFn | None = None):
+    """(positive, negative) captures of the session's pairs, reusing the search's when they match."""
+    run = session.run
+    if run is not None and run.eraser is session.eraser:
+        return run.pos, run.neg
+    from clear_core.encoders import CaptureConfig
+
+    concept = require_concept(session)
+
+    def report(done: int, total: int) -> None:
+        if progress is not None:
+            progress(done / max(total, 1) / 2, desc=f"capturing prompts ({done}/{total})")
+
+    pos = encoder.capture(concept.positives, CaptureConfig(), progress=report)
+    neg = encoder.capture(concept.negatives, CaptureConfig())
+    return pos, neg
+
+
+def sae_health_markdown(eraser, pos: Activations, neg: Activations) -> str:
+    """FVU, L0 and dead features of the eraser's SAE, on positive and on negative prompts."""
+    from analysis.features import sae_health
+
+    d_sae = eraser.sae.config.d_sae
+    lines = [f"**SAE health** at block {eraser.layer} (`{eraser.layer_name}`), {d_sae:,} features:"]
+    for label, acts in (("positive prompts", pos), ("negative prompts", neg)):
+        s = sae_health(eraser, acts)
+        lines.append(
+            f"- {label} ({s.n_rows:,} tokens): FVU **{s.fvu:.3f}** (fraction of variance unexplained), "
+            f"L0 **{s.l0:.1f}** active features per token, **{s.dead:,}** features never fire"
+        )
+    return "\n".join(lines)
+
+
+def analyse_features(
+    session: Session, progress: ProgressFn = gr.Progress()
+) -> tuple[Any, Any, str, Any, Session]:
+    """Rank the SAE's features: (mask histograms, top-feature bars, health, feature dropdown, session)."""
+    with user_errors():
+        from analysis.features import feature_table
+        from analysis.figures import feature_bars, mask_histograms
+
+        eraser = require_eraser(session)
+        if eraser.kind != "sae":
+            raise ValueError("this view needs an SAE eraser; a steering eraser has no features")
+        progress(0.0, desc="loading the model…")
+        encoder = encoder_for(session)
+        eraser.check_encoder(encoder)
+        pos, neg = concept_activations(session, encoder, progress)
+        progress(0.6, desc="ranking features")
+        table = feature_table(eraser, pos, neg, top_k=TOP_K)
+        shared = eraser.m_shared if eraser.m_shared is not None else 1 - eraser.m_spec
+        masks = mask_histograms(shared.numpy(), eraser.m_spec.numpy())
+        k = min(TOP_BARS, len(table.ids))
+        bars = feature_bars(table.ids[:k], table.pos_mean[:k], table.neg_mean[:k], table.spec[:k])
+        progress(0.8, desc="SAE health")
+        health = sae_health_markdown(eraser, pos, neg)
+        choices = [
+            (f"#{int(i)} · m_spec {s:.2f} · positive {p:.2f} / negative {n:.2f}", int(i))
+            for i, s, p, n in zip(table.ids, table.spec, table.pos_mean, table.neg_mean)
+        ]
+    new = session.with_(features=table)
+    dropdown = gr.update(choices=choices, value=choices[0][1] if choices else None)
+    return masks, bars, health, dropdown, new
+
+
+def highlight_tokens(
+    items: list[TokenActivations], peak: float | None = None
+) -> list[tuple[str, str | None]]:
+    """HighlightedText value: every token labelled by how strongly the feature fires on it, one prompt
+    a line. Activations are binned relative to ``peak`` (default: the strongest token shown; pass one
+    peak to several lists to make them comparable), see :data:`ACTIVATION_BINS`."""
+    peak = peak or max((t.peak for t in items), default=0.0) or 1.0
+    out: list[tuple[str, str | None]] = []
+    for t in items:
+        for token, value in zip(t.tokens, t.values):
+            label = next((name for floor, name in ACTIVATION_BINS if value / peak >= floor), None)
+            out.append((f"{token} ", label if value > 0 else None))
+        out.append((f"(peak {t.peak:.2f})\n", None))
+    return out
+
+
+def feature_detail(feature: float | None, session: Session) -> tuple[Any, list, list, pd.DataFrame]:
+    """One feature: (positive vs negative bars, top positive prompts, top negative prompts, nearest tokens)."""
+    with user_errors():
+        from analysis.features import nearest_tokens, top_prompts
+        from analysis.figures import feature_bars
+
+        eraser = require_eraser(session)
+        if feature is None:
+            raise ValueError("choose a feature first (run “Analyse features”)")
+        feature = int(feature)
+        encoder = encoder_for(session)
+        pos, neg = concept_activations(session, encoder)
+        table = session.features
+        if table is not None and feature in set(table.ids.tolist()):
+            i = table.ids.tolist().index(feature)
+            bars = feature_bars([feature], [table.pos_mean[i]], [table.neg_mean[i]], [table.spec[i]])
+        else:
+            bars = None
+        tok = encoder.tokenizer
+        top_pos = top_prompts(eraser, pos, feature, k=5, tokenizer=tok)
+        top_neg = top_prompts(eraser, neg, feature, k=5, tokenizer=tok)
+        near = nearest_tokens(eraser, encoder, feature, k=12)
+    tokens = pd.DataFrame([{"token": t, "cosine": c} for t, c in near], columns=["token", "cosine"])
+    peak = max((t.peak for t in top_pos + top_neg), default=0.0)  # one scale for both lists
+    return bars, highlight_tokens(top_pos, peak), highlight_tokens(top_neg, peak), tokens

@@ -1,0 +1,417 @@
+"""The page: six steps in tabs, wired to the plain callbacks of the ``app/*_tab.py`` modules.
+
+Layout only: every event names a callback and gets an ``api_name`` (so ``gradio_client`` can drive the
+whole flow); the callbacks hold the work. Building the page imports neither torch nor transformers,
+so the first screen appears while the default model loads in the background.
+"""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import gradio as gr
+
+from app.common import model_tick, session_status
+from app.concept_tab import (
+    concept_summary,
+    load_model,
+    load_pack,
+    load_upload,
+    pack_choices,
+    parse_text,
+    use_table,
+)
+from app.export_tab import export_run, load_eraser
+from app.features_tab import ACTIVATION_COLORS, analyse_features, feature_detail
+from app.generation import NO_PIPELINE, backend_installed
+from app.launch import HEAVY_CONCURRENCY
+from app.layer_tab import compute_layer_map, stop_layer_map
+from app.preview_tab import erase_prompt, generate_media
+from app.search_tab import GAMMA_MAX, KINDS, run_search, stop_search
+from app.state import DEFAULT_MODEL, Session, cleanup_session, new_session
+
+__all__ = ["DEFAULT_PACK", "TITLE", "build_demo"]
+
+TITLE = "CLEAR Workbench"
+DEFAULT_PACK = "parachute"
+DEFAULT_GAMMAS = "0, 0.25, 0.5, 1, 1.5, 2, 3, 4, 6, 8"
+
+HEADER = f"""# {TITLE}
+Find **where** in a text encoder a concept lives, and erase it **there**, at inference time, without
+changing a weight (CLEAR: concept-layer aligned erasure for text-to-video diffusion models).
+Work through the steps left to right: **Concept → Layer map → Search → Features → Erase → Export**."""
+
+
+def _intro(text: str) -> gr.Markdown:
+    return gr.Markdown(text, elem_classes=["step-intro"])
+
+
+def _concept_tab() -> SimpleNamespace:
+    _intro(
+        "A concept is a set of prompt **pairs** that share everything but the concept: "
+        "*a skydiver **with a parachute** over a desert* / *a skydiver over a desert*. "
+        "Pick a built-in pack, upload or paste a `.jsonl` / `.csv` file (columns `positive,negative`), "
+        "or edit the table. Errors name the line to fix; your pairs are kept."
+    )
+    ui = SimpleNamespace()
+    with gr.Row():
+        with gr.Column(scale=1, min_width=300):
+            ui.pack = gr.Dropdown(pack_choices(), value=DEFAULT_PACK, label="Built-in concept pack")
+            ui.load_pack = gr.Button("Load pack", variant="primary")
+            with gr.Accordion("Upload or paste pairs", open=False):
+                ui.upload = gr.File(
+                    label="Concept file (.jsonl or .csv)", file_types=[".jsonl", ".csv", ".json"]
+                )
+                ui.paste = gr.Textbox(
+                    lines=5,
+                    label="Paste pairs",
+                    placeholder='{"positive": "a dog with a hat", "negative": "a dog"}',
+                )
+                ui.fmt = gr.Radio(["jsonl", "csv"], value="jsonl", label="Pasted format")
+                ui.parse = gr.Button("Use pasted pairs")
+            with gr.Accordion("Text encoder", open=False):
+                ui.model = gr.Dropdown(
+                    [DEFAULT_MODEL],
+                    value=DEFAULT_MODEL,
+                    allow_custom_value=True,
+                    label="Model",
+                    info="'minilm' (embedded, 6 blocks) or any T5 / UMT5 / CLIP / BERT text encoder: "
+                    "a Hugging Face id or a local folder (a diffusers pipeline folder works too)",
+                )
+                ui.load_model = gr.Button("Load model")
+                ui.model_info = gr.Markdown()
+        with gr.Column(scale=3):
+            ui.summary = gr.Markdown(concept_summary(Session()))
+            ui.name = gr.Textbox(label="Concept name", max_lines=1, placeholder="parachute")
+            ui.table = gr.Dataframe(
+                headers=["positive", "negative"],
+                datatype=["str", "str"],
+                type="array",
+                interactive=True,
+                column_count=2,
+                column_widths=["47%", "47%"],
+                wrap=True,
+                max_height=380,
+                show_row_numbers=True,
+                show_search="search",
+                label="Prompt pairs (editable)",
+            )
+            ui.use_table = gr.Button("Use the table as edited")
+            with gr.Accordion("Held-out paraphrases (evaluation only, never trained on)", open=False):
+                gr.Markdown(
+                    "Prompts that evoke the concept **without naming it**, and the same scenes without it, "
+                    "line by line. They measure whether the concept (not just its word) is found and erased."
+                )
+                with gr.Row():
+                    ui.implicit = gr.Textbox(lines=6, label="Paraphrases (one a line)")
+                    ui.neutral = gr.Textbox(lines=6, label="Matched neutral prompts")
+    return ui
+
+
+def _layer_tab() -> SimpleNamespace:
+    _intro(
+        "How separable is the concept at each block? Left: probe error on the pairs (k-fold) and on "
+        "held-out paraphrases (transfer) — lower is more separable; the dashed line marks the block the "
+        "search chose. Below: every prompt at every block (red: with the concept, blue: without). "
+        "Results stream in as they are computed; PCA first, then the slower projection."
+    )
+    ui = SimpleNamespace()
+    with gr.Row():
+        ui.method = gr.Radio(
+            [("PCA (instant)", "pca"), ("t-SNE", "tsne"), ("UMAP", "umap")], value="tsne", label="Projection"
+        )
+        ui.pooling = gr.Radio(["mean", "max"], value="mean", label="Pool tokens by")
+        with gr.Column(min_width=200):
+            ui.run = gr.Button("Compute layer map", variant="primary")
+            ui.stop = gr.Button("Stop", variant="stop", size="sm")
+    ui.status = gr.Markdown()
+    ui.separability = gr.Plot(label="Separability by block")
+    ui.projections = gr.Plot(label="Prompts at every block")
+    return ui
+
+
+def _search_tab() -> SimpleNamespace:
+    _intro(
+        "The Gumbel-softmax search learns a probability for each block while one sparse autoencoder "
+        "learns features shared by all of them; the block that wins is where the concept is erased. "
+        "Watch the probabilities converge (the paper's Fig. 5). Stop at any time: the eraser is built "
+        "from the state reached, then its default γ is calibrated."
+    )
+    ui = SimpleNamespace()
+    with gr.Row():
+        ui.steps = gr.Slider(20, 3000, value=300, step=10, label="Steps")
+        ui.d_sae = gr.Dropdown([256, 512, 1024, 2048, 4096, 8192], value=2048, label="SAE features (d_sae)")
+        ui.seed = gr.Number(0, precision=0, label="Seed")
+    with gr.Accordion("Ablations and calibration", open=False):
+        with gr.Row():
+            ui.use_con = gr.Checkbox(
+                True, label="Contrastive loss L_con", info="untick: reconstruction-only ablation"
+            )
+            ui.kind = gr.Radio(list(KINDS), value=next(iter(KINDS)), label="Eraser")
+            ui.mask = gr.Radio(
+                ["contrastive", "paper"],
+                value="contrastive",
+                label="Feature mask",
+                info="'paper' is the literal mask of the paper: it erases almost every feature",
+            )
+            ui.method = gr.Radio(
+                ["Gumbel-softmax search", "brute force (one SAE per block)"],
+                value="Gumbel-softmax search",
+                label="Layer selection",
+            )
+        with gr.Row():
+            ui.calibration_pairs = gr.Slider(8, 256, value=64, step=8, label="Calibration pairs")
+            ui.gammas = gr.Textbox(DEFAULT_GAMMAS, label="γ grid searched by the calibration")
+    with gr.Row():
+        ui.start = gr.Button("Start search", variant="primary")
+        ui.stop = gr.Button("Stop", variant="stop")
+    ui.status = gr.Markdown()
+    with gr.Row():
+        ui.probs = gr.Plot(label="Layer probabilities")
+        ui.losses = gr.Plot(label="Losses and temperature τ")
+    ui.summary = gr.Markdown()
+    return ui
+
+
+def _features_tab() -> SimpleNamespace:
+    _intro(
+        "The eraser subtracts the SAE features that fire on prompts **with** the concept and not "
+        "without it (m_spec), and keeps the shared ones (m_shared). Rank them, check the SAE's health, "
+        "and open a feature: where it fires, and which vocabulary tokens its direction is closest to."
+    )
+    ui = SimpleNamespace()
+    ui.run = gr.Button("Analyse features", variant="primary")
+    ui.health = gr.Markdown()
+    with gr.Row():
+        ui.masks = gr.Plot(label="Mask values over all features")
+        ui.bars = gr.Plot(label="Most concept-specific features")
+    ui.feature = gr.Dropdown([], label="Feature", info="ranked by m_spec", interactive=True)
+    with gr.Row():
+        ui.activation = gr.Plot(label="Mean activation: positive vs negative prompts")
+        ui.nearest = gr.BarPlot(
+            x="token", y="cosine", sort="-y", label="Nearest vocabulary tokens of the decoder direction"
+        )
+    with gr.Row():
+        ui.top_pos = gr.HighlightedText(
+            label="Top positive prompts (tokens coloured by the feature's activation)",
+            color_map=ACTIVATION_COLORS,
+            show_legend=True,
+        )
+        ui.top_neg = gr.HighlightedText(
+            label="Top negative prompts", color_map=ACTIVATION_COLORS, show_legend=True
+        )
+    return ui
+
+
+def _preview_tab() -> SimpleNamespace:
+    _intro(
+        "Type any prompt and move γ: see whether the concept probe still detects the concept, how much "
+        "of the rest survives, where on the prompt the edit lands and which features were subtracted. "
+        "γ starts at the eraser's calibrated default."
+    )
+    ui = SimpleNamespace()
+    with gr.Row():
+        ui.prompt = gr.Textbox(
+            "a skydiver with a parachute drifting over green fields at sunset",
+            label="Prompt",
+            scale=3,
+            submit_btn=False,
+        )
+        ui.gamma = gr.Slider(0, GAMMA_MAX, value=1.0, step=0.05, label="γ (erasure strength)", scale=2)
+    gr.Examples(
+        [
+            ["a skydiver with a parachute drifting over green fields at sunset"],
+            ["a paratrooper floating down beneath a billowing silk canopy"],
+            ["a bowl of ramen on a wooden table, steam rising, close-up"],
+        ],
+        inputs=[ui.prompt],
+        label="Try: explicit, implicit, unrelated",
+    )
+    ui.run = gr.Button("Erase", variant="primary")
+    ui.scores = gr.Markdown()
+    ui.this = gr.Markdown()
+    with gr.Row():
+        ui.tokens = gr.HighlightedText(label="Where the edit lands (relative change per token at the block)")
+        ui.subtracted = gr.BarPlot(
+            x="feature", y="amount", sort="-y", x_title="SAE feature", label="Subtracted SAE features"
+        )
+    ui.calibration = gr.LinePlot(
+        x="gamma",
+        y="value",
+        color="metric",
+        x_title="γ",
+        y_title="share detected / cosine kept",
+        color_title=" ",
+        label="Calibration: leakage (lower is better) and preservation (higher is better) against γ",
+    )
+    with gr.Accordion("All numbers (JSON)", open=False):
+        ui.numbers = gr.JSON()
+    gr.Markdown("### Original vs erased media")
+    installed = backend_installed()
+    ui.media_note = gr.Markdown(
+        "A generation backend is installed: render the prompt with and without the eraser, same seed."
+        if installed
+        else NO_PIPELINE
+    )
+    with gr.Row(visible=installed):
+        ui.original = gr.Video(label="Original", interactive=False)
+        ui.erased = gr.Video(label="Erased", interactive=False)
+    with gr.Row(visible=installed):
+        ui.media_seed = gr.Number(0, precision=0, label="Seed")
+        ui.generate = gr.Button("Generate original and erased", interactive=installed)
+    return ui
+
+
+def _export_tab() -> SimpleNamespace:
+    _intro(
+        "Download the eraser (safetensors + JSON, with the search history and the pairs) and a run "
+        "report (JSON, and HTML with the figures, seeds and library versions). Upload an artifact to "
+        "continue from it: it is checked against the loaded model."
+    )
+    ui = SimpleNamespace()
+    ui.run = gr.Button("Build artifact and report", variant="primary")
+    ui.message = gr.Markdown()
+    ui.files = gr.File(label="Downloads", file_count="multiple", interactive=False)
+    gr.Markdown("### Continue from an artifact")
+    ui.upload = gr.File(
+        label="The exported .zip, or eraser.json + eraser.safetensors",
+        file_count="multiple",
+        file_types=[".zip", ".json", ".safetensors"],
+    )
+    ui.load = gr.Button("Load eraser")
+    ui.load_message = gr.Markdown()
+    return ui
+
+
+def build_demo() -> gr.Blocks:
+    """The whole workbench as a ``gr.Blocks`` (launch with :func:`app.launch.launch_options`)."""
+    with gr.Blocks(title=TITLE, analytics_enabled=False) as demo:
+        session = gr.State(new_session, delete_callback=cleanup_session)
+        gr.Markdown(HEADER, elem_id="clear-title")
+        status = gr.Markdown(session_status(None), elem_id="session-status")
+        timer = gr.Timer(1.0)
+        with gr.Tabs():
+            with gr.Tab("1 · Concept", id="concept"):
+                c = _concept_tab()
+            with gr.Tab("2 · Layer map", id="layer_map"):
+                lm = _layer_tab()
+            with gr.Tab("3 · Search", id="search"):
+                s = _search_tab()
+            with gr.Tab("4 · Features & masks", id="features"):
+                f = _features_tab()
+            with gr.Tab("5 · Erase & preview", id="preview"):
+                p = _preview_tab()
+            with gr.Tab("6 · Export", id="export"):
+                x = _export_tab()
+
+        # Step 1 ----------------------------------------------------------------------------------
+        timer.tick(model_tick, [session], [status, timer], api_name="model_status", show_progress="hidden")
+        pack_outputs = [c.table, c.name, c.implicit, c.neutral, c.summary, status, session]
+        demo.load(load_pack, [c.pack, session], pack_outputs, api_name="init", show_progress="hidden")
+        c.load_pack.click(load_pack, [c.pack, session], pack_outputs, api_name="load_pack")
+        c.upload.upload(
+            load_upload,
+            [c.upload, c.implicit, c.neutral, session],
+            [c.table, c.name, c.summary, status, session],
+            api_name="upload_concept",
+        )
+        c.parse.click(
+            parse_text,
+            [c.paste, c.fmt, c.name, c.implicit, c.neutral, session],
+            [c.table, c.summary, status, session],
+            api_name="parse_text",
+        )
+        c.use_table.click(
+            use_table,
+            [c.table, c.name, c.implicit, c.neutral, session],
+            [c.summary, status, session],
+            api_name="use_table",
+        )
+        c.load_model.click(
+            load_model, [c.model, session], [c.model_info, status, session], api_name="load_model"
+        )
+
+        # Step 2 ----------------------------------------------------------------------------------
+        lm.run.click(
+            compute_layer_map,
+            [lm.method, lm.pooling, session],
+            [lm.separability, lm.projections, lm.status, status, session],
+            api_name="layer_map",
+            concurrency_limit=HEAVY_CONCURRENCY,
+            concurrency_id="layer_map",
+            show_progress_on=[lm.status],
+        )
+        lm.stop.click(
+            stop_layer_map, [session], [lm.status], api_name="stop_layer_map", concurrency_limit=None
+        )
+
+        # Step 3 ----------------------------------------------------------------------------------
+        s.start.click(
+            run_search,
+            [
+                s.steps,
+                s.d_sae,
+                s.seed,
+                s.use_con,
+                s.kind,
+                s.mask,
+                s.method,
+                s.calibration_pairs,
+                s.gammas,
+                session,
+            ],
+            [
+                s.probs,
+                s.losses,
+                s.status,
+                s.summary,
+                p.calibration,
+                lm.separability,
+                lm.projections,
+                p.gamma,
+                status,
+                session,
+            ],
+            api_name="search",
+            concurrency_limit=HEAVY_CONCURRENCY,
+            concurrency_id="search",
+            show_progress_on=[s.status],
+        )
+        s.stop.click(stop_search, [session], [s.status], api_name="stop_search", concurrency_limit=None)
+
+        # Step 4 ----------------------------------------------------------------------------------
+        f.run.click(
+            analyse_features, [session], [f.masks, f.bars, f.health, f.feature, session], api_name="features"
+        )
+        f.feature.change(
+            feature_detail,
+            [f.feature, session],
+            [f.activation, f.top_pos, f.top_neg, f.nearest],
+            api_name="feature_detail",
+            trigger_mode="always_last",
+        )
+
+        # Step 5 ----------------------------------------------------------------------------------
+        gr.on(
+            [p.run.click, p.prompt.submit, p.gamma.release],
+            erase_prompt,
+            [p.prompt, p.gamma, session],
+            [p.scores, p.this, p.tokens, p.subtracted, p.numbers, session],
+            api_name="erase",
+        )
+        p.generate.click(
+            generate_media,
+            [p.prompt, p.gamma, p.media_seed, session],
+            [p.original, p.erased, p.media_note],
+            api_name="generate",
+        )
+
+        # Step 6 ----------------------------------------------------------------------------------
+        x.run.click(export_run, [session], [x.files, x.message, session], api_name="export")
+        x.load.click(
+            load_eraser,
+            [x.upload, session],
+            [x.load_message, p.calibration, p.gamma, status, session],
+            api_name="load_eraser",
+        )
+    return demo

@@ -1,0 +1,250 @@
+"""The run report: what was run, on what, with which seeds and versions, and the figures it produced.
+
+:func:`build_report` gathers a session's results into one JSON-ready dict (nothing is recomputed);
+:func:`render_html` lays it out as a self-contained page (plotly.js inline, opens offline) with the
+figures from :mod:`analysis.figures`. Every user-provided string is HTML-escaped.
+"""
+
+from __future__ import annotations
+
+import html
+import importlib.metadata
+import json
+import platform
+import shlex
+import time
+from typing import Any
+
+from app.state import Session
+
+__all__ = ["build_report", "render_html", "report_figures", "versions"]
+
+_PACKAGES = (
+    "torch",
+    "transformers",
+    "numpy",
+    "scikit-learn",
+    "plotly",
+    "gradio",
+    "safetensors",
+    "umap-learn",
+)
+
+
+def versions() -> dict[str, str]:
+    """Python, the workbench and the libraries that decide the numbers."""
+    from clear_core import __version__
+
+    out = {
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "clear_workbench": __version__,
+    }
+    for name in _PACKAGES:
+        try:
+            out[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            out[name] = "not installed"
+    return out
+
+
+def _reproduce(settings: dict[str, Any]) -> str | None:
+    """The command line that repeats the search (on the exported concept.jsonl)."""
+    if not settings:
+        return None
+    s, o = settings["search"], settings["options"]
+    args = ["python", "-m", "clear_core", "search", "--concept", "concept.jsonl", "--out", "run"]
+    args += ["--model", settings["model_id"], "--steps", str(s["steps"]), "--seed", str(s["seed"])]
+    args += ["--d-sae", str(s["d_sae"]), "--batch-pairs", str(s["batch_pairs"])]
+    if not s["use_con"]:
+        args.append("--no-con")
+    if o["method"] == "brute_force":
+        args.append("--brute-force")
+    if o["kind"] != "sae":
+        args += ["--eraser-type", o["kind"]]
+    if o["mask"] != "contrastive":
+        args += ["--mask", o["mask"]]
+    return shlex.join(args)
+
+
+def _layer_map_summary(session: Session) -> dict[str, Any] | None:
+    lm = session.layer_map
+    if lm is None:
+        return None
+    obj = lm.to_json()
+    return {
+        k: obj[k]
+        for k in (
+            "layer_names",
+            "config",
+            "counts",
+            "probe",
+            "transfer",
+            "separability",
+            "complete",
+            "timings",
+        )
+    }
+
+
+def build_report(session: Session) -> dict[str, Any]:
+    """Everything the session produced, as plain JSON (seeds, versions and settings included)."""
+    eraser = session.eraser
+    run = session.run
+    report: dict[str, Any] = {
+        "title": "CLEAR Workbench run report",
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "versions": versions(),
+        "model": session.model,
+        "concept": None,
+        "eraser": None,
+        "settings": session.run_settings or None,
+        "reproduce": _reproduce(session.run_settings),
+        "search": None,
+        "calibration": None,
+        "layer_map": _layer_map_summary(session),
+    }
+    if session.concept is not None:
+        report["concept"] = {
+            "name": session.concept.name,
+            "n_pairs": len(session.concept),
+            "n_held_out": len(session.implicit),
+            "source": session.source,
+        }
+    if eraser is not None:
+        meta = eraser.meta
+        report["eraser"] = {
+            "concept": eraser.concept,
+            "model_id": eraser.model_id,
+            "model_revision": meta.get("model_revision"),
+            "kind": eraser.kind,
+            "mask": eraser.mask,
+            "layer": eraser.layer,
+            "layer_name": eraser.layer_name,
+            "default_gamma": eraser.gamma,
+            "d_sae": eraser.sae.config.d_sae if eraser.sae is not None else None,
+            "source": session.eraser_source,
+            "search_config": meta.get("search"),
+        }
+        report["calibration"] = meta.get("calibration")
+        if run is None and "layer_probs" in meta:
+            report["search"] = {"candidates": meta.get("candidates"), "probs": meta.get("layer_probs")}
+    if run is not None:
+        s = run.search
+        report["search"] = {
+            "layer": s.layer,
+            "layer_names": s.layer_names,
+            "candidates": s.candidates,
+            "probs": s.probs,
+            "scales": s.scales,
+            "cancelled": run.cancelled,
+            "elapsed_s": round(run.elapsed, 3),
+            "history": [e.to_json() for e in run.history],
+        }
+    return report
+
+
+def report_figures(session: Session) -> list[tuple[str, Any]]:
+    """(caption, plotly figure) for every result the session holds, in reading order."""
+    from analysis.figures import feature_bars, layer_probability_chart, loss_chart, mask_histograms
+
+    figs: list[tuple[str, Any]] = []
+    eraser, run = session.eraser, session.run
+    if session.layer_map is not None:
+        from app.layer_tab import chosen_layer, layer_map_figures
+
+        sep, proj = layer_map_figures(session.layer_map, chosen=chosen_layer(session, session.layer_map))
+        figs += [("Where the concept is separable", sep), ("Prompts at every block", proj)]
+    if run is not None and run.search.history:
+        s = run.search
+        names = [s.layer_names[c] for c in s.candidates]
+        pick = (
+            s.candidates.index(eraser.layer) if eraser is not None and eraser.layer in s.candidates else None
+        )
+        steps = [e.step for e in s.history]
+        figs.append(
+            (
+                "Layer probabilities during the search",
+                layer_probability_chart(steps, [e.probs for e in s.history], names, pick),
+            )
+        )
+        losses = {
+            k: [getattr(e, a) for e in s.history]
+            for k, a in (("L_SAE", "loss_sae"), ("L_con", "loss_con"), ("L_CLEAR", "loss_clear"))
+        }
+        figs.append(("Losses and temperature", loss_chart(steps, losses, [e.tau for e in s.history])))
+    if eraser is not None and eraser.kind == "sae":
+        shared = eraser.m_shared if eraser.m_shared is not None else 1 - eraser.m_spec
+        figs.append(("Feature masks", mask_histograms(shared.numpy(), eraser.m_spec.numpy())))
+        t = session.features
+        if t is not None:
+            k = min(20, len(t.ids))
+            figs.append(
+                (
+                    "Most concept-specific features",
+                    feature_bars(t.ids[:k], t.pos_mean[:k], t.neg_mean[:k], t.spec[:k]),
+                )
+            )
+    return figs
+
+
+def _table(rows: list[tuple[str, Any]]) -> str:
+    cells = "".join(f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(str(v))}</td></tr>" for k, v in rows)
+    return f"<table>{cells}</table>"
+
+
+_CSS = """
+body{font-family:system-ui,Helvetica,Arial,sans-serif;max-width:1100px;margin:2em auto;color:#222;padding:0 1em}
+h1{font-size:1.6em}h2{font-size:1.2em;margin-top:2em;border-bottom:1px solid #ddd}
+table{border-collapse:collapse;margin:.5em 0}th,td{text-align:left;padding:.2em .8em;border-bottom:1px solid #eee}
+th{color:#555;font-weight:600}code,pre{background:#f6f6f6;padding:.1em .3em;border-radius:3px}
+pre{padding:.8em;overflow-x:auto;white-space:pre-wrap}
+"""
+
+
+def render_html(report: dict[str, Any], figures: list[tuple[str, Any]]) -> str:
+    """A self-contained HTML page: summary tables, the figures (plotly.js inline once), the raw JSON."""
+    esc = html.escape
+    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{esc(report['title'])}</title>"]
+    parts.append(f"<style>{_CSS}</style></head><body><h1>{esc(report['title'])}</h1>")
+    parts.append(f"<p>Created {esc(report['created'])} with the CLEAR Workbench.</p>")
+    summary = [("model", report["model"])]
+    if report["concept"]:
+        c = report["concept"]
+        summary += [
+            ("concept", c["name"]),
+            ("pairs", c["n_pairs"]),
+            ("held-out paraphrases", c["n_held_out"]),
+        ]
+    if report["eraser"]:
+        e = report["eraser"]
+        summary += [
+            ("eraser", f"{e['kind']} ({e['mask']} mask) for {e['concept']!r}"),
+            ("block", f"{e['layer']} ({e['layer_name']})"),
+            ("default γ", e["default_gamma"]),
+            ("eraser source", e["source"]),
+        ]
+    if report["settings"]:
+        s = report["settings"]["search"]
+        summary += [
+            ("seed", s["seed"]),
+            ("steps", s["steps"]),
+            ("d_sae", s["d_sae"]),
+            ("L_con", s["use_con"]),
+        ]
+    parts += ["<h2>Summary</h2>", _table(summary)]
+    if report["reproduce"]:
+        parts.append(
+            f"<p>Reproduce on the command line (concept.jsonl is in the artifact):</p><pre>{esc(report['reproduce'])}</pre>"
+        )
+    parts += ["<h2>Versions</h2>", _table(list(report["versions"].items()))]
+    for i, (caption, fig) in enumerate(figures):
+        parts.append(f"<h2>{esc(caption)}</h2>")
+        parts.append(fig.to_html(full_html=False, include_plotlyjs=i == 0, config={"displaylogo": False}))
+    raw = json.dumps(report, indent=1, ensure_ascii=False, default=str)
+    parts += [
+        "<h2>Raw report (JSON)</h2>",
+        f"<details><summary>show</summary><pre>{esc(raw)}</pre></details>",
+    ]
+    parts.append("</body></html>")
+    return "\n".join(parts)

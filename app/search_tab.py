@@ -1,0 +1,244 @@
+"""Step 3, Search: the Gumbel-softmax layer search with live charts, ablations, and the calibrated eraser.
+
+:func:`run_search` drives :class:`clear_core.workflow.ClearRun` (the same class as the command line)
+and streams the layer probabilities over steps (the paper's Fig. 5), the losses and τ while it runs.
+"Stop" ends the search early; the run still builds an eraser from the state reached and calibrates
+it, so stopping never throws work away. The session changes only on the last yield.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING, Any
+
+import gradio as gr
+import pandas as pd
+
+from app.common import ProgressFn, encoder_for, require_concept, session_status, user_errors
+from app.layer_tab import chosen_layer, layer_map_figures
+from app.state import Session
+
+if TYPE_CHECKING:
+    from clear_core.evaluation import GammaRow
+    from clear_core.search import SearchEvent
+    from clear_core.workflow import RunResult
+
+__all__ = [
+    "GAMMA_MAX",
+    "KINDS",
+    "calibration_frame",
+    "eraser_options",
+    "parse_gammas",
+    "run_search",
+    "search_figures",
+    "search_summary",
+    "stop_search",
+]
+
+JOB = "search"
+KINDS = {"SAE (CLEAR)": "sae", "steering vector (dense baseline)": "steering"}
+"""Eraser kinds as labelled in the UI."""
+GAMMA_MAX = 20.0
+"""Largest γ the UI offers (the γ slider's range; the paper's best γ ≈ 10 sits inside it)."""
+EMIT_EVERY_S = 0.4
+"""Minimum seconds between two chart updates (keeps the page light on long searches)."""
+
+
+def parse_gammas(text: str | None) -> tuple[float, ...]:
+    """The calibration grid from "0, 0.5, 1, 2" (ValueError naming the bad entry)."""
+    values = []
+    for part in (text or "").replace(";", ",").split(","):
+        if not part.strip():
+            continue
+        try:
+            values.append(float(part))
+        except ValueError:
+            raise ValueError(
+                f"γ grid: {part.strip()!r} is not a number; expected e.g. 0, 0.5, 1, 2, 4"
+            ) from None
+    out_of_range = [v for v in values if not 0 <= v <= GAMMA_MAX]
+    if out_of_range:
+        raise ValueError(f"γ grid: {out_of_range[0]:g} is outside 0..{GAMMA_MAX:g}")
+    if not any(v > 0 for v in values):
+        raise ValueError("γ grid: give at least one γ > 0, e.g. 0, 0.5, 1, 2, 4")
+    return tuple(sorted(set(values)))
+
+
+def search_figures(
+    history: list[SearchEvent], layer_names: list[str], candidates: list[int], chosen: int | None = None
+) -> tuple[Any, Any]:
+    """(layer probability chart, loss chart) of the events so far; ``chosen`` is a layer index.
+
+    (None, None) before the first event (an empty plot).
+    """
+    from analysis.figures import layer_probability_chart, loss_chart
+
+    if not history:
+        return None, None
+    names = [layer_names[c] for c in candidates]
+    steps = [e.step for e in history]
+    pick = candidates.index(chosen) if chosen in candidates else None
+    prob_fig = layer_probability_chart(steps, [e.probs for e in history], names, pick)
+    losses = {
+        "L_SAE": [e.loss_sae for e in history],
+        "L_con": [e.loss_con for e in history],
+        "L_CLEAR": [e.loss_clear for e in history],
+    }
+    return prob_fig, loss_chart(steps, losses, [e.tau for e in history])
+
+
+def calibration_frame(rows: Sequence[GammaRow | dict] | None) -> pd.DataFrame:
+    """Long-format γ sweep (gamma, metric, value) for a line plot, from a report's rows or their JSON."""
+    out = []
+    for r in rows or []:
+        r = r if isinstance(r, dict) else dataclasses.asdict(r)
+        for metric, key in (
+            ("leakage: positive prompts", "leakage_positive"),
+            ("leakage: held-out paraphrases", "leakage_implicit"),
+            ("preservation: negative prompts", "preservation_negative"),
+            ("preservation: unrelated prompts", "preservation_unrelated"),
+        ):
+            if r.get(key) is not None:
+                out.append({"gamma": float(r["gamma"]), "metric": metric, "value": float(r[key])})
+    return pd.DataFrame(out, columns=["gamma", "metric", "value"])
+
+
+def search_summary(result: RunResult) -> str:
+    """Markdown: which block, how sure, which γ, and how the run went."""
+    e, s = result.eraser, result.search
+    p = s.probs[s.candidates.index(s.layer)] if s.layer in s.candidates else float("nan")
+    steps = result.history[-1].step if result.history else 0
+    how = "stopped early" if result.cancelled else "finished"
+    lines = [
+        f"### Erase at block {e.layer} (`{e.layer_name}`)",
+        f"The search {how} after {steps} of {s.config.steps} steps in {result.elapsed:.1f} s "
+        f"(seed {s.config.seed}); p(block {s.layer}) = {p:.2f}.",
+    ]
+    if e.layer != s.layer:
+        lines.append(f"The eraser was placed at layer {e.layer} by request, not at the search's choice.")
+    if e.kind == "sae":
+        n_spec = int((e.m_spec > 0.5).sum())
+        lines.append(
+            f"{e.mask.capitalize()} mask: {n_spec:,} of {e.m_spec.numel():,} SAE features are concept-specific "
+            "(m_spec > 0.5)."
+        )
+    else:
+        lines.append("Steering-vector baseline: one dense direction subtracted from every token.")
+    if result.calibration is not None:
+        cal = result.eraser.meta.get("calibration", {})
+        lines.append(
+            f"Default γ = **{e.gamma:g}**: the lowest leakage among the γ that keep unrelated prompts at "
+            f"cosine ≥ {cal.get('preserve_min', 0.95):g} (calibrated on {cal.get('n_pairs', '?')} pairs)."
+        )
+    return "\n\n".join(lines)
+
+
+def eraser_options(kind: str, mask: str, method: str, calibration_pairs: float, gammas_text: str):
+    """The engine's EraserOptions from the UI's labels (ValueError on a bad value)."""
+    from clear_core.workflow import EraserOptions
+
+    return EraserOptions(
+        kind=KINDS.get(kind, kind),
+        mask=mask,
+        method="brute_force" if method.startswith("brute") else "search",
+        calibration_pairs=int(calibration_pairs),
+        gammas=parse_gammas(gammas_text),
+    )
+
+
+def _eta(event: SearchEvent) -> str:
+    if event.step == 0:
+        return ""
+    left = event.elapsed / event.step * (event.total - event.step)
+    return f", about {left:.0f} s left" if left >= 1 else ""
+
+
+def run_search(
+    steps: float,
+    d_sae: float,
+    seed: float,
+    use_con: bool,
+    kind: str,
+    mask: str,
+    method: str,
+    calibration_pairs: float,
+    gammas_text: str,
+    session: Session,
+    progress: ProgressFn = gr.Progress(),
+) -> Iterator[tuple]:
+    """Yields (probability chart, loss chart, search status, summary, calibration, separability figure,
+    projection figure, γ slider, status line, session); only the last yield changes the session."""
+    with user_errors():
+        from clear_core.search import SearchConfig
+        from clear_core.workflow import ClearRun
+
+        concept = require_concept(session)
+        search = SearchConfig(steps=int(steps), d_sae=int(d_sae), seed=int(seed), use_con=bool(use_con))
+        options = eraser_options(kind, mask, method, calibration_pairs, gammas_text)
+        progress(0.0, desc="loading the model…")
+        encoder = encoder_for(session)
+        run = ClearRun(encoder, concept, search=search, options=options)
+        session.control.reset(JOB)
+        history: list[SearchEvent] = []
+        brute = options.method == "brute_force"
+        layer_names = encoder.layer_names
+        candidates = list(search.layers or range(1, len(layer_names)))
+        last_emit = 0.0
+        skip7 = (gr.skip(),) * 7
+        for stage in run.run(should_stop=lambda: session.control.should_stop(JOB)):
+            progress(stage.fraction, desc=stage.message)
+            message = f"**{stage.name}**: {stage.message}"
+            if stage.event is not None:
+                history.append(stage.event)
+                message += _eta(stage.event)
+                now = time.perf_counter()
+                if now - last_emit < EMIT_EVERY_S and stage.event.step < stage.event.total:
+                    continue
+                last_emit = now
+                # brute force trains one SAE per block: a single block's "probability" says nothing
+                figs = (gr.skip(), gr.skip()) if brute else search_figures(history, layer_names, candidates)
+                yield (*figs, message, *skip7)
+            elif stage.name != "done":
+                yield (gr.skip(), gr.skip(), message, *skip7)
+        result = run.result
+        settings = {
+            "search": search.to_json(),
+            "options": {**dataclasses.asdict(options), "gammas": list(options.gammas)},
+            "concept": concept.name,
+            "n_pairs": len(concept),
+            "model_id": encoder.model_id,
+            "model_revision": encoder.revision,
+        }
+        new = session.with_(
+            run=result,
+            eraser=result.eraser,
+            eraser_source="search",
+            run_settings=settings,
+            probe=None,
+            features=None,
+        )
+        history = result.search.history if brute else result.history
+        figs = search_figures(history, layer_names, result.search.candidates, result.eraser.layer)
+        if new.layer_map is not None:
+            map_figs = layer_map_figures(new.layer_map, chosen=chosen_layer(new, new.layer_map))
+        else:
+            map_figs = (gr.skip(), gr.skip())
+        gamma = result.eraser.gamma
+        yield (
+            *figs,
+            f"**done**: {'stopped early, ' if result.cancelled else ''}{result.elapsed:.1f} s",
+            search_summary(result),
+            calibration_frame(result.calibration.rows if result.calibration else None),
+            *map_figs,
+            gamma,
+            session_status(new),
+            new,
+        )
+
+
+def stop_search(session: Session) -> str:
+    """Ask this session's running search to stop; the eraser is built from the state reached."""
+    session.control.request_stop(JOB)
+    return "**stopping**: the eraser will be built from the state reached…"
