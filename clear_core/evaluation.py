@@ -28,7 +28,16 @@ from sklearn.preprocessing import StandardScaler
 from clear_core.encoders import TextEncoder
 from clear_core.erasure import Eraser, applied_many
 
-__all__ = ["DEFAULT_GAMMAS", "GammaRow", "LeakageProbe", "Report", "calibrate_gamma", "evaluate", "fit_probe"]
+__all__ = [
+    "DEFAULT_GAMMAS",
+    "Baseline",
+    "GammaRow",
+    "LeakageProbe",
+    "Report",
+    "calibrate_gamma",
+    "evaluate",
+    "fit_probe",
+]
 
 DEFAULT_GAMMAS = (0.0, 0.25, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0)
 Progress = Callable[[int, int], None]
@@ -46,6 +55,10 @@ class LeakageProbe:
     def detect(self, embeddings: np.ndarray) -> np.ndarray:
         """(N,) booleans: classified as the concept."""
         return self.model.predict(embeddings).astype(bool)
+
+    def probability(self, embeddings: np.ndarray) -> np.ndarray:
+        """(N,) the probe's probability that each embedding carries the concept."""
+        return self.model.predict_proba(embeddings)[:, 1]
 
 
 def fit_probe(pos_emb: np.ndarray, neg_emb: np.ndarray, seed: int = 0) -> LeakageProbe:
@@ -106,42 +119,77 @@ def _cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return num / np.maximum(den, 1e-12)
 
 
+@dataclass
+class Baseline:
+    """The unmodified encoder's outputs on the evaluation prompts, and the probe fitted on them.
+
+    Build once per (encoder, prompt sets) with :meth:`build` and pass to :func:`evaluate` to skip
+    re-encoding the originals (the app's γ slider does this).
+    """
+
+    sets: dict[str, list[str]]
+    """"positive", "negative" and optionally "implicit", "unrelated" prompts."""
+    original: dict[str, np.ndarray]
+    """Their mean-pooled final outputs, (N, d_model) each."""
+    probe: LeakageProbe
+    """Fitted on original positive vs negative."""
+
+    @classmethod
+    def build(
+        cls,
+        encoder: TextEncoder,
+        positives: Sequence[str],
+        negatives: Sequence[str],
+        implicit: Sequence[str] | None = None,
+        unrelated: Sequence[str] | None = None,
+        batch_size: int = 64,
+    ) -> Baseline:
+        sets = {"positive": list(positives), "negative": list(negatives)}
+        if implicit:
+            sets["implicit"] = list(implicit)
+        if unrelated:
+            sets["unrelated"] = list(unrelated)
+        original = _split(sets, encoder.encode(_flat(sets), batch_size=batch_size))
+        return cls(sets, original, fit_probe(original["positive"], original["negative"]))
+
+
+def _flat(sets: dict[str, list[str]]) -> list[str]:
+    return [p for prompts in sets.values() for p in prompts]
+
+
+def _split(sets: dict[str, list[str]], emb: np.ndarray) -> dict[str, np.ndarray]:
+    bounds = np.cumsum([0] + [len(v) for v in sets.values()])
+    return {n: emb[bounds[i] : bounds[i + 1]] for i, n in enumerate(sets)}
+
+
 def evaluate(
     encoder: TextEncoder,
     eraser: Eraser | Sequence[Eraser],
-    positives: Sequence[str],
-    negatives: Sequence[str],
+    positives: Sequence[str] = (),
+    negatives: Sequence[str] = (),
     implicit: Sequence[str] | None = None,
     unrelated: Sequence[str] | None = None,
     gammas: Sequence[float] = DEFAULT_GAMMAS,
     progress: Progress | None = None,
     batch_size: int = 64,
+    baseline: Baseline | None = None,
 ) -> Report:
     """Leakage and preservation of ``eraser`` (or several applied together) at each γ.
 
     With several erasers, γ multiplies each one's default γ (γ = 1 means "every eraser at its own
-    default"); with one, γ is its absolute strength.
+    default"); with one, γ is its absolute strength. Pass a :class:`Baseline` instead of the prompt
+    lists to reuse the original outputs and probe.
     """
     erasers = [eraser] if isinstance(eraser, Eraser) else list(eraser)
     if not erasers:
         raise ValueError("no eraser to evaluate")
-    sets = {"positive": list(positives), "negative": list(negatives)}
-    if implicit:
-        sets["implicit"] = list(implicit)
-    if unrelated:
-        sets["unrelated"] = list(unrelated)
-    names = list(sets)
-    flat = [p for n in names for p in sets[n]]
-    bounds = np.cumsum([0] + [len(sets[n]) for n in names])
-
-    def split(emb: np.ndarray) -> dict[str, np.ndarray]:
-        return {n: emb[bounds[i] : bounds[i + 1]] for i, n in enumerate(names)}
-
     total = len(gammas) + 1
-    original = split(encoder.encode(flat, batch_size=batch_size))
+    if baseline is None:
+        baseline = Baseline.build(encoder, positives, negatives, implicit, unrelated, batch_size)
+    sets, original, probe = baseline.sets, baseline.original, baseline.probe
+    flat = _flat(sets)
     if progress:
         progress(1, total)
-    probe = fit_probe(original["positive"], original["negative"])
     report = Report(
         concept=" + ".join(e.concept for e in erasers),
         layer_name=", ".join(e.layer_name for e in erasers),
@@ -157,7 +205,7 @@ def evaluate(
         else:
             pairs = [(e, gamma if len(erasers) == 1 else gamma * e.gamma) for e in erasers]
             with applied_many(pairs, encoder):
-                erased = split(encoder.encode(flat, batch_size=batch_size))
+                erased = _split(sets, encoder.encode(flat, batch_size=batch_size))
         unrelated_cos = _cosine(original["unrelated"], erased["unrelated"]) if "unrelated" in sets else None
         report.rows.append(
             GammaRow(

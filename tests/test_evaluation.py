@@ -49,3 +49,23 @@ def test_evaluate_sweep_on_a_real_eraser(minilm, small_run, small_concept):
     assert strong.preservation_negative < 1.0
     with pytest.raises(ValueError, match="was not evaluated"):
         report.row(3.0)
+
+
+def test_baseline_reuse_gives_the_same_report(minilm, small_run, small_concept):
+    from clear_core.evaluation import Baseline
+
+    baseline = Baseline.build(
+        minilm, small_concept.positives, small_concept.negatives, unrelated=["a bowl of soup"]
+    )
+    direct = evaluate(
+        minilm,
+        small_run.eraser,
+        small_concept.positives,
+        small_concept.negatives,
+        unrelated=["a bowl of soup"],
+        gammas=(0.0, 2.0),
+    )
+    reused = evaluate(minilm, small_run.eraser, baseline=baseline, gammas=(0.0, 2.0))
+    assert direct.rows == reused.rows
+    p = baseline.probe.probability(baseline.original["positive"])
+    assert p.shape == (len(small_concept),) and np.all((p >= 0) & (p <= 1)) and p.mean() > 0.9
