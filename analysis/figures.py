@@ -1,4 +1,4 @@
-"""Plotly figures for the layer map and the layer search, in one shared style.
+"""Plotly figures for the layer map, the layer search, the SAE features and the γ sweep, in one style.
 
 Every function takes plain numbers (lists / arrays), not the classes of the modules that produce
 them, so the app, the CLI and a notebook can all draw from JSON. NaN (or None) marks a value that is
@@ -22,7 +22,10 @@ __all__ = [
     "KIND_COLORS",
     "SERIES_COLORS",
     "TEMPLATE",
+    "SWEEP_SERIES",
     "feature_bars",
+    "feature_histogram",
+    "gamma_sweep_chart",
     "layer_labels",
     "layer_probability_chart",
     "loss_chart",
@@ -30,6 +33,7 @@ __all__ = [
     "projection_grid",
     "save_html",
     "separability_curve",
+    "token_bars",
 ]
 
 KIND_COLORS = {"positive": "#d62728", "negative": "#1f77b4", "implicit": "#ff7f0e", "neutral": "#2ca02c"}
@@ -43,6 +47,13 @@ SERIES_COLORS = {
     "tau": "#7f7f7f",
 }
 """Line colour by quantity, the same in every figure."""
+SWEEP_SERIES = {
+    "leakage_positive": ("leakage: positive prompts", KIND_COLORS["positive"]),
+    "leakage_implicit": ("leakage: held-out paraphrases", KIND_COLORS["implicit"]),
+    "preservation_negative": ("preservation: negative prompts", KIND_COLORS["negative"]),
+    "preservation_unrelated": ("preservation: unrelated prompts", KIND_COLORS["neutral"]),
+}
+"""(legend name, colour) of each γ-sweep series, keyed like ``clear_core.evaluation.GammaRow``."""
 _OWN_TICKS = dict(tickmode="array", tickvals=[0, 0.25, 0.5, 0.75, 1])
 """Round ticks for a [0, 1] secondary axis (plotly otherwise syncs them to the first axis' grid)."""
 HEIGHT = 420
@@ -74,7 +85,7 @@ def _values(values: Sequence[float | None] | np.ndarray | None, n: int, name: st
         return None
     arr = np.array([np.nan if v is None else v for v in values], dtype=float)
     if arr.shape != (n,):
-        raise ValueError(f"{name}: expected {n} values (one per layer/step), got shape {arr.shape}")
+        raise ValueError(f"{name}: expected {n} values (one per layer, step or γ), got shape {arr.shape}")
     return arr
 
 
@@ -353,6 +364,7 @@ def feature_bars(
     pos_mean: Sequence[float],
     neg_mean: Sequence[float],
     spec: Sequence[float],
+    title: str = "Top concept features",
 ) -> go.Figure:
     """Mean activation of the top SAE features on positive vs negative prompts, with m_spec as markers."""
     n = len(feature_ids)
@@ -373,4 +385,112 @@ def feature_bars(
     fig.update_xaxes(title="SAE feature", type="category")
     fig.update_yaxes(title="mean activation", secondary_y=False)
     fig.update_yaxes(title="m_spec", range=[0, 1.05], showgrid=False, secondary_y=True, **_OWN_TICKS)
-    return _figure(fig, "Top concept features")
+    return _figure(fig, title)
+
+
+def feature_histogram(pos_values: Sequence[float], neg_values: Sequence[float], feature: int) -> go.Figure:
+    """Overlaid histograms of one feature's per-prompt peak activation on positive vs negative prompts.
+
+    A concept feature separates the two: the positive prompts sit to the right, the negative ones at 0.
+    Both histograms share one set of bins so their bars line up.
+    """
+    pos, neg = np.ravel(pos_values).astype(float), np.ravel(neg_values).astype(float)
+    both = np.concatenate([pos, neg])
+    low, high = (min(0.0, float(both.min())), float(both.max())) if both.size else (0.0, 0.0)
+    width = (high - low) or 1.0
+    bins = dict(start=low, end=low + width * 1.0001, size=width / 30)
+    fig = go.Figure()
+    for name, values, key in (("positive prompts", pos, "positive"), ("negative prompts", neg, "negative")):
+        fig.add_trace(
+            go.Histogram(x=values, xbins=bins, name=name, marker_color=KIND_COLORS[key], opacity=0.6)
+        )
+    fig.update_layout(barmode="overlay")
+    fig.update_xaxes(title="peak activation over the prompt's tokens")
+    fig.update_yaxes(title="prompts")
+    return _figure(fig, f"Feature #{int(feature)}: peak activation per prompt")
+
+
+def token_bars(labels: Sequence[str], values: Sequence[float], title: str, x_title: str) -> go.Figure:
+    """Horizontal bars, the first label at the top (pass them largest first); empty input says so."""
+    n = len(labels)
+    values = _values(values, n, "values")
+    bars = go.Bar(
+        x=values,
+        y=[str(label) for label in labels],
+        orientation="h",
+        marker_color=KIND_COLORS["positive"],
+        hovertemplate="%{y}: %{x:.3f}<extra></extra>",
+        showlegend=False,
+    )
+    fig = go.Figure(bars)
+    fig.update_xaxes(title=x_title)
+    fig.update_yaxes(type="category", autorange="reversed", showgrid=False, automargin=True)
+    if not n:
+        fig.add_annotation(text="nothing to show", xref="paper", yref="paper", x=0.5, y=0.5, showarrow=False)
+    return _figure(fig, title, height=max(HEIGHT, 160 + 24 * n))
+
+
+# --------------------------------------------------------------------------------- erasure
+def gamma_sweep_chart(
+    gammas: Sequence[float],
+    series: Mapping[str, Sequence[float | None]],
+    chosen: float | None = None,
+    preserve_min: float | None = None,
+) -> go.Figure:
+    """Leakage (share still detected, first axis) and preservation (cosine kept, dotted, second axis)
+    against γ, the chosen γ as a vertical line and the preservation floor as a dashed horizontal one.
+
+    ``series`` maps keys of :data:`SWEEP_SERIES` (the fields of a γ-sweep row) to one value per γ;
+    a series that is all None (implicit leakage in a calibration, which never sees them) is left out.
+    """
+    unknown = set(series) - set(SWEEP_SERIES)
+    if unknown:
+        raise ValueError(
+            f"unknown γ-sweep series {sorted(unknown)}; expected some of {', '.join(SWEEP_SERIES)}"
+        )
+    n, x = len(gammas), np.asarray(gammas, dtype=float)
+    fig = make_subplots(specs=[[{"secondary_y": True}]])
+    kept = [] if preserve_min is None else [preserve_min]
+    for key in (k for k in SWEEP_SERIES if k in series):
+        y = _values(series[key], n, key)
+        if np.isnan(y).all():
+            continue
+        name, color = SWEEP_SERIES[key]
+        preservation = key.startswith("preservation")
+        kept += list(y[~np.isnan(y)]) if preservation else []
+        trace = go.Scatter(
+            x=x,
+            y=y,
+            name=name,
+            mode="lines+markers",
+            line=dict(color=color, width=2.5, dash="dot" if preservation else "solid"),
+            hovertemplate=f"γ %{{x:g}}<br>{'cosine' if preservation else 'detected'} %{{y:.3f}}<extra></extra>",
+        )
+        fig.add_trace(trace, secondary_y=preservation)
+    if chosen is not None:
+        fig.add_vline(
+            x=chosen,
+            line=dict(color=SERIES_COLORS["chosen"], dash="dash", width=1.5),
+            annotation_text=f"chosen γ = {chosen:g}",
+            annotation_position="top",
+        )
+    if preserve_min is not None:
+        fig.add_hline(
+            y=preserve_min,
+            line=dict(color=SERIES_COLORS["tau"], dash="dash", width=1.5),
+            annotation_text=f"preservation floor {preserve_min:g}",
+            annotation_position="bottom right",
+            secondary_y=True,
+        )
+    low = min(kept, default=0.9)
+    fig.update_xaxes(title="γ (erasure strength)")
+    fig.update_yaxes(title="leakage: share still detected", range=[-0.02, 1.02], secondary_y=False)
+    fig.update_yaxes(
+        title="preservation: cosine to the original",
+        range=[max(0.0, low - 0.02), 1.005],
+        tickmode="auto",
+        nticks=6,
+        showgrid=False,
+        secondary_y=True,
+    )
+    return _figure(fig, "Leakage and preservation against γ")

@@ -19,8 +19,9 @@ from typing import Any
 import gradio as gr
 
 from app.common import ProgressFn, encoder_for, require_eraser, session_status, user_errors
+from app.preview_tab import calibration_chart
 from app.report import build_report, render_html, report_figures
-from app.search_tab import GAMMA_MAX, calibration_frame
+from app.search_tab import GAMMA_MAX
 from app.state import Session
 
 __all__ = ["MAX_UPLOAD_BYTES", "export_run", "load_eraser", "unpack_upload"]
@@ -117,12 +118,9 @@ def load_eraser(files: list[str] | str | None, session: Session) -> tuple[str, A
         encoder = encoder_for(new)
         eraser = Eraser.load(folder, encoder=encoder)
     name = ", ".join(Path(p).name for p in paths)
-    new = new.with_(
-        eraser=eraser, eraser_source=f"uploaded {name}", run=None, run_settings={}, features=None, probe=None
-    )
-    rows = (eraser.meta.get("calibration") or {}).get("rows")
+    new = new.with_(eraser=eraser, eraser_source=f"uploaded {name}", run=None, run_settings={}, features=None)
     message = (
         f"Loaded the **{eraser.kind}** eraser for *{eraser.concept}* at block {eraser.layer} "
         f"(`{eraser.layer_name}`), default γ = {eraser.gamma:g}. Preview it in the Erase tab."
     )
-    return message, calibration_frame(rows), min(eraser.gamma, GAMMA_MAX), session_status(new), new
+    return message, calibration_chart(eraser), min(eraser.gamma, GAMMA_MAX), session_status(new), new

@@ -10,12 +10,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import gradio as gr
-import pandas as pd
 
 from app.common import ProgressFn, encoder_for, require_concept, require_eraser, user_errors
 from app.state import Session
 
 if TYPE_CHECKING:
+    import plotly.graph_objects as go
+
     from analysis.features import TokenActivations
     from clear_core.encoders import Activations, TextEncoder
 
@@ -120,11 +121,12 @@ def highlight_tokens(
     return out
 
 
-def feature_detail(feature: float | None, session: Session) -> tuple[Any, list, list, pd.DataFrame]:
-    """One feature: (positive vs negative bars, top positive prompts, top negative prompts, nearest tokens)."""
+def feature_detail(feature: float | None, session: Session) -> tuple[Any, go.Figure, list, list, go.Figure]:
+    """One feature: (positive vs negative bars, per-prompt peak histogram, top positive prompts, top
+    negative prompts, nearest vocabulary tokens)."""
     with user_errors():
         from analysis.features import nearest_tokens, top_prompts
-        from analysis.figures import feature_bars
+        from analysis.figures import feature_bars, feature_histogram, token_bars
 
         eraser = require_eraser(session)
         if feature is None:
@@ -135,13 +137,27 @@ def feature_detail(feature: float | None, session: Session) -> tuple[Any, list, 
         table = session.features
         if table is not None and feature in set(table.ids.tolist()):
             i = table.ids.tolist().index(feature)
-            bars = feature_bars([feature], [table.pos_mean[i]], [table.neg_mean[i]], [table.spec[i]])
+            bars = feature_bars(
+                [feature],
+                [table.pos_mean[i]],
+                [table.neg_mean[i]],
+                [table.spec[i]],
+                title=f"Feature #{feature}: mean activation",
+            )
         else:
             bars = None
         tok = encoder.tokenizer
-        top_pos = top_prompts(eraser, pos, feature, k=5, tokenizer=tok)
-        top_neg = top_prompts(eraser, neg, feature, k=5, tokenizer=tok)
+        # every prompt, strongest first: the first five are shown, all of them make the histogram
+        all_pos = top_prompts(eraser, pos, feature, k=pos.n_prompts, tokenizer=tok)
+        all_neg = top_prompts(eraser, neg, feature, k=neg.n_prompts, tokenizer=tok)
+        histogram = feature_histogram([t.peak for t in all_pos], [t.peak for t in all_neg], feature)
         near = nearest_tokens(eraser, encoder, feature, k=12)
-    tokens = pd.DataFrame([{"token": t, "cosine": c} for t, c in near], columns=["token", "cosine"])
+    nearest = token_bars(
+        [t for t, _ in near],
+        [c for _, c in near],
+        title=f"Feature #{feature}: nearest vocabulary tokens",
+        x_title="cosine to the decoder direction",
+    )
+    top_pos, top_neg = all_pos[:5], all_neg[:5]
     peak = max((t.peak for t in top_pos + top_neg), default=0.0)  # one scale for both lists
-    return bars, highlight_tokens(top_pos, peak), highlight_tokens(top_neg, peak), tokens
+    return bars, histogram, highlight_tokens(top_pos, peak), highlight_tokens(top_neg, peak), nearest

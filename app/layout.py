@@ -188,9 +188,8 @@ def _features_tab() -> SimpleNamespace:
     ui.feature = gr.Dropdown([], label="Feature", info="ranked by m_spec", interactive=True)
     with gr.Row():
         ui.activation = gr.Plot(label="Mean activation: positive vs negative prompts")
-        ui.nearest = gr.BarPlot(
-            x="token", y="cosine", sort="-y", label="Nearest vocabulary tokens of the decoder direction"
-        )
+        ui.histogram = gr.Plot(label="Peak activation per prompt: positive vs negative prompts")
+        ui.nearest = gr.Plot(label="Nearest vocabulary tokens of the decoder direction")
     with gr.Row():
         ui.top_pos = gr.HighlightedText(
             label="Top positive prompts (tokens coloured by the feature's activation)",
@@ -232,17 +231,9 @@ def _preview_tab() -> SimpleNamespace:
     ui.this = gr.Markdown()
     with gr.Row():
         ui.tokens = gr.HighlightedText(label="Where the edit lands (relative change per token at the block)")
-        ui.subtracted = gr.BarPlot(
-            x="feature", y="amount", sort="-y", x_title="SAE feature", label="Subtracted SAE features"
-        )
-    ui.calibration = gr.LinePlot(
-        x="gamma",
-        y="value",
-        color="metric",
-        x_title="γ",
-        y_title="share detected / cosine kept",
-        color_title=" ",
-        label="Calibration: leakage (lower is better) and preservation (higher is better) against γ",
+        ui.subtracted = gr.Plot(label="Subtracted SAE features")
+    ui.calibration = gr.Plot(
+        label="Calibration: leakage (lower is better) and preservation (higher is better) against γ"
     )
     with gr.Accordion("All numbers (JSON)", open=False):
         ui.numbers = gr.JSON()
@@ -386,7 +377,7 @@ def build_demo() -> gr.Blocks:
         f.feature.change(
             feature_detail,
             [f.feature, session],
-            [f.activation, f.top_pos, f.top_neg, f.nearest],
+            [f.activation, f.histogram, f.top_pos, f.top_neg, f.nearest],
             api_name="feature_detail",
             trigger_mode="always_last",
         )

@@ -3,7 +3,9 @@
 For one prompt: the concept probe's verdict before and after, the cosine between original and erased
 outputs, reconstruction error and activation-norm drift at the block, where on the prompt the edit
 lands and which SAE features were subtracted (:func:`analysis.features.explain_prompt`). For the
-concept as a whole: leakage and preservation at this γ (:func:`clear_core.evaluation.evaluate`).
+concept as a whole: leakage and preservation at this γ (:func:`clear_core.evaluation.evaluate`),
+against a :class:`clear_core.evaluation.Baseline` cached in the session, so that moving γ re-encodes
+only the erased prompts. The γ sweep of the eraser's calibration is drawn by :func:`calibration_chart`.
 Original-vs-erased media appear when a generation backend is installed (:mod:`app.generation`).
 """
 
@@ -13,17 +15,26 @@ from typing import TYPE_CHECKING, Any
 
 import gradio as gr
 import numpy as np
-import pandas as pd
 
 from app.common import ProgressFn, encoder_for, require_eraser, user_errors
 from app.generation import NO_PIPELINE, find_backend
 from app.state import Session
 
 if TYPE_CHECKING:
+    import plotly.graph_objects as go
+
     from clear_core.encoders import TextEncoder
     from clear_core.erasure import Eraser
+    from clear_core.evaluation import Baseline
 
-__all__ = ["EVAL_PAIRS", "erase_prompt", "generate_media", "matching_pairs"]
+__all__ = [
+    "EVAL_PAIRS",
+    "calibration_chart",
+    "erase_prompt",
+    "evaluation_baseline",
+    "generate_media",
+    "matching_pairs",
+]
 
 EVAL_PAIRS = 32
 """Pairs (an evenly spaced subset) behind the set-level scores: enough to read, fast enough to redo per γ."""
@@ -39,15 +50,44 @@ def matching_pairs(session: Session, eraser: Eraser) -> tuple[list[str], list[st
     return [p.positive for p in pairs], [p.negative for p in pairs]
 
 
-def _probe(session: Session, encoder: TextEncoder, eraser: Eraser, pairs) -> tuple[Any, Session]:
-    """The concept probe on original outputs, cached in the session per (model, concept, pairs)."""
-    from clear_core.evaluation import fit_probe
+def evaluation_baseline(
+    session: Session,
+    encoder: TextEncoder,
+    positives: list[str],
+    negatives: list[str],
+    implicit: list[str] | None = None,
+    unrelated: list[str] | None = None,
+) -> tuple[Baseline, Session]:
+    """Original outputs and leakage probe of these prompts: (baseline, session that caches it).
 
-    key = (encoder.model_id, eraser.concept, len(pairs[0]), pairs[0][0])
-    if session.probe is not None and session.probe[0] == key:
-        return session.probe[1], session
-    probe = fit_probe(encoder.encode(pairs[0]), encoder.encode(pairs[1]))
-    return probe, session.with_(probe=(key, probe))
+    Reused while the model and every prompt set stay the same; the session passed in is not changed.
+    """
+    from clear_core.evaluation import Baseline
+
+    key = (
+        encoder.model_id,
+        encoder.revision,
+        *(tuple(p or ()) for p in (positives, negatives, implicit, unrelated)),
+    )
+    if session.baseline is not None and session.baseline[0] == key:
+        return session.baseline[1], session
+    baseline = Baseline.build(encoder, positives, negatives, implicit, unrelated)
+    return baseline, session.with_(baseline=(key, baseline))
+
+
+def calibration_chart(eraser: Eraser) -> go.Figure | None:
+    """The γ sweep of the eraser's calibration (plotly figure), its default γ and the preservation
+    floor marked; None when it was not calibrated."""
+    from analysis.figures import SWEEP_SERIES, gamma_sweep_chart
+
+    calibration = eraser.meta.get("calibration") or {}
+    rows = calibration.get("rows") or []
+    if not rows:
+        return None
+    series = {key: [r.get(key) for r in rows] for key in SWEEP_SERIES}
+    return gamma_sweep_chart(
+        [r["gamma"] for r in rows], series, chosen=eraser.gamma, preserve_min=calibration.get("preserve_min")
+    )
 
 
 def _percent(x: float | None) -> str:
@@ -56,10 +96,12 @@ def _percent(x: float | None) -> str:
 
 def erase_prompt(
     prompt: str, gamma: float, session: Session, progress: ProgressFn = gr.Progress()
-) -> tuple[str, str, list, pd.DataFrame, dict, Session]:
-    """Erase one prompt: (set-level scores, this prompt, token map, subtracted features, numbers, session)."""
+) -> tuple[str, str, list, go.Figure, dict, Session]:
+    """Erase one prompt: (set-level scores, this prompt, token map, subtracted-feature bars, numbers,
+    session). The session comes back with the evaluation baseline cached (see :func:`evaluation_baseline`)."""
     with user_errors():
         from analysis.features import explain_prompt
+        from analysis.figures import token_bars
         from clear_core.concepts import unrelated_prompts
         from clear_core.evaluation import evaluate
 
@@ -84,22 +126,17 @@ def erase_prompt(
         pairs = matching_pairs(session, eraser)
         new = session
         if pairs is not None:
-            progress(0.3, desc="concept probe")
-            probe, new = _probe(session, encoder, eraser, pairs)
+            progress(0.3, desc="original outputs and concept probe")
+            baseline, new = evaluation_baseline(
+                session, encoder, *pairs, implicit=session.implicit or None, unrelated=unrelated_prompts()
+            )
             original = encoder.encode([prompt])
             with eraser.applied(encoder, gamma=gamma):
                 erased = encoder.encode([prompt])
-            p0, p1 = probe.model.predict_proba(np.concatenate([original, erased]))[:, 1]
+            p0, p1 = baseline.probe.probability(np.concatenate([original, erased]))
             numbers["prompt"]["concept_probability"] = {"original": float(p0), "erased": float(p1)}
             progress(0.5, desc=f"leakage and preservation at γ = {gamma:g}")
-            report = evaluate(
-                encoder,
-                eraser,
-                *pairs,
-                implicit=session.implicit or None,
-                unrelated=unrelated_prompts(),
-                gammas=(0.0, gamma) if gamma else (0.0,),
-            )
+            report = evaluate(encoder, eraser, baseline=baseline, gammas=(0.0, gamma) if gamma else (0.0,))
             base, row = report.rows[0], report.rows[-1]
             numbers["scores"] = {"baseline": vars(base), "erased": vars(row), "n_pairs": len(pairs[0])}
             scores = (
@@ -130,8 +167,11 @@ def erase_prompt(
     )
     peak = max(x.token_erased, default=0.0) or 1.0
     tokens = [(f"{t} ", round(v / peak, 3) if v > 0 else None) for t, v in zip(x.tokens, x.token_erased)]
-    subtracted = pd.DataFrame(
-        [{"feature": f"#{f}", "amount": a} for f, a in x.subtracted], columns=["feature", "amount"]
+    subtracted = token_bars(
+        [f"#{f}" for f, _ in x.subtracted],
+        [a for _, a in x.subtracted],
+        title=f"Subtracted SAE features at γ = {gamma:g}",
+        x_title="amount subtracted (γ · Σ over tokens of activation · m_spec)",
     )
     return scores, this, tokens, subtracted, numbers, new
 

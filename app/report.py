@@ -185,6 +185,12 @@ def report_figures(session: Session) -> list[tuple[str, Any]]:
                     feature_bars(t.ids[:k], t.pos_mean[:k], t.neg_mean[:k], t.spec[:k]),
                 )
             )
+    if eraser is not None:
+        from app.preview_tab import calibration_chart
+
+        sweep = calibration_chart(eraser)
+        if sweep is not None:
+            figs.append(("Calibration: leakage and preservation against γ", sweep))
     return figs
 
 

@@ -10,25 +10,23 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import gradio as gr
-import pandas as pd
 
 from app.common import ProgressFn, encoder_for, require_concept, session_status, user_errors
 from app.layer_tab import chosen_layer, layer_map_figures
+from app.preview_tab import calibration_chart
 from app.state import Session
 
 if TYPE_CHECKING:
-    from clear_core.evaluation import GammaRow
     from clear_core.search import SearchEvent
     from clear_core.workflow import RunResult
 
 __all__ = [
     "GAMMA_MAX",
     "KINDS",
-    "calibration_frame",
     "eraser_options",
     "parse_gammas",
     "run_search",
@@ -87,22 +85,6 @@ def search_figures(
         "L_CLEAR": [e.loss_clear for e in history],
     }
     return prob_fig, loss_chart(steps, losses, [e.tau for e in history])
-
-
-def calibration_frame(rows: Sequence[GammaRow | dict] | None) -> pd.DataFrame:
-    """Long-format γ sweep (gamma, metric, value) for a line plot, from a report's rows or their JSON."""
-    out = []
-    for r in rows or []:
-        r = r if isinstance(r, dict) else dataclasses.asdict(r)
-        for metric, key in (
-            ("leakage: positive prompts", "leakage_positive"),
-            ("leakage: held-out paraphrases", "leakage_implicit"),
-            ("preservation: negative prompts", "preservation_negative"),
-            ("preservation: unrelated prompts", "preservation_unrelated"),
-        ):
-            if r.get(key) is not None:
-                out.append({"gamma": float(r["gamma"]), "metric": metric, "value": float(r[key])})
-    return pd.DataFrame(out, columns=["gamma", "metric", "value"])
 
 
 def search_summary(result: RunResult) -> str:
@@ -216,7 +198,6 @@ def run_search(
             eraser=result.eraser,
             eraser_source="search",
             run_settings=settings,
-            probe=None,
             features=None,
         )
         history = result.search.history if brute else result.history
@@ -230,7 +211,7 @@ def run_search(
             *figs,
             f"**done**: {'stopped early, ' if result.cancelled else ''}{result.elapsed:.1f} s",
             search_summary(result),
-            calibration_frame(result.calibration.rows if result.calibration else None),
+            calibration_chart(result.eraser),
             *map_figs,
             gamma,
             session_status(new),

@@ -73,8 +73,10 @@ class Session:
     """"search" or "uploaded <file name>"."""
     features: Any = None
     """Cached analysis.features.FeatureTable of ``eraser`` (None until the Features tab runs)."""
-    probe: Any = None
-    """Cached (key, LeakageProbe) for the per-prompt leakage score of the preview."""
+    baseline: Any = None
+    """Cached (key, clear_core.evaluation.Baseline) of the preview: the original outputs of its
+    evaluation prompts and the leakage probe, so that moving γ re-encodes only the erased side. The
+    key names the model and every prompt set; a change of either rebuilds it."""
     workdir: str | None = None
     """Private folder for exports and uploads (deleted when the session ends)."""
     control: Control = field(default_factory=Control)

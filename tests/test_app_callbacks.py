@@ -224,9 +224,12 @@ def test_search_streams_charts_and_builds_a_calibrated_eraser(fitted):
     settings = fitted.run_settings
     assert settings["search"]["seed"] == 0 and settings["options"]["gammas"] == [0.0, 1.0, 2.0]
     assert fitted.eraser.gamma in (1.0, 2.0) and not run.cancelled
-    frame = search_tab.calibration_frame(run.calibration.rows)
-    assert set(frame["gamma"]) == {0.0, 1.0, 2.0}
-    assert "leakage: held-out paraphrases" not in set(frame["metric"])  # calibration never sees them
+    sweep = preview_tab.calibration_chart(fitted.eraser)
+    names = {t.name for t in sweep.data}
+    assert all(list(t.x) == [0.0, 1.0, 2.0] for t in sweep.data)
+    assert "leakage: positive prompts" in names and "preservation: unrelated prompts" in names
+    assert "leakage: held-out paraphrases" not in names  # calibration never sees them
+    assert any(s.x0 == s.x1 == fitted.eraser.gamma for s in sweep.layout.shapes)
     summary = search_tab.search_summary(run)
     assert f"block {fitted.eraser.layer}" in summary and "seed 0" in summary
 
@@ -235,13 +238,14 @@ def test_search_streams_then_highlights_the_chosen_block(search_run):
     items, final = search_run
     assert all(item[-1] == gr.skip() for item in items[:-1])  # the session changes only at the end
     assert any(item[0] != gr.skip() for item in items[:-1])  # live charts before the end
-    probs, losses, status, _summary, _calibration, _sep, _proj, gamma, _line, new = final
+    probs, losses, status, _summary, calibration, _sep, _proj, gamma, _line, new = final
     chosen = new.eraser.layer
     names = [t.name for t in probs.data]
     assert any(name.endswith("(chosen)") for name in names)
     assert names[new.run.search.candidates.index(chosen)].endswith("(chosen)")
     assert {t.name for t in losses.data} >= {"L_SAE", "L_con", "τ"}
     assert gamma == new.eraser.gamma and "done" in status
+    assert calibration.layout.title.text == "Leakage and preservation against γ"
 
 
 def test_search_stop_still_builds_an_eraser():
@@ -308,12 +312,23 @@ def test_features_rank_masks_and_health(fitted):
 def test_feature_detail_highlights_firing_tokens(fitted):
     *_figs, new = features_tab.analyse_features(fitted)
     feature = int(new.features.ids[0])
-    bars, top_pos, top_neg, nearest = features_tab.feature_detail(feature, new)
+    bars, histogram, top_pos, top_neg, nearest = features_tab.feature_detail(feature, new)
     labels = {label for _tok, label in top_pos}
     assert "strong" in labels and labels <= {"strong", "medium", "weak", None}
     assert sum(tok.endswith("\n") for tok, _ in top_pos) == 5 and top_neg
-    assert list(nearest.columns) == ["token", "cosine"] and len(nearest) == 12
-    assert bars.data[0].x[0] == f"#{feature}"
+    assert nearest.data[0].orientation == "h" and len(nearest.data[0].y) == 12
+    cosines = list(nearest.data[0].x)
+    assert cosines == sorted(cosines, reverse=True)
+    assert (
+        bars.data[0].x[0] == f"#{feature}"
+        and bars.layout.title.text == f"Feature #{feature}: mean activation"
+    )
+    pos_peaks, neg_peaks = histogram.data[0].x, histogram.data[1].x
+    assert len(pos_peaks) == len(neg_peaks) == N_PAIRS  # one peak per prompt
+    # the feature table's mean activation is the mean of these per-prompt peaks
+    assert sum(pos_peaks) / N_PAIRS == pytest.approx(float(new.features.pos_mean[0]), rel=1e-4)
+    assert sum(neg_peaks) / N_PAIRS == pytest.approx(float(new.features.neg_mean[0]), rel=1e-4, abs=1e-6)
+    assert next(tok for tok, _ in top_pos if tok.startswith("(peak")) == f"(peak {max(pos_peaks):.2f})\n"
 
 
 def test_features_refuse_a_steering_eraser(fitted):
@@ -332,9 +347,54 @@ def test_erase_reports_prompt_and_concept_scores(fitted):
     baseline, erased = numbers["scores"]["baseline"], numbers["scores"]["erased"]
     assert baseline["leakage_positive"] >= erased["leakage_positive"]
     assert "Leakage" in scores and "Preservation" in scores and "concept probability" in this
-    assert [f"#{s['feature']}" for s in p["subtracted"]] == list(subtracted["feature"])
+    assert [f"#{s['feature']}" for s in p["subtracted"]] == list(subtracted.data[0].y)
+    assert subtracted.data[0].orientation == "h"
     assert any(s == 1.0 for _t, s in tokens)
-    assert new.probe is not None and fitted.probe is None
+    assert new.baseline is not None and fitted.baseline is None
+
+
+def test_moving_gamma_reuses_the_cached_baseline(fitted, monkeypatch):
+    from clear_core import concepts
+    from clear_core.evaluation import Baseline, evaluate
+
+    few_unrelated = concepts.unrelated_prompts()[:8]  # keeps the evaluations below quick
+    monkeypatch.setattr(concepts, "unrelated_prompts", lambda: few_unrelated)
+    build, calls = Baseline.build, []
+
+    def counting_build(cls, *args, **kwargs):
+        calls.append(args[1])  # the positives
+        return build(*args, **kwargs)
+
+    monkeypatch.setattr(Baseline, "build", classmethod(counting_build))
+    prompt = "a skydiver with a parachute over green fields"
+    *_figs, first, after_first = preview_tab.erase_prompt(prompt, 1.0, fitted)
+    *_figs, second, after_second = preview_tab.erase_prompt(prompt, 2.0, after_first)
+    assert len(calls) == 1 and fitted.baseline is None
+    assert after_second.baseline[1] is after_first.baseline[1]
+    assert first["scores"]["baseline"] == second["scores"]["baseline"]
+    assert [n["scores"]["erased"]["gamma"] for n in (first, second)] == [1.0, 2.0]
+
+    # the cached baseline gives what a fresh evaluation gives
+    baseline = after_second.baseline[1]
+    fresh = evaluate(
+        models.get_encoder("minilm"),
+        fitted.eraser,
+        baseline.sets["positive"],
+        baseline.sets["negative"],
+        implicit=baseline.sets.get("implicit"),
+        unrelated=baseline.sets.get("unrelated"),
+        gammas=(2.0,),
+    )
+    assert dataclasses.asdict(fresh.rows[0]) == pytest.approx(second["scores"]["erased"], abs=1e-6)
+
+    # other pairs of the same concept: a new baseline
+    rows = [[p.positive, p.negative] for p in fitted.concept.pairs[: N_PAIRS // 2]]
+    implicit, neutral = "\n".join(fitted.implicit), "\n".join(fitted.neutral)
+    *_text, fewer = concept_tab.use_table(rows, "parachute", implicit, neutral, after_second)
+    calls.clear()
+    *_figs, _numbers, rebuilt = preview_tab.erase_prompt(prompt, 2.0, fewer)
+    assert len(calls) == 1 and len(calls[0]) == N_PAIRS // 2
+    assert rebuilt.baseline[1] is not after_second.baseline[1]
 
 
 def test_erase_at_gamma_zero_changes_nothing(fitted):
@@ -343,7 +403,8 @@ def test_erase_at_gamma_zero_changes_nothing(fitted):
         "a bowl of ramen", 0.0, other_pairs
     )
     assert numbers["prompt"]["cosine_original_vs_erased"] == pytest.approx(1.0, abs=1e-6)
-    assert numbers["prompt"]["norm_drift"] == pytest.approx(0.0, abs=1e-6) and subtracted.empty
+    assert numbers["prompt"]["norm_drift"] == pytest.approx(0.0, abs=1e-6)
+    assert len(subtracted.data[0].y) == 0 and subtracted.layout.annotations[0].text == "nothing to show"
 
 
 def test_erase_with_other_pairs_loaded_explains_the_missing_scores(fitted):
@@ -371,13 +432,14 @@ def test_export_writes_artifact_and_report_then_reloads(fitted, tmp_path):
     assert "--seed 0" in report["reproduce"] and "--d-sae 256" in report["reproduce"]
     page = report_html.read_text()
     assert page.count("plotly.js v") == 1 and "Layer probabilities during the search" in page
+    assert "Calibration: leakage and preservation against γ" in page
     assert "clear-eraser-parachute.zip" in message and fitted.workdir is None and new.workdir
 
     message, calibration, gamma, _status, loaded = export_tab.load_eraser([str(archive)], new)
     assert loaded.eraser.layer == fitted.eraser.layer and loaded.run is None
     assert loaded.eraser_source == "uploaded clear-eraser-parachute.zip"
     assert gamma == fitted.eraser.gamma
-    assert len(calibration) == len(search_tab.calibration_frame(fitted.run.calibration.rows))
+    assert calibration.to_json() == preview_tab.calibration_chart(fitted.eraser).to_json()
     cleanup_session(loaded)
     assert not Path(loaded.workdir).exists()
 

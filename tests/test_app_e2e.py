@@ -92,6 +92,9 @@ def test_full_flow(server, tmp_path):
     assert len(chosen) == 1
     assert any("chosen" in str(a.get("text", "")) for a in _plot(sep)["layout"]["annotations"])
     assert gamma in (1.0, 2.0)
+    sweep = _plot(calibration)  # the calibration's γ sweep, drawn in the Erase tab
+    assert "leakage: positive prompts" in {t["name"] for t in sweep["data"]}
+    assert any(s["x0"] == s["x1"] == gamma for s in sweep["layout"]["shapes"])  # the chosen γ
 
     # 5. erase one prompt at the calibrated γ
     scores, this, tokens, subtracted, numbers = client.predict(
@@ -99,6 +102,10 @@ def test_full_flow(server, tmp_path):
     )
     assert numbers["gamma"] == gamma and 0 < numbers["prompt"]["cosine_original_vs_erased"] < 1
     assert "Leakage" in scores and "concept probability" in this
+    bars = _plot(subtracted)["data"][0]
+    assert bars["orientation"] == "h" and bars["y"] == [
+        f"#{s['feature']}" for s in numbers["prompt"]["subtracted"]
+    ]
 
     # 6. export, then continue from the uploaded artifact
     files, message = client.predict(api_name="/export")

@@ -105,6 +105,64 @@ def test_feature_bars():
         figures.feature_bars([7, 42], [1.0, 2.0], [0.1], [0.9, 1.0])
 
 
+def test_feature_bars_title():
+    assert figures.feature_bars([7], [1.0], [0.0], [1.0]).layout.title.text == "Top concept features"
+    fig = figures.feature_bars([7], [1.0], [0.0], [1.0], title="Feature #7: mean activation")
+    assert fig.layout.title.text == "Feature #7: mean activation"
+
+
+def test_gamma_sweep_chart_axes_chosen_gamma_and_floor():
+    series = {
+        "leakage_positive": [0.9, 0.4, 0.1],
+        "leakage_implicit": [None, None, None],  # a calibration never sees the paraphrases
+        "preservation_negative": [1.0, 0.98, None],
+        "preservation_unrelated": [1.0, 0.97, 0.9],
+    }
+    fig = figures.gamma_sweep_chart([0, 1, 2], series, chosen=1, preserve_min=0.95)
+    assert [t.name for t in fig.data] == [
+        "leakage: positive prompts",
+        "preservation: negative prompts",
+        "preservation: unrelated prompts",
+    ]
+    assert [t.yaxis for t in fig.data] == ["y", "y2", "y2"]  # cosines on their own axis
+    assert fig.data[0].line.color == figures.KIND_COLORS["positive"] and fig.data[2].line.dash == "dot"
+    assert list(fig.data[0].x) == [0, 1, 2] and np.isnan(fig.data[1].y[2])
+    vertical = [s for s in fig.layout.shapes if s.x0 == s.x1 == 1]
+    floor = [s for s in fig.layout.shapes if s.y0 == s.y1 == 0.95]
+    assert len(vertical) == 1 and len(floor) == 1
+    assert floor[0].yref == "y2" and floor[0].line.dash == "dash"
+    assert {a.text for a in fig.layout.annotations} == {"chosen γ = 1", "preservation floor 0.95"}
+    assert fig.layout.yaxis2.range[0] <= 0.9  # the worst cosine is on the chart
+    bare = figures.gamma_sweep_chart([0, 1], {"leakage_positive": [0.5, 0.2]})
+    assert len(bare.data) == 1 and not bare.layout.shapes
+    with pytest.raises(ValueError, match=r"unknown γ-sweep series \['leakage'\]"):
+        figures.gamma_sweep_chart([0, 1], {"leakage": [0.5, 0.2]})
+    with pytest.raises(ValueError, match="preservation_negative: expected 2 values"):
+        figures.gamma_sweep_chart([0, 1], {"preservation_negative": [1.0]})
+
+
+def test_token_bars_are_horizontal_first_label_on_top():
+    fig = figures.token_bars(["▁parachute", "#12"], [0.8, 0.3], "Nearest tokens", "cosine")
+    (bars,) = fig.data
+    assert isinstance(bars, go.Bar) and bars.orientation == "h"
+    assert list(bars.y) == ["▁parachute", "#12"] and list(bars.x) == [0.8, 0.3]
+    assert fig.layout.yaxis.autorange == "reversed" and fig.layout.xaxis.title.text == "cosine"
+    assert fig.layout.title.text == "Nearest tokens"
+    empty = figures.token_bars([], [], "Subtracted", "amount")
+    assert len(empty.data[0].y) == 0 and empty.layout.annotations[0].text == "nothing to show"
+    with pytest.raises(ValueError, match="values: expected 2 values"):
+        figures.token_bars(["a", "b"], [1.0], "t", "x")
+
+
+def test_feature_histogram_overlays_positive_and_negative_on_shared_bins():
+    fig = figures.feature_histogram([2.0, 3.0, 2.5], np.zeros(4), feature=42)
+    pos, neg = fig.data
+    assert (pos.name, neg.name) == ("positive prompts", "negative prompts")
+    assert pos.marker.color == figures.KIND_COLORS["positive"] and len(neg.x) == 4
+    assert pos.xbins == neg.xbins and pos.xbins.start == 0 and pos.xbins.end > 3.0
+    assert fig.layout.barmode == "overlay" and "#42" in fig.layout.title.text
+
+
 def test_save_html_is_self_contained(tmp_path):
     path = figures.save_html(figures.loss_chart([0], {"L": [1.0]}, [1.0]), tmp_path / "x.html")
     text = path.read_text()
