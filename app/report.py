@@ -8,9 +8,7 @@ figures from :mod:`analysis.figures`. Every user-provided string is HTML-escaped
 from __future__ import annotations
 
 import html
-import importlib.metadata
 import json
-import platform
 import shlex
 import time
 from typing import Any
@@ -19,33 +17,12 @@ from app.state import Session
 
 __all__ = ["build_report", "render_html", "report_figures", "versions"]
 
-_PACKAGES = (
-    "torch",
-    "transformers",
-    "numpy",
-    "scikit-learn",
-    "plotly",
-    "gradio",
-    "safetensors",
-    "umap-learn",
-)
-
 
 def versions() -> dict[str, str]:
     """Python, the workbench and the libraries that decide the numbers."""
-    from clear_core import __version__
+    from clear_core.provenance import library_versions
 
-    out = {
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "clear_workbench": __version__,
-    }
-    for name in _PACKAGES:
-        try:
-            out[name] = importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            out[name] = "not installed"
-    return out
+    return library_versions()
 
 
 def _reproduce(settings: dict[str, Any]) -> str | None:

@@ -23,7 +23,6 @@ Artifacts are ``eraser.safetensors`` (tensors) + ``eraser.json`` (everything els
 from __future__ import annotations
 
 import json
-import platform
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -36,9 +35,9 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from clear_core import __version__
 from clear_core.encoders import Activations, TextEncoder, find_blocks
 from clear_core.hooks import Handler, scoped_hooks
+from clear_core.provenance import library_versions
 from clear_core.sae import SAE, SAEConfig
 from clear_core.search import SearchResult, paper_masks
 
@@ -186,7 +185,7 @@ class Eraser:
             "mask": self.mask,
             "default_gamma": self.gamma,
             "sae": self.sae.config_dict() if self.sae is not None else None,
-            "versions": _versions(),
+            "versions": library_versions(),
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             **{k: v for k, v in self.meta.items() if k not in ("versions",)},
         }
@@ -379,15 +378,3 @@ def steering_eraser(
         gamma=gamma,
         meta={"layer_names": pos.layer_names, "n_pairs": pos.n_prompts},
     )
-
-
-def _versions() -> dict[str, str]:
-    import transformers
-
-    return {
-        "clear_workbench": __version__,
-        "torch": torch.__version__,
-        "transformers": transformers.__version__,
-        "numpy": np.__version__,
-        "python": platform.python_version(),
-    }
