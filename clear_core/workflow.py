@@ -152,9 +152,7 @@ class ClearRun:
         else:
             runner = LayerSearch(pos, neg, self.search_config)
             for event in runner.run(should_stop):
-                yield Stage(
-                    "search", 0.1 + 0.7 * event.step / event.total, _search_message(event, pos), event
-                )
+                yield Stage("search", 0.1 + 0.7 * event.step / event.total, _search_message(event), event)
             search, history, cancelled = runner.result, runner.result.history, runner.result.cancelled
 
         layer = opts.layer if opts.layer is not None else (brute.layer if brute else search.layer)
@@ -202,7 +200,7 @@ class ClearRun:
         )
 
 
-def _search_message(event: SearchEvent, acts: Activations) -> str:
+def _search_message(event: SearchEvent) -> str:
     return f"step {event.step}/{event.total}  τ={event.tau:.2f}  L_SAE={event.loss_sae:.4f}  L_con={event.loss_con:.3f}"
 
 
