@@ -30,13 +30,16 @@ import torch
 from torch import nn
 
 from clear_core import __version__
+from clear_core.fingerprint import encoder_fingerprint
 from clear_core.hooks import Handler, scoped_hooks
+from clear_core.profiles import MASKED, EncodingProfile, pipeline_encoding
 
 __all__ = [
     "DEFAULT_MODEL",
     "Activations",
     "BlockLayout",
     "CaptureConfig",
+    "EncodingProfile",
     "TextEncoder",
     "find_blocks",
     "load_encoder",
@@ -247,6 +250,10 @@ class TextEncoder:
     """Name recorded in artifacts ("minilm", a Hugging Face id or a folder)."""
     revision: str
     """Identifies the exact weights (package version, hub commit, or a fingerprint)."""
+    profile: EncodingProfile = MASKED
+    """How prompts are run through it (a pipeline's own way: see clear_core/profiles.py)."""
+    component: str = "text_encoder"
+    """Which text encoder of a pipeline this is (``text_encoder_2`` for Flux's T5)."""
     layout: BlockLayout = field(init=False)
 
     def __post_init__(self) -> None:
@@ -277,14 +284,34 @@ class TextEncoder:
         return self.layout.blocks[layer - 1]
 
     def default_max_length(self) -> int:
+        if self.profile.max_length is not None:
+            return self.profile.max_length
         limit = getattr(self.tokenizer, "model_max_length", 512) or 512
         return int(min(limit, 512))
 
+    @property
+    def fingerprint(self) -> dict:
+        """Identity of the weights (clear_core/fingerprint.py): the same for any path or dtype."""
+        return encoder_fingerprint(self.model)
+
+    def provenance(self) -> dict:
+        """What an eraser records about the encoder it was made for (eraser.json)."""
+        return {
+            "text_encoder": self.component,
+            "encoding": self.profile.to_json(),
+            "encoder_fingerprint": self.fingerprint,
+            "n_blocks": self.n_blocks,
+        }
+
+    def with_profile(self, profile: EncodingProfile) -> TextEncoder:
+        """The same model run under another encoding profile (shares the weights)."""
+        return TextEncoder(self.model, self.tokenizer, self.model_id, self.revision, profile, self.component)
+
     def tokenize(self, prompts: Sequence[str], max_length: int | None = None) -> dict[str, torch.Tensor]:
-        """Padded batch with attention mask, on the model's device."""
+        """Padded batch (with the attention mask, also when the profile does not feed it), on the device."""
         batch = self.tokenizer(
             list(prompts),
-            padding=True,
+            padding="max_length" if self.profile.padding == "max_length" else True,
             truncation=True,
             max_length=max_length or self.default_max_length(),
             return_tensors="pt",
@@ -294,8 +321,19 @@ class TextEncoder:
             keep.add("token_type_ids")
         return {k: v.to(self.device) for k, v in batch.items() if k in keep}
 
+    def _model_inputs(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """What the model is called with: without the mask when the profile runs it unmasked."""
+        if self.profile.attention_mask:
+            return batch
+        return {k: v for k, v in batch.items() if k != "attention_mask"}
+
+    def _positions(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """(batch, tokens) bool: the positions the profile uses downstream."""
+        mask = batch["attention_mask"].bool()
+        return torch.ones_like(mask) if self.profile.positions == "all" else mask
+
     def _forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        out = self.model(**batch)
+        out = self.model(**self._model_inputs(batch))
         return out.last_hidden_state if hasattr(out, "last_hidden_state") else out[0]
 
     # -------------------------------------------------------------------------------- capture
@@ -309,6 +347,8 @@ class TextEncoder:
             "dtype": str(next(self.model.parameters()).dtype),
             "prompts": list(prompts),
         }
+        if self.profile != MASKED:  # keeps the keys of default-profile captures unchanged
+            payload["profile"] = self.profile.to_json()
         return hashlib.sha256(json.dumps(payload, ensure_ascii=False).encode()).hexdigest()
 
     def capture(
@@ -327,10 +367,15 @@ class TextEncoder:
                 return Activations.open(folder)
 
         max_length = config.max_length or self.default_max_length()
-        lengths = [
-            int(sum(m))
-            for m in self.tokenizer(list(prompts), truncation=True, max_length=max_length)["attention_mask"]
-        ]
+        if self.profile.positions == "all":
+            lengths = [max_length] * len(prompts)
+        else:
+            lengths = [
+                int(sum(m))
+                for m in self.tokenizer(list(prompts), truncation=True, max_length=max_length)[
+                    "attention_mask"
+                ]
+            ]
         offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
         shape = (len(self.layer_names), int(offsets[-1]), self.d_model)
         np_dtype = np.float32 if config.storage == "float32" else np.uint16
@@ -357,6 +402,7 @@ class TextEncoder:
                 "prompts": prompts,
                 "storage": config.storage,
                 "max_length": max_length,
+                "profile": self.profile.to_json(),
                 "clear_version": __version__,
             }
             (tmp / "meta.json").write_text(json.dumps(meta, ensure_ascii=False))
@@ -387,8 +433,8 @@ class TextEncoder:
                 stop = min(start + config.batch_size, n)
                 batch = self.tokenize(prompts[start:stop], max_length)
                 captured.clear()
-                self.model(**batch)
-                mask = batch["attention_mask"].bool()
+                self.model(**self._model_inputs(batch))
+                mask = self._positions(batch)
                 lo, hi = offsets[start], offsets[stop]
                 if int(mask.sum()) != hi - lo:
                     raise RuntimeError("tokenizer gave different lengths for the same prompts")
@@ -407,7 +453,8 @@ class TextEncoder:
     def encode(
         self, prompts: Sequence[str], batch_size: int = 32, max_length: int | None = None
     ) -> np.ndarray:
-        """(N, d_model) float32: mean over real tokens of the final encoder output.
+        """(N, d_model) float32: mean of the final encoder output over the positions the profile uses
+        (real tokens by default; every padded position for an unmasked "all" profile).
 
         Runs inside whatever hooks are active in this context, so under ``eraser.applied(...)`` it
         returns the erased embedding.
@@ -418,20 +465,29 @@ class TextEncoder:
             for start in range(0, len(prompts), batch_size):
                 batch = self.tokenize(prompts[start : start + batch_size], max_length)
                 hidden = self._forward(batch).float()
-                mask = batch["attention_mask"].unsqueeze(-1).float()
+                mask = self._positions(batch).unsqueeze(-1).float()
                 out[start : start + batch_size] = ((hidden * mask).sum(1) / mask.sum(1)).cpu().numpy()
         return out
 
     # ------------------------------------------------------------------------------- loading
     @classmethod
-    def from_pipeline(cls, pipe: object, which: str = "text_encoder") -> TextEncoder:
-        """Wrap the text encoder of a loaded diffusers pipeline (``text_encoder_2`` for Flux's T5)."""
+    def from_pipeline(cls, pipe: object, which: str | None = None) -> TextEncoder:
+        """Wrap the text encoder of a loaded diffusers pipeline, run the way that pipeline runs it.
+
+        ``which`` defaults to the component the pipeline's erasers target (``text_encoder``, or
+        ``text_encoder_2`` for Flux's T5); the profile comes from clear_core/profiles.py (the masked
+        default for an unknown pipeline class).
+        """
+        known = pipeline_encoding(pipe)
+        which = which or (known.component if known else "text_encoder")
         model = getattr(pipe, which, None)
         tokenizer = getattr(pipe, which.replace("text_encoder", "tokenizer"), None)
         if model is None or tokenizer is None:
             raise ValueError(f"{type(pipe).__name__} has no {which!r} with a matching tokenizer")
+        profile = known.profile if known and known.component == which else MASKED
         name = getattr(getattr(pipe, "config", None), "_name_or_path", "") or type(pipe).__name__
-        return cls(model, tokenizer, f"{name}:{which}", _fingerprint(model))
+        revision = "params-" + encoder_fingerprint(model)["weights"]
+        return cls(model, tokenizer, f"{name}:{which}", revision, profile, which)
 
 
 def _check_prompts(prompts: Sequence[str]) -> list[str]:
@@ -444,19 +500,6 @@ def _check_prompts(prompts: Sequence[str]) -> list[str]:
         if not isinstance(p, str) or not p.strip():
             raise ValueError(f"prompt {i} is empty or not text: {p!r}")
     return prompts
-
-
-def _fingerprint(model: nn.Module) -> str:
-    """A cheap identity for in-memory weights: shapes and a few values of every parameter."""
-    h = hashlib.sha256()
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            flat = p.detach().reshape(-1)
-            h.update(name.encode())
-            h.update(str(tuple(p.shape)).encode())
-            h.update(flat[:8].float().cpu().numpy().tobytes())
-            h.update(flat[-8:].float().cpu().numpy().tobytes())
-    return "params-" + h.hexdigest()[:16]
 
 
 def _folder_revision(folder: Path) -> str:
@@ -519,8 +562,13 @@ def load_encoder(
     if is_local and not path.is_dir():
         raise ValueError(f"{name}: expected a model folder, got a file")
     tok_sub = None
-    if subfolder is None and is_local and (path / "model_index.json").is_file():
-        subfolder = "text_encoder"
+    pipeline = _pipeline_class(path) if is_local else None
+    known = (
+        pipeline_encoding(pipeline, _json_or_none(path / "transformer" / "config.json")) if pipeline else None
+    )
+    if subfolder is None and pipeline is not None:
+        subfolder = known.component if known else "text_encoder"
+    profile = known.profile if known and known.component == subfolder else MASKED
     if subfolder:
         tok_sub = subfolder.replace("text_encoder", "tokenizer")
     source = str(path) if is_local else name
@@ -542,4 +590,31 @@ def load_encoder(
             rev = _folder_revision(path / subfolder if subfolder else path)
         else:
             rev = getattr(config, "_commit_hash", None) or "unknown"
-    return TextEncoder(model, tokenizer, model_id + (f":{subfolder}" if subfolder else ""), rev)
+    return TextEncoder(
+        model,
+        tokenizer,
+        model_id + (f":{subfolder}" if subfolder else ""),
+        rev,
+        profile,
+        subfolder or "text_encoder",
+    )
+
+
+def _json_or_none(path: Path) -> dict | None:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _pipeline_class(folder: Path) -> str | None:
+    """The ``_class_name`` of a diffusers pipeline folder (None when ``folder`` is not one)."""
+    index = folder / "model_index.json"
+    if not index.is_file():
+        return None
+    try:
+        name = json.loads(index.read_text(encoding="utf-8")).get("_class_name")
+    except (json.JSONDecodeError, UnicodeDecodeError, AttributeError) as err:
+        raise ValueError(f"{index}: not a valid model_index.json ({err})") from None
+    return name if isinstance(name, str) else ""

@@ -36,7 +36,9 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from clear_core.encoders import Activations, TextEncoder, find_blocks
+from clear_core.fingerprint import fingerprints_match, short
 from clear_core.hooks import Handler, scoped_hooks
+from clear_core.profiles import EncodingProfile
 from clear_core.provenance import library_versions
 from clear_core.sae import SAE, SAEConfig
 from clear_core.search import SearchResult, paper_masks
@@ -133,7 +135,7 @@ class Eraser:
     # ---------------------------------------------------------------------------------- apply
     def block_of(self, target: Any) -> nn.Module:
         """The module to hook in ``target``: a TextEncoder, a bare encoder, or a diffusers pipeline."""
-        which = self.meta.get("text_encoder", "text_encoder")
+        which = self.component
         if isinstance(target, TextEncoder):
             layout = target.layout
         elif isinstance(target, nn.Module):
@@ -263,9 +265,33 @@ class Eraser:
             eraser.check_encoder(encoder, allow_other_model)
         return eraser
 
+    @property
+    def component(self) -> str:
+        """The pipeline attribute of the text encoder this eraser edits (``text_encoder_2`` for Flux)."""
+        return str(self.meta.get("text_encoder") or "text_encoder")
+
+    @property
+    def encoding(self) -> EncodingProfile:
+        """How the encoder was run when the eraser was searched (clear_core/profiles.py)."""
+        return EncodingProfile.from_json(self.meta.get("encoding"))
+
     def check_encoder(self, encoder: TextEncoder, allow_other_model: bool = False) -> None:
-        """Raise if this eraser does not fit ``encoder`` (another model, block layout or width)."""
-        if not allow_other_model and encoder.model_id != self.model_id:
+        """Raise if this eraser does not fit ``encoder``: other weights, block layout or width.
+
+        Erasers record a fingerprint of the encoder's weights (clear_core/fingerprint.py), so the same
+        weights loaded from another folder, path spelling, pipeline or dtype are accepted and really
+        different ones refused. Erasers saved before fingerprints existed fall back to the model name.
+        """
+        stored = self.meta.get("encoder_fingerprint")
+        if allow_other_model:
+            pass
+        elif isinstance(stored, dict):
+            if not fingerprints_match(stored, encoder.fingerprint):
+                raise ValueError(
+                    f"eraser for {self.concept!r} was built for encoder {self.model_id!r} (weights "
+                    f"{short(stored)}), not {encoder.model_id!r} (weights {short(encoder.fingerprint)})"
+                )
+        elif _same_name(encoder.model_id) != _same_name(self.model_id):
             raise ValueError(
                 f"eraser for {self.concept!r} was built for model {self.model_id!r}, not {encoder.model_id!r}"
             )
@@ -274,6 +300,16 @@ class Eraser:
                 f"eraser width {self.d_model} does not match the encoder's d_model {encoder.d_model}"
             )
         self.block_of(encoder)
+
+
+def _same_name(model_id: str) -> str:
+    """A model name with a local path's spelling normalised (``./m/``, ``m`` and ``/abs/m`` agree)."""
+    base, sep, component = model_id.rpartition(":")
+    if not (sep and component.startswith("text_encoder")):
+        base, component = model_id, ""
+    path = Path(base)
+    name = str(path.resolve()) if path.exists() else base.rstrip("/")
+    return f"{name}:{component}" if component else name
 
 
 @contextmanager

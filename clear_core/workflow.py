@@ -166,6 +166,7 @@ class ClearRun:
                 search, pos, neg, self.concept.name, self.encoder.model_id, opts.mask, opts.gamma, layer
             )
         eraser.meta["model_revision"] = self.encoder.revision
+        eraser.meta.update(self.encoder.provenance())  # component, encoding profile, weights fingerprint
         if brute is not None:
             eraser.meta["brute_force_scores"] = dict(zip(map(str, brute.candidates), brute.scores))
 

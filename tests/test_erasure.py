@@ -150,6 +150,10 @@ def test_artifact_refusals(minilm, small_run, tmp_path, bert_tokenizer):
     with pytest.raises(ValueError, match="has shape"):
         Eraser.load(tmp_path)
     (tmp_path / "eraser.json").write_text(json.dumps({**info, "layer_name": "encoder.layer.9"}))
+    with pytest.raises(ValueError, match="in the stored layer names, not 'encoder.layer.9'"):
+        Eraser.load(tmp_path, encoder=minilm)
+    no_names = {k: v for k, v in info.items() if k != "layer_names"}
+    (tmp_path / "eraser.json").write_text(json.dumps({**no_names, "layer_name": "encoder.layer.9"}))
     with pytest.raises(ValueError, match="does not exist in this encoder"):
         Eraser.load(tmp_path, encoder=minilm)
     (tmp_path / "eraser.json").write_text("{not json")

@@ -1,0 +1,266 @@
+"""Render prompts × seeds × variants into a folder: the ``generate`` command's engine.
+
+Layout of ``out`` (read by ``evaluate-videos``)::
+
+    manifest.json                      pipeline, settings, prompts, seeds, variants, every video
+    <variant>/p<prompt>_s<seed>.mp4    one clip per (variant, prompt, seed)
+    <variant>/p<prompt>_s<seed>.json   what made it: pipeline, seed, steps, γ, eraser ids, versions, time
+    sheet_p<prompt>_s<seed>.png        contact sheet: one row per variant, frames as columns
+
+For each (prompt, seed) the original is rendered first and its initial latents are replayed for every
+other variant (render.py), and each variant's conditioning is encoded once per prompt and reused for
+every seed: a γ sweep re-encodes the text once per γ and re-runs only the denoiser. Everything cheap is
+checked before the first render (the folder, the prompts, the γ values, every eraser against the
+pipeline's encoder and encoding profile), so a bad input never costs a generation.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from clear_core.encoders import TextEncoder
+from clear_core.erasure import Eraser, applied_many
+from clear_core.generation.conditioning import encode
+from clear_core.generation.loading import describe
+from clear_core.generation.media import contact_sheet, write_json, write_mp4
+from clear_core.generation.render import Latents, RenderSettings, render
+from clear_core.generation.variants import Variant, steering_baseline
+from clear_core.profiles import MASKED, pipeline_encoding
+from clear_core.provenance import library_versions
+
+__all__ = ["GridResult", "check_erasers", "check_out", "check_prompts", "generate_grid", "prepare_steering"]
+
+MAX_PROMPT_CHARS = 2000
+Progress = Callable[[int, int, str], None]
+
+
+@dataclass
+class GridResult:
+    """What a grid run wrote."""
+
+    out: Path
+    manifest: dict
+    frames: dict[tuple[str, int, int], np.ndarray] = field(default_factory=dict)
+    """(variant, prompt index, seed) -> (frames, H, W, 3) float32 frames, before mp4 encoding."""
+
+
+def check_prompts(prompts: Sequence[str]) -> list[str]:
+    """Non-empty prompts of at most 2,000 characters (the CLI's limit), as a list."""
+    if isinstance(prompts, str):
+        prompts = [prompts]
+    prompts = list(prompts)
+    if not prompts:
+        raise ValueError("no prompts given")
+    for i, p in enumerate(prompts):
+        if not isinstance(p, str) or not "".join(ch for ch in p if ch.isprintable()).strip():
+            raise ValueError(f"prompt {i + 1} is empty")
+        if len(p) > MAX_PROMPT_CHARS:
+            raise ValueError(f"prompt {i + 1} has {len(p):,} characters; the limit is {MAX_PROMPT_CHARS:,}")
+    return prompts
+
+
+def check_out(out: str | Path, overwrite: bool = False) -> Path:
+    """A folder to write into: created if missing; refused if it is a file, unwritable, or not empty."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out} is a file, not a folder")
+    if out.is_dir() and any(out.iterdir()) and not overwrite:
+        raise ValueError(f"{out} exists and is not empty; pass --overwrite or choose another --out")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / ".write-test"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as err:
+        raise ValueError(f"cannot write to {out}: {err.strerror or err}") from None
+    return out
+
+
+def check_erasers(pipe: Any, erasers: Sequence[Eraser]) -> None:
+    """Refuse erasers made for another encoder, or searched under another encoding profile."""
+    seen: set[int] = set()
+    known = pipeline_encoding(pipe)
+    for eraser in erasers:
+        if id(eraser) in seen:
+            raise ValueError(f"the eraser for {eraser.concept!r} is given twice")
+        seen.add(id(eraser))
+        encoder = TextEncoder.from_pipeline(pipe, eraser.component)
+        eraser.check_encoder(encoder)
+        profile = known.profile if known and known.component == eraser.component else MASKED
+        if not eraser.encoding.same_states(profile):
+            raise ValueError(
+                f"the eraser for {eraser.concept!r} was searched on {eraser.encoding.name!r} states "
+                f"(mask={eraser.encoding.attention_mask}, positions={eraser.encoding.positions}), but "
+                f"{type(pipe).__name__} runs its encoder as {profile.name!r} (mask={profile.attention_mask}, "
+                f"positions={profile.positions}, length {profile.max_length}); search again with "
+                "--model <the pipeline folder> so the SAE sees what the denoiser reads"
+            )
+
+
+def prepare_steering(
+    pipe: Any,
+    variants: list[Variant],
+    positives: Sequence[str] | None = None,
+    negatives: Sequence[str] | None = None,
+    unrelated: Sequence[str] | None = None,
+    pairs: int = 64,
+) -> None:
+    """Fill in the ``steering`` variant: a steering eraser at matched preservation (variants.py)."""
+    row = next((v for v in variants if v.info.get("baseline") == "steering"), None)
+    if row is None:
+        return
+    clear = next(v for v in variants if v.erasers)
+    eraser, gamma = clear.erasers[0]
+    gamma = eraser.gamma if gamma is None else gamma
+    if positives is None:
+        from clear_core.concepts import builtin_packs, load_builtin
+
+        if eraser.concept not in builtin_packs():
+            raise ValueError(
+                f"the steering baseline needs the pairs of {eraser.concept!r}: pass --concept FILE"
+            )
+        concept = load_builtin(eraser.concept)
+        positives, negatives = concept.positives, concept.negatives
+    step = max(1, len(positives) // pairs)
+    positives, negatives = list(positives)[::step][:pairs], list(negatives)[::step][:pairs]
+    if unrelated is None:
+        from clear_core.concepts import unrelated_prompts
+
+        unrelated = unrelated_prompts()
+    encoder = TextEncoder.from_pipeline(pipe, eraser.component)
+    steer, g, info = steering_baseline(encoder, eraser, gamma, positives, negatives, unrelated)
+    row.erasers, row.gamma = [(steer, g)], g
+    row.info.update(info)
+
+
+def _step_progress(progress: Progress | None, done: int, total: int, label: str):
+    if progress is None:
+        return None
+    return lambda k, _n: progress(done + k, total, label)
+
+
+def generate_grid(
+    pipe: Any,
+    prompts: Sequence[str],
+    seeds: Sequence[int],
+    variants: Sequence[Variant],
+    settings: RenderSettings,
+    out: str | Path | None,
+    negative_prompt: str | None = "",
+    progress: Progress | None = None,
+    keep_frames: bool = False,
+    fps: int = 8,
+) -> GridResult:
+    """Render every (prompt, seed, variant); write the files of the module docstring into ``out``.
+
+    ``out`` None renders without writing (the app caches frames itself). The negative prompt is always
+    encoded here ("" when none is given), never left to the pipeline: a pipeline that encodes its own
+    negative would do it outside the eraser. Call :func:`check_out` first to refuse a bad folder early.
+    """
+    prompts = check_prompts(prompts)
+    seeds = [int(s) for s in seeds]
+    if not seeds or any(s < 0 for s in seeds) or len(set(seeds)) != len(seeds):
+        raise ValueError(f"seeds must be distinct integers ≥ 0, got {seeds}")
+    used = {id(e): e for v in variants for e, _ in v.erasers if v.info.get("baseline") != "steering"}
+    check_erasers(pipe, list(used.values()))
+    out = Path(out) if out is not None else None
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    pipeline = describe(pipe)
+    versions = library_versions()
+    total = len(prompts) * len(seeds) * len(variants) * settings.steps
+    done = 0
+    videos, sheets = [], []
+    result = GridResult(out or Path("."), {})
+    for i, prompt in enumerate(prompts):
+        conditioning = {}
+        for v in variants:
+            negative = v.negative_prompt if v.negative_prompt is not None else (negative_prompt or "")
+            erasers = [(e, e.gamma if g is None else g) for e, g in v.erasers]
+            conditioning[v.name] = (
+                encode(pipe, [prompt], [negative], erasers, v.negative_erased, settings.max_sequence_length),
+                negative,
+                erasers,
+            )
+        for seed in seeds:
+            latents = Latents(seed)
+            rows = []
+            for v in variants:
+                cond, negative, erasers = conditioning[v.name]
+
+                label = f"prompt {i + 1}/{len(prompts)}, seed {seed}, {v.name}"
+                step = _step_progress(progress, done, total, label)
+
+                if cond is not None:
+                    frames, seconds = render(pipe, cond.kwargs(), settings, latents, step)
+                else:  # unknown pipeline class: the pipeline encodes, with the hook on
+                    call = {"prompt": [prompt], "negative_prompt": [negative]}
+                    with applied_many(erasers, pipe):
+                        frames, seconds = render(pipe, call, settings, latents, step)
+                done += settings.steps
+                clip = frames[0]
+                if not np.isfinite(clip).all():
+                    raise ValueError(f"{v.name}: the pipeline produced NaN frames (try --dtype float32)")
+                rows.append(clip)
+                if keep_frames or out is None:
+                    result.frames[(v.name, i, seed)] = clip
+                if out is None:
+                    continue
+                folder = out / v.name
+                folder.mkdir(exist_ok=True)
+                stem = f"p{i:03d}_s{seed}"
+                meta = {
+                    "variant": v.to_json(),
+                    "prompt": prompt,
+                    "prompt_index": i,
+                    "negative_prompt": negative,
+                    "seed": seed,
+                    "pipeline": pipeline,
+                    "settings": settings.to_json(),
+                    "frames": int(clip.shape[0]),
+                    "size": [int(clip.shape[1]), int(clip.shape[2])],
+                    "fps": fps,
+                    "wall_s": round(seconds, 3),
+                    "versions": versions,
+                }
+                write_mp4(folder / f"{stem}.mp4", clip, fps)
+                write_json(folder / f"{stem}.json", meta)
+                videos.append(
+                    {
+                        "variant": v.name,
+                        "prompt_index": i,
+                        "prompt": prompt,
+                        "seed": seed,
+                        "gamma": v.gamma,
+                        "path": f"{v.name}/{stem}.mp4",
+                        "meta": f"{v.name}/{stem}.json",
+                    }
+                )
+            if out is not None:
+                sheet = contact_sheet(out / f"sheet_p{i:03d}_s{seed}.png", rows, [v.name for v in variants])
+                sheets.append(sheet.name)
+    manifest = {
+        "format": 1,
+        "pipeline": pipeline,
+        "settings": settings.to_json(),
+        "prompts": prompts,
+        "negative_prompt": negative_prompt,
+        "seeds": seeds,
+        "variants": [v.to_json() for v in variants],
+        "videos": videos,
+        "contact_sheets": sheets,
+        "versions": versions,
+        "wall_s": round(time.perf_counter() - start, 3),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+    if out is not None:
+        write_json(out / "manifest.json", manifest)
+    result.manifest = manifest
+    return result

@@ -1,0 +1,183 @@
+"""One pipeline call: its own scheduler, shared initial latents, per-step progress, frames out.
+
+**Thread safety.** A diffusers pipeline object is not re-entrant: ``__call__`` keeps its step index on
+the scheduler and its guidance scale, timestep and interrupt flag on the pipeline itself, so two
+threads calling one shared ``WanPipeline`` crash (``IndexError`` in
+``FlowMatchEulerDiscreteScheduler.step``). :func:`call_copy` gives every call a shallow copy of the
+pipeline — the same weights, a private scheduler and private run state — so one loaded pipeline can
+serve many visitors; erasers reach its text encoder through context-local hooks (clear_core/hooks.py).
+
+**Same initial latents.** The original and every erased variant of a (prompt, seed) must start from
+the same noise so that any difference in the frames comes from the eraser alone. The first call draws
+the latents with the pipeline's own ``prepare_latents`` (whatever shape, packing and scaling its
+family uses) from a generator seeded with ``seed``; :class:`Latents` records them, and later calls
+replay that exact tensor. Every call also gets a fresh generator with the same seed, so a stochastic
+scheduler draws the same noise too.
+"""
+
+from __future__ import annotations
+
+import copy
+import inspect
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+import numpy as np
+import torch
+
+__all__ = ["Latents", "Render", "RenderSettings", "call_copy", "render"]
+
+StepProgress = Callable[[int, int], None]
+
+
+@dataclass
+class RenderSettings:
+    """Everything that decides a render besides the prompt, the eraser and the seed."""
+
+    steps: int = 10
+    """Denoising steps."""
+    frames: int | None = None
+    """Frames of a video pipeline (None: the pipeline's default)."""
+    height: int | None = None
+    """Pixels (None: the pipeline's default)."""
+    width: int | None = None
+    """Pixels (None: the pipeline's default)."""
+    guidance: float | None = None
+    """Classifier-free guidance scale (None: the pipeline's default)."""
+    max_sequence_length: int | None = None
+    """Text length (None: the pipeline's own, from clear_core/profiles.py)."""
+    extra: dict[str, Any] = field(default_factory=dict)
+    """Further keyword arguments passed to the pipeline call as they are."""
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.steps, int) or self.steps < 1:
+            raise ValueError(f"steps must be an integer ≥ 1, got {self.steps!r}")
+        for name in ("frames", "height", "width", "max_sequence_length"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int) or value < 1):
+                raise ValueError(f"{name} must be an integer ≥ 1, got {value!r}")
+        if self.guidance is not None and not (np.isfinite(self.guidance) and self.guidance >= 0):
+            raise ValueError(f"guidance must be a finite number ≥ 0, got {self.guidance!r}")
+
+    def call_kwargs(self, pipe: Any) -> dict[str, Any]:
+        """The settings as keyword arguments the pipeline accepts (unsupported ones are refused)."""
+        params = inspect.signature(pipe.__call__).parameters
+        wanted = {
+            "num_inference_steps": self.steps,
+            "num_frames": self.frames,
+            "height": self.height,
+            "width": self.width,
+            "guidance_scale": self.guidance,
+            "max_sequence_length": self.max_sequence_length,
+        }
+        out = {}
+        for key, value in wanted.items():
+            if value is None:
+                continue
+            if key not in params:
+                if key == "num_frames" and value == 1:
+                    continue  # an image pipeline: one frame is what it makes
+                raise ValueError(f"{type(pipe).__name__} does not take {key!r}")
+            out[key] = value
+        return {**out, **self.extra}
+
+    def to_json(self) -> dict:
+        return {
+            "steps": self.steps,
+            "frames": self.frames,
+            "height": self.height,
+            "width": self.width,
+            "guidance": self.guidance,
+            "max_sequence_length": self.max_sequence_length,
+            **({"extra": {k: repr(v) for k, v in self.extra.items()}} if self.extra else {}),
+        }
+
+
+class Render(NamedTuple):
+    frames: np.ndarray
+    """(batch, frames, height, width, 3) float32 in [0, 1]."""
+    seconds: float
+    """Wall time of the call."""
+
+
+class Latents:
+    """The initial latents of one (prompt batch, seed): drawn by the first call, replayed after."""
+
+    def __init__(self, seed: int) -> None:
+        self.seed = int(seed)
+        self.value: Any = None
+
+    def generator(self) -> torch.Generator:
+        return torch.Generator().manual_seed(self.seed)
+
+    def hook(self, original: Callable[..., Any]) -> Callable[..., Any]:
+        """A ``prepare_latents`` that records the first result and returns copies of it afterwards."""
+
+        def prepare_latents(*args: Any, **kwargs: Any) -> Any:
+            if self.value is None:
+                self.value = _clone(original(*args, **kwargs))
+            return _clone(self.value)
+
+        return prepare_latents
+
+
+def _clone(value: Any) -> Any:
+    if isinstance(value, torch.Tensor):
+        return value.clone()
+    if isinstance(value, tuple):
+        return tuple(_clone(v) for v in value)
+    return value
+
+
+def call_copy(pipe: Any) -> Any:
+    """A shallow copy of ``pipe`` with its own scheduler and run state (same weights; see above)."""
+    clone = copy.copy(pipe)
+    vars(clone)["scheduler"] = copy.deepcopy(pipe.scheduler)
+    clone.set_progress_bar_config(disable=True)
+    return clone
+
+
+def _frames(output: Any) -> np.ndarray:
+    """(batch, frames, H, W, 3) float32 from a pipeline output (video ``frames`` or ``images``)."""
+    frames = getattr(output, "frames", None)
+    if frames is None:
+        images = getattr(output, "images", None)
+        if images is None:
+            raise ValueError(f"the pipeline returned {type(output).__name__} without frames or images")
+        frames = np.asarray(images)[:, None]
+    frames = np.asarray(frames, dtype=np.float32)
+    if frames.ndim != 5 or frames.shape[-1] != 3:
+        raise ValueError(f"expected frames of shape (batch, frames, H, W, 3), got {frames.shape}")
+    return frames
+
+
+def render(
+    pipe: Any,
+    call: dict[str, Any],
+    settings: RenderSettings,
+    latents: Latents,
+    progress: StepProgress | None = None,
+) -> Render:
+    """Run the pipeline once with ``call`` (prompts or embeddings) on a private copy of ``pipe``."""
+    clone = call_copy(pipe)
+    vars(clone)["prepare_latents"] = latents.hook(pipe.prepare_latents)
+    kwargs = {**settings.call_kwargs(pipe), **call, "generator": latents.generator(), "output_type": "np"}
+    params = inspect.signature(pipe.__call__).parameters
+    if progress is not None:
+        total = settings.steps
+        if "callback_on_step_end" in params:
+
+            def on_step(_pipe: Any, step: int, _t: Any, tensors: dict) -> dict:
+                progress(step + 1, total)
+                return tensors
+
+            kwargs["callback_on_step_end"] = on_step
+        elif "callback" in params:  # older pipelines (TextToVideoSD)
+            kwargs["callback"] = lambda step, _t, _x: progress(step + 1, total)
+            kwargs["callback_steps"] = 1
+    start = time.perf_counter()
+    with torch.no_grad():
+        output = clone(**kwargs)
+    return Render(_frames(output), time.perf_counter() - start)
