@@ -23,6 +23,7 @@ Artifacts are ``eraser.safetensors`` (tensors) + ``eraser.json`` (everything els
 from __future__ import annotations
 
 import json
+import math
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -38,10 +39,12 @@ from torch import nn
 from clear_core.encoders import Activations, TextEncoder, find_blocks
 from clear_core.fingerprint import fingerprints_match, short
 from clear_core.hooks import Handler, scoped_hooks
+from clear_core.io import atomic_path, atomic_write_text
 from clear_core.profiles import EncodingProfile
 from clear_core.provenance import library_versions
 from clear_core.sae import SAE, SAEConfig
 from clear_core.search import SearchResult, paper_masks
+from clear_core.validation import check_finite, check_gamma, check_int, check_number
 
 __all__ = ["MASKS", "Eraser", "applied_many", "build_eraser", "feature_means", "steering_eraser"]
 
@@ -97,8 +100,43 @@ class Eraser:
                 raise ValueError(f"SAE width {self.sae.config.d_model} does not match d_model {self.d_model}")
         elif self.direction is None or self.direction.shape != (self.d_model,):
             raise ValueError(f"a steering eraser needs a direction of shape ({self.d_model},)")
-        if not self.scale > 0:
-            raise ValueError(f"scale must be > 0, got {self.scale}")
+        # numbers from a file or a user: finite, in range, consistent (clear_core/validation.py)
+        self.scale = check_number(self.scale, "scale", above=0.0)
+        self.gamma = check_gamma(self.gamma, "default_gamma")
+        self.layer = check_int(self.layer, "layer", minimum=1)
+        tensors = {"direction": self.direction, "m_spec": self.m_spec, "m_shared": self.m_shared}
+        if self.sae is not None:
+            tensors.update({f"SAE {k}": v for k, v in self.sae.state_dict().items()})
+        for name, tensor in tensors.items():
+            if tensor is not None:
+                check_finite(tensor, name)
+        if self.m_spec is not None and not bool(((self.m_spec >= 0) & (self.m_spec <= 1)).all()):
+            raise ValueError(
+                f"m_spec must lie in [0, 1], got values in [{float(self.m_spec.min()):g}, "
+                f"{float(self.m_spec.max()):g}]"
+            )
+        self._check_block_meta()
+
+    def _check_block_meta(self) -> None:
+        """The block recorded in ``meta`` (names, per-block scales) must be the block of ``layer``.
+
+        Catches an artifact relabelled to another block by hand: its scale was measured at the
+        original block, and every search stores the scale of each candidate block.
+        """
+        names = self.meta.get("layer_names")
+        if isinstance(names, list) and self.layer < len(names) and names[self.layer] != self.layer_name:
+            raise ValueError(
+                f"layer {self.layer} is {names[self.layer]!r} in the stored layer names, not {self.layer_name!r}"
+            )
+        scales, candidates = self.meta.get("scales"), self.meta.get("candidates")
+        if isinstance(scales, list) and isinstance(candidates, list) and self.layer in candidates:
+            i = candidates.index(self.layer)
+            stored = check_number(scales[i] if i < len(scales) else None, f"scales[{i}]", above=0.0)
+            if self.kind == "sae" and not math.isclose(stored, self.scale, rel_tol=1e-4):
+                raise ValueError(
+                    f"scale {self.scale:g} is not the stored scale {stored:g} of layer {self.layer} "
+                    f"({self.layer_name}): the eraser was moved to another block"
+                )
 
     # ------------------------------------------------------------------------------------ edit
     @torch.no_grad()
@@ -164,6 +202,8 @@ class Eraser:
     def save(self, folder: str | Path) -> Path:
         """Write ``eraser.safetensors`` and ``eraser.json`` into ``folder``."""
         folder = Path(folder)
+        if folder.exists() and not folder.is_dir():
+            raise ValueError(f"{folder} is a file; expected a folder for the eraser")
         folder.mkdir(parents=True, exist_ok=True)
         tensors: dict[str, torch.Tensor] = {}
         if self.kind == "sae":
@@ -173,7 +213,9 @@ class Eraser:
                 tensors["m_shared"] = self.m_shared.detach().cpu().float().contiguous()
         else:
             tensors["direction"] = self.direction.detach().cpu().float().contiguous()
-        save_file(tensors, str(folder / "eraser.safetensors"))
+        for name, tensor in tensors.items():  # never write a poisoned artifact
+            check_finite(tensor, f"eraser tensor {name!r}")
+        check_gamma(self.gamma, "default_gamma")
         info = {
             "format": ARTIFACT_FORMAT,
             "kind": self.kind,
@@ -191,7 +233,14 @@ class Eraser:
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             **{k: v for k, v in self.meta.items() if k not in ("versions",)},
         }
-        (folder / "eraser.json").write_text(json.dumps(info, indent=2, ensure_ascii=False))
+        try:
+            text = json.dumps(info, indent=2, ensure_ascii=False, allow_nan=False)
+        except ValueError:
+            raise ValueError("eraser.json would contain NaN or infinity; nothing was written") from None
+        # each file is written whole or not at all, with one file mode (clear_core/io.py)
+        with atomic_path(folder / "eraser.safetensors") as tmp:
+            save_file(tensors, str(tmp))
+        atomic_write_text(folder / "eraser.json", text)
         return folder
 
     @classmethod
@@ -200,6 +249,12 @@ class Eraser:
     ) -> Eraser:
         """Read an eraser folder; with ``encoder``, refuse one built for another model or block layout."""
         folder = Path(folder)
+        if folder.is_file() and folder.name in ("eraser.json", "eraser.safetensors"):
+            folder = folder.parent  # a file of the artifact names its folder
+        elif not folder.exists():
+            raise ValueError(f"{folder}: not an eraser folder (no such folder)")
+        elif not folder.is_dir():
+            raise ValueError(f"{folder}: expected an eraser folder (with eraser.json and eraser.safetensors)")
         json_path, st_path = folder / "eraser.json", folder / "eraser.safetensors"
         for path in (json_path, st_path):
             if not path.is_file():
@@ -208,11 +263,13 @@ class Eraser:
             info = json.loads(json_path.read_text(encoding="utf-8"))
         except (json.JSONDecodeError, UnicodeDecodeError) as err:
             raise ValueError(f"{json_path}: not valid JSON ({err})") from None
+        if not isinstance(info, dict):
+            raise ValueError(f"{json_path}: expected a JSON object, got {type(info).__name__}")
         required = ("kind", "concept", "model_id", "layer", "layer_name", "d_model", "scale", "default_gamma")
         missing = [k for k in required if k not in info]
         if missing:
             raise ValueError(f"{json_path}: missing {', '.join(missing)}")
-        if info.get("format", 0) > ARTIFACT_FORMAT:
+        if not isinstance(info.get("format", 0), int) or info.get("format", 0) > ARTIFACT_FORMAT:
             raise ValueError(
                 f"{json_path}: artifact format {info['format']} is newer than this library supports"
             )
@@ -220,7 +277,19 @@ class Eraser:
             tensors = load_file(str(st_path))
         except Exception as err:  # safetensors raises its own error types
             raise ValueError(f"{st_path}: cannot read tensors ({err})") from None
-        kind, d_model = info["kind"], int(info["d_model"])
+        try:
+            d_model = check_int(info["d_model"], "d_model", minimum=1)
+            block_index = info.get("block_index")
+            if (
+                block_index is not None
+                and check_int(block_index, "block_index") != check_int(info["layer"], "layer") - 1
+            ):
+                raise ValueError(
+                    f"block_index {block_index} contradicts layer {info['layer']} (block_index = layer − 1)"
+                )
+        except ValueError as err:
+            raise ValueError(f"{json_path}: {err}") from None
+        kind = info["kind"]
         sae = m_spec = m_shared = direction = None
         if kind == "sae":
             cfg = info.get("sae") or {}
@@ -245,22 +314,25 @@ class Eraser:
         else:
             direction = tensors["direction"]
         known = set(required) | {"format", "block_index", "mask", "sae", "created"}
-        eraser = cls(
-            concept=info["concept"],
-            model_id=info["model_id"],
-            layer=int(info["layer"]),
-            layer_name=info["layer_name"],
-            scale=float(info["scale"]),
-            d_model=d_model,
-            kind=kind,
-            sae=sae,
-            m_spec=m_spec,
-            m_shared=m_shared,
-            direction=direction,
-            mask=info.get("mask", "contrastive"),
-            gamma=float(info["default_gamma"]),
-            meta={k: v for k, v in info.items() if k not in known},
-        )
+        try:
+            eraser = cls(
+                concept=info["concept"],
+                model_id=info["model_id"],
+                layer=info["layer"],
+                layer_name=info["layer_name"],
+                scale=info["scale"],
+                d_model=d_model,
+                kind=kind,
+                sae=sae,
+                m_spec=m_spec,
+                m_shared=m_shared,
+                direction=direction,
+                mask=info.get("mask", "contrastive"),
+                gamma=info["default_gamma"],
+                meta={k: v for k, v in info.items() if k not in known},
+            )
+        except ValueError as err:  # name the file: the numbers came from it
+            raise ValueError(f"{json_path}: {err}") from None
         if encoder is not None:
             eraser.check_encoder(encoder, allow_other_model)
         return eraser
@@ -370,6 +442,7 @@ def build_eraser(
         "layer_names": result.layer_names,
         "candidates": result.candidates,
         "layer_probs": result.probs,
+        "layer_uncertainty": result.uncertainty.to_json(),
         "scales": result.scales,
         "search": result.config.to_json(),
         "search_cancelled": result.cancelled,
