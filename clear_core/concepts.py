@@ -14,11 +14,15 @@ that evoke the concept without naming it: evaluation only) and ``<slug>.implicit
 from __future__ import annotations
 
 import csv
+import difflib
 import io
 import json
 import re
+import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from clear_core.io import atomic_write_text
 
 __all__ = [
     "ASSETS_DIR",
@@ -26,7 +30,9 @@ __all__ = [
     "ConceptPair",
     "ConceptSet",
     "builtin_packs",
+    "is_blank",
     "load_builtin",
+    "load_concept",
     "load_implicit",
     "load_prompts",
     "unrelated_prompts",
@@ -37,6 +43,13 @@ CONCEPTS_DIR = ASSETS_DIR / "concepts"
 MAX_PROMPT_CHARS = 2000
 """Longer prompts are refused: text encoders truncate at 77-512 tokens, and a longer 'prompt' is
 almost always a file in the wrong format."""
+
+
+def is_blank(text: str) -> bool:
+    """True when ``text`` has nothing visible: only whitespace, zero-width or other invisible format
+    characters (U+200B, U+FEFF, ...), which ``str.strip`` keeps and a tokenizer turns into a real
+    'prompt'."""
+    return all(ch.isspace() or unicodedata.category(ch) in ("Cf", "Cc", "Zs", "Zl", "Zp") for ch in text)
 
 
 @dataclass(frozen=True)
@@ -121,8 +134,11 @@ class ConceptSet:
             for label, value in (("positive", pos), ("negative", neg)):
                 if not isinstance(value, str):
                     raise ValueError(f"{where}: the {label} prompt must be text, got {type(value).__name__}")
-                if not value.strip():
-                    raise ValueError(f"{where}: the {label} prompt is empty")
+                if is_blank(value):
+                    raise ValueError(
+                        f"{where}: the {label} prompt is empty"
+                        + (" (only invisible characters)" if value.strip() else "")
+                    )
                 if len(value) > MAX_PROMPT_CHARS:
                     raise ValueError(
                         f"{where}: the {label} prompt is {len(value):,} characters long; "
@@ -166,9 +182,7 @@ class ConceptSet:
     def save(self, path: str | Path) -> Path:
         """Write to ``path`` (format from its suffix)."""
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(self.to_text(_format_of(path)), encoding="utf-8")
-        return path
+        return atomic_write_text(path, self.to_text(_format_of(path)))
 
 
 def _norm(text: str) -> str:
@@ -254,6 +268,24 @@ def _pack_path(slug: str, suffix: str) -> Path:
     return path
 
 
+def load_concept(name: str | Path) -> ConceptSet:
+    """A concept file, or a built-in pack by slug (``parachute``); an unknown slug lists the packs.
+
+    A path that exists is always read as a file, so a file named like a pack is never shadowed.
+    """
+    path = Path(name)
+    if path.exists() or path.suffix or len(path.parts) > 1:
+        return ConceptSet.load(path)
+    packs = builtin_packs()
+    if str(name) in packs:
+        return load_builtin(str(name))
+    close = difflib.get_close_matches(str(name).lower(), packs, n=1, cutoff=0.6)
+    hint = f"did you mean {close[0]!r}? " if close else ""
+    raise ValueError(
+        f"{name!r} is neither a concept file nor a built-in concept; {hint}built-in: {', '.join(packs)}"
+    )
+
+
 def load_builtin(slug: str) -> ConceptSet:
     """A shipped concept pack by slug (``parachute``, ``van_gogh``, ...)."""
     return ConceptSet.load(_pack_path(slug, ".jsonl"), name=slug)
@@ -268,7 +300,11 @@ def load_prompts(path: str | Path) -> list[str]:
         text = path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError:
         raise ValueError(f"{path}: not valid UTF-8; save the file as UTF-8") from None
-    prompts = [line.strip() for line in text.splitlines() if line.strip()]
+    lines = [(i, line.strip()) for i, line in enumerate(text.splitlines(), start=1) if line.strip()]
+    for i, line in lines:
+        if is_blank(line):
+            raise ValueError(f"{path}, line {i}: the prompt has only invisible characters")
+    prompts = [line for _, line in lines]
     if not prompts:
         raise ValueError(f"{path}: the file is empty; expected one prompt a line")
     for i, p in enumerate(prompts, start=1):

@@ -99,3 +99,30 @@ def test_prompt_files(tmp_path):
     assert load_prompts(_write(tmp_path, "p.txt", "a\n\n b \n")) == ["a", "b"]
     with pytest.raises(ValueError, match="the file is empty"):
         load_prompts(_write(tmp_path, "e.txt", "\n"))
+
+
+def test_invisible_prompts_are_refused(tmp_path):
+    with pytest.raises(
+        ValueError, match=r"line 2: the positive prompt is empty \(only invisible characters\)"
+    ):
+        ConceptSet.from_text(
+            '{"positive": "a", "negative": "b"}\n{"positive": "\\u200b\\u200b", "negative": "b"}'
+        )
+    with pytest.raises(ValueError, match="z.txt, line 2: the prompt has only invisible characters"):
+        load_prompts(_write(tmp_path, "z.txt", "a cat\n\u200b\ufeff\u200b\n"))
+
+
+def test_unknown_slug_lists_the_packs_with_a_suggestion(tmp_path):
+    from clear_core.concepts import ConceptPair, load_concept
+
+    assert len(load_concept("parachute")) >= 200
+    with pytest.raises(
+        ValueError,
+        match="'parachte' is neither a concept file nor a built-in concept; did you "
+        "mean 'parachute'\\? built-in: andy_warhol, ",
+    ):
+        load_concept("parachte")
+    with pytest.raises(ValueError, match="missing.jsonl: concept file not found"):
+        load_concept(tmp_path / "missing.jsonl")
+    local = ConceptSet("local", [ConceptPair("a red hat", "a hat")]).save(tmp_path / "parachute.jsonl")
+    assert load_concept(local).positives == ["a red hat"]  # an existing file is read as a file
