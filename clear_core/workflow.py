@@ -9,7 +9,9 @@ usable :attr:`ClearRun.result` built from the state reached.
 from __future__ import annotations
 
 import json
+import math
 import time
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -18,6 +20,7 @@ from clear_core.concepts import ConceptSet, unrelated_prompts
 from clear_core.encoders import Activations, CaptureConfig, TextEncoder
 from clear_core.erasure import MASKS, Eraser, build_eraser, steering_eraser
 from clear_core.evaluation import DEFAULT_GAMMAS, Report, calibrate_gamma, evaluate
+from clear_core.io import atomic_path
 from clear_core.search import (
     BruteForceResult,
     LayerSearch,
@@ -26,8 +29,12 @@ from clear_core.search import (
     SearchResult,
     brute_force_search,
 )
+from clear_core.validation import GAMMA_LIMIT, ClearWarning, check_gamma, check_number
 
-__all__ = ["ClearRun", "EraserOptions", "RunResult", "Stage", "save_run"]
+__all__ = ["MIN_PAIRS", "ClearRun", "EraserOptions", "RunResult", "Stage", "save_run"]
+
+MIN_PAIRS = 8
+"""Fewer pairs than this still run, with a warning: the statistics behind every result are too thin."""
 
 
 @dataclass
@@ -64,8 +71,12 @@ class EraserOptions:
             raise ValueError(f"preserve_min must be in (0, 1], got {self.preserve_min}")
         if self.calibration_pairs < 2:
             raise ValueError(f"calibration_pairs must be ≥ 2, got {self.calibration_pairs}")
-        if self.gamma < 0 or any(g < 0 for g in self.gammas):
-            raise ValueError("γ values must be ≥ 0")
+        self.gamma = check_gamma(self.gamma)
+        if not self.gammas:
+            raise ValueError("the calibration γ grid is empty")
+        self.gammas = tuple(
+            check_number(g, "calibration γ", minimum=0.0, maximum=GAMMA_LIMIT) for g in self.gammas
+        )
 
 
 @dataclass
@@ -113,6 +124,13 @@ class ClearRun:
         if len(concept) < 2:
             raise ValueError(
                 f"concept {concept.name!r} has {len(concept)} pair(s); a search needs at least 2"
+            )
+        if len(concept) < MIN_PAIRS:
+            warnings.warn(
+                f"concept {concept.name!r} has only {len(concept)} pairs: below {MIN_PAIRS} the search, the "
+                "masks and the γ calibration rest on too few prompts to trust (the paper uses 500-3000)",
+                ClearWarning,
+                stacklevel=2,
             )
         self.encoder, self.concept = encoder, concept
         self.search_config = search or SearchConfig()
@@ -210,7 +228,18 @@ def save_run(result: RunResult, folder: str | Path) -> Path:
     folder = Path(folder)
     result.eraser.meta["elapsed_s"] = round(result.elapsed, 2)
     result.eraser.save(folder)
-    with (folder / "history.jsonl").open("w", encoding="utf-8") as f:
-        for event in result.history:
-            f.write(json.dumps(event.to_json()) + "\n")
+    # a diverged step may hold NaN losses: written as null, never as the invalid JSON literal NaN
+    lines = [json.dumps(_nan_to_none(event.to_json()), allow_nan=False) for event in result.history]
+    with atomic_path(folder / "history.jsonl") as tmp:
+        tmp.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
     return folder
+
+
+def _nan_to_none(obj):
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: _nan_to_none(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_nan_to_none(v) for v in obj]
+    return obj
