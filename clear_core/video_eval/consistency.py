@@ -1,0 +1,31 @@
+"""Text-video consistency: CLIP similarity between a video's frames and its prompt (when weights exist).
+
+The paper's "overall consistency" is ViCLIP's video-text similarity (VBench). No video-CLIP weights are
+available offline here, so this is the frame-level variant used by CLIPScore-style evaluations: the
+mean over frames of the cosine between the frame's and the prompt's CLIP embeddings (in [-1, 1]; the
+report also gives 100 x max(cos, 0), CLIPScore's scale). It needs a local CLIPModel folder (``--clip``
+or the folder of a ``clip:`` detector); without one the report says "not computed".
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from clear_core.video_eval.detectors.base import check_frames
+from clear_core.video_eval.detectors.clip import load_clip
+
+__all__ = ["consistency_manifest", "text_video_similarity"]
+
+
+def consistency_manifest(clip_path: str) -> dict:
+    clip = load_clip(clip_path)
+    return {"method": "mean over frames of cos(CLIP image, CLIP text(prompt))", **clip.manifest()}
+
+
+def text_video_similarity(frames: np.ndarray, prompt: str, clip_path: str) -> float:
+    """Mean cosine between each frame and the prompt (the frames are the sampled ones)."""
+    frames = check_frames(frames)
+    if not prompt or not prompt.strip():
+        raise ValueError("consistency: the video has no prompt to compare with")
+    img, txt = load_clip(clip_path).embed(frames, [prompt])
+    return float((img @ txt[0]).mean())
