@@ -346,3 +346,37 @@ def test_cli_bad_input_names_the_file_and_writes_nothing(tmp_path, capsys):
 
     (folder / "manifest.json").unlink()
     _one_line_error(capsys, [str(folder)], "manifest.json: missing")
+
+
+# --- the app's Measure button ------------------------------------------------------------------
+
+
+def test_measure_clips_draws_boxes_and_charts_rates(tmp_path, astronaut):
+    from app.measure import measure_clips
+
+    face_clip = np.stack([np.roll(astronaut, 4 * i, axis=1)[::2, ::2] for i in range(4)])
+    write_mp4(tmp_path / "original.mp4", face_clip)
+    write_mp4(tmp_path / "erased.mp4", np.stack([texture(256, 256, i) for i in range(4)]))
+    paths = {"original": str(tmp_path / "original.mp4"), "erased": str(tmp_path / "erased.mp4")}
+    result = measure_clips(paths, "nudenet:threshold=0.3,classes=FACE_FEMALE+FACE_MALE", frames=3)
+    assert result.numbers["original"]["frames"] == 3 and result.numbers["original"]["rate"] > 0
+    assert result.numbers["erased"]["rate"] == 0.0
+    assert result.numbers["detector"]["classes"] == ["FACE_FEMALE", "FACE_MALE"]
+    assert result.strip.dtype == np.uint8 and result.strip.ndim == 3 and result.strip.shape[0] > 2 * 128
+    assert list(result.figure.data[0].x) == ["original", "erased"]
+    # a counted box is drawn in red on the original's row (top), nowhere on the erased row
+    red = (result.strip[..., 0] > 200) & (result.strip[..., 1] < 60) & (result.strip[..., 2] < 60)
+    half = result.strip.shape[0] // 2
+    assert red[:half].sum() > 100 and red[half:].sum() < red[:half].sum()
+
+
+def test_measure_clips_bad_input(tmp_path):
+    from app.measure import measure_clips
+
+    with pytest.raises(ValueError, match="no clips to measure"):
+        measure_clips({"original": None, "erased": ""}, "nudenet")
+    with pytest.raises(ValueError, match="choose a detector"):
+        measure_clips([str(tmp_path / "a.mp4")], " ")
+    (tmp_path / "bad.mp4").write_bytes(b"nope")
+    with pytest.raises(ValueError, match=r"bad\.mp4: cannot decode video"):
+        measure_clips([str(tmp_path / "bad.mp4")], "nudenet")
