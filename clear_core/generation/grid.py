@@ -16,6 +16,7 @@ pipeline's encoder and encoding profile), so a bad input never costs a generatio
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -66,19 +67,18 @@ def check_prompts(prompts: Sequence[str]) -> list[str]:
 
 
 def check_out(out: str | Path, overwrite: bool = False) -> Path:
-    """A folder to write into: created if missing; refused if it is a file, unwritable, or not empty."""
+    """A folder to write into, checked without creating it: refused if it is a file, not empty (without
+    ``overwrite``), or not writable (its nearest existing parent, when it does not exist yet)."""
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise ValueError(f"--out {out} is a file, not a folder")
     if out.is_dir() and any(out.iterdir()) and not overwrite:
         raise ValueError(f"{out} exists and is not empty; pass --overwrite or choose another --out")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        probe = out / ".write-test"
-        probe.write_bytes(b"")
-        probe.unlink()
-    except OSError as err:
-        raise ValueError(f"cannot write to {out}: {err.strerror or err}") from None
+    parent = out
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+        raise ValueError(f"cannot write to {out}: {parent} is not a writable folder")
     return out
 
 

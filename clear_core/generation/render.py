@@ -4,8 +4,12 @@
 the scheduler and its guidance scale, timestep and interrupt flag on the pipeline itself, so two
 threads calling one shared ``WanPipeline`` crash (``IndexError`` in
 ``FlowMatchEulerDiscreteScheduler.step``). :func:`call_copy` gives every call a shallow copy of the
-pipeline — the same weights, a private scheduler and private run state — so one loaded pipeline can
-serve many visitors; erasers reach its text encoder through context-local hooks (clear_core/hooks.py).
+pipeline — the same weights, a private scheduler and private run state. That is not enough on its
+own: some components keep caches on themselves (Wan's VAE stores its causal-convolution feature
+cache on the module during a decode — measured: two threads with private schedulers still gave
+different frames from one thread). So the denoising call of one pipeline runs one at a time, behind
+a lock per pipeline (:func:`pipeline_lock`; the app shows waiting visitors their place in the queue),
+while encoding with erasers stays concurrent: hooks are context-local (clear_core/hooks.py).
 
 **Same initial latents.** The original and every erased variant of a (prompt, seed) must start from
 the same noise so that any difference in the frames comes from the eraser alone. The first call draws
@@ -19,7 +23,9 @@ from __future__ import annotations
 
 import copy
 import inspect
+import threading
 import time
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
@@ -27,7 +33,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import torch
 
-__all__ = ["Latents", "Render", "RenderSettings", "call_copy", "render"]
+__all__ = ["Latents", "Render", "RenderSettings", "call_copy", "pipeline_lock", "render"]
 
 StepProgress = Callable[[int, int], None]
 
@@ -131,6 +137,19 @@ def _clone(value: Any) -> Any:
     return value
 
 
+_LOCKS: weakref.WeakKeyDictionary[Any, threading.Lock] = weakref.WeakKeyDictionary()
+_LOCKS_GUARD = threading.Lock()
+
+
+def pipeline_lock(pipe: Any) -> threading.Lock:
+    """The lock that serialises denoising calls on ``pipe`` (one per pipeline object)."""
+    with _LOCKS_GUARD:
+        lock = _LOCKS.get(pipe)
+        if lock is None:
+            lock = _LOCKS[pipe] = threading.Lock()
+        return lock
+
+
 def call_copy(pipe: Any) -> Any:
     """A shallow copy of ``pipe`` with its own scheduler and run state (same weights; see above)."""
     clone = copy.copy(pipe)
@@ -177,7 +196,7 @@ def render(
         elif "callback" in params:  # older pipelines (TextToVideoSD)
             kwargs["callback"] = lambda step, _t, _x: progress(step + 1, total)
             kwargs["callback_steps"] = 1
-    start = time.perf_counter()
-    with torch.no_grad():
+    with pipeline_lock(pipe), torch.no_grad():
+        start = time.perf_counter()
         output = clone(**kwargs)
     return Render(_frames(output), time.perf_counter() - start)
