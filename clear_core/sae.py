@@ -1,12 +1,26 @@
 """The sparse autoencoder shared by every candidate block (DESIGN.md, "Search").
 
-    f = ReLU((x − b_dec) W_enc + b_enc),   x̂ = f W_dec + b_dec,   L = ||x − x̂||² + λ ||f||₁
+    pre = (x − b_dec) W_enc + b_enc,   f = σ(pre),   x̂ = f W_dec + b_dec
 
-Shapes follow SAELens: ``W_enc (d_model, d_sae)``, ``W_dec (d_sae, d_model)``. Decoder rows are kept at
-unit norm (renormalised after every optimiser step, as in Anthropic's and SAELens' standard SAE), so
-the L1 penalty cannot be dodged by shrinking f and growing W_dec; a feature's activation is then its
-coefficient along a unit direction. The SAE sees *normalised* activations (each block divided by its
-mean token norm, see search.py), so λ is comparable across blocks and encoders.
+Shapes follow SAELens: ``W_enc (d_model, d_sae)``, ``W_dec (d_sae, d_model)``. Three activations σ,
+chosen by ``SAEConfig.kind``:
+
+* ``"relu"`` — f = ReLU(pre), L = ||x − x̂||² + λ Σᵢ fᵢ·||W_dec,i|| (SAELens' standard SAE: the L1 is
+  weighted by each decoder row's norm instead of forcing rows to unit norm, so the penalty cannot be
+  dodged by shrinking f and growing W_dec, and the optimiser is never fought by a projection).
+* ``"topk"`` — f keeps the k largest ReLU(pre) of each row (Gao et al. 2024). L0 is exactly k; no λ
+  to tune. An auxiliary loss (AuxK) makes dead features reconstruct the residual error so they revive.
+* ``"batchtopk"`` — the k·n largest activations over a batch of n rows while training (L0 is k on
+  average, rows may use more or fewer); at inference a learned threshold replaces the batch (JumpReLU),
+  so every token is edited on its own. The same AuxK loss.
+
+After training, :meth:`SAE.fold_decoder_norm` rescales every feature so its decoder row has unit norm
+without changing the function (SAELens' ``fold_W_dec_norm``): a feature's activation is then its
+coefficient along a unit direction, which is what the erasure masks compare.
+
+The SAE sees *normalised* activations (each block divided by its mean token norm, see search.py), so
+λ and k are comparable across blocks and encoders. Erasers saved before ``kind`` existed store only
+``{"d_model", "d_sae", "l1_coefficient"}``; they load as ``kind="relu"``, which they are.
 """
 
 from __future__ import annotations
@@ -17,25 +31,43 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
-__all__ = ["SAE", "SAEConfig", "SAEOutput", "SAEStats"]
+__all__ = ["SAE", "SAE_KINDS", "SAEConfig", "SAEOutput", "SAEStats", "sae_update"]
+
+SAE_KINDS = ("relu", "topk", "batchtopk")
 
 
 @dataclass
 class SAEConfig:
-    """Shape and sparsity of the SAE."""
+    """Shape and sparsity of the SAE (defaults of a plain ``SAEConfig(d_model)``: the L1 SAE)."""
 
     d_model: int
     """Width of the activations it reads (384 for MiniLM, 4096 for T5-XXL)."""
     d_sae: int = 2048
     """Number of features (the paper uses 131,072 for d_model 4096; this default fits a 2-core CPU)."""
     l1_coefficient: float = 3e-2
-    """λ on the L1 norm of f. Larger than the paper's 1e-4 because inputs here have unit mean norm."""
+    """λ on the decoder-norm-weighted L1 of f (kind "relu" only). Inputs have unit mean norm."""
+    kind: str = "relu"
+    """"relu" (L1 penalty), "topk" or "batchtopk" (fixed number of active features)."""
+    k: int = 32
+    """Active features per row for "topk" (exact) and "batchtopk" (on average)."""
+    aux_coefficient: float = 1 / 32
+    """Weight of the AuxK loss on dead features (Gao et al.'s 1/32); top-k kinds only."""
+    dead_after: int = 50
+    """A feature that has not fired for this many training updates counts as dead for AuxK."""
+    decoder_init_norm: float = 0.1
+    """Decoder row norm at initialisation of the L1 SAE (SAELens' default; top-k SAEs start at 1)."""
 
     def __post_init__(self) -> None:
         if self.d_model < 1 or self.d_sae < 1:
             raise ValueError(f"d_model and d_sae must be ≥ 1, got {self.d_model} and {self.d_sae}")
         if self.l1_coefficient < 0:
             raise ValueError(f"l1_coefficient must be ≥ 0, got {self.l1_coefficient}")
+        if self.kind not in SAE_KINDS:
+            raise ValueError(f"kind must be one of {SAE_KINDS}, got {self.kind!r}")
+        if self.k < 1 or (self.kind != "relu" and self.k > self.d_sae):
+            raise ValueError(f"k must be in 1..d_sae ({self.d_sae}), got {self.k}")
+        if self.aux_coefficient < 0 or self.dead_after < 1 or not self.decoder_init_norm > 0:
+            raise ValueError("aux_coefficient must be ≥ 0, dead_after ≥ 1 and decoder_init_norm > 0")
 
 
 class SAEOutput(NamedTuple):
@@ -46,9 +78,11 @@ class SAEOutput(NamedTuple):
     mse: torch.Tensor
     """Scalar: mean over rows of ||x − x̂||²."""
     l1: torch.Tensor
-    """Scalar: mean over rows of ||f||₁."""
+    """Scalar: mean over rows of ||f||₁ (reported for every kind; penalised only by "relu")."""
     loss: torch.Tensor
-    """Scalar: mse + λ·l1 (L_SAE)."""
+    """Scalar: L_SAE = mse + λ·(decoder-weighted l1) for "relu"; mse + aux_coefficient·aux for top-k."""
+    aux: torch.Tensor | float = 0.0
+    """Scalar AuxK loss (0 for "relu", outside training, or when no feature is dead)."""
 
 
 class SAEStats(NamedTuple):
@@ -63,48 +97,125 @@ class SAEStats(NamedTuple):
 
 
 class SAE(nn.Module):
-    """A ReLU SAE with a pre-encoder bias and unit-norm decoder rows."""
+    """A sparse autoencoder with a pre-encoder bias; see the module docstring for the three kinds."""
 
     def __init__(self, config: SAEConfig, generator: torch.Generator | None = None) -> None:
         super().__init__()
         self.config = config
         d, k = config.d_model, config.d_sae
         w = torch.randn(k, d, generator=generator)
-        w = w / w.norm(dim=1, keepdim=True)
+        norm = config.decoder_init_norm if config.kind == "relu" else 1.0  # top-k rows stay unit
+        w = w / w.norm(dim=1, keepdim=True) * norm
         self.W_dec = nn.Parameter(w)
         self.W_enc = nn.Parameter(w.t().clone())  # tied initialisation, untied training
         self.b_enc = nn.Parameter(torch.zeros(k))
         self.b_dec = nn.Parameter(torch.zeros(d))
+        if config.kind == "batchtopk":
+            # Inference threshold (JumpReLU): running mean of the smallest activation kept per batch.
+            self.register_buffer("threshold", torch.zeros(()))
+        # Updates since each feature last fired (AuxK's notion of dead); not part of the artifact.
+        self.register_buffer("_since_fired", torch.zeros(k, dtype=torch.long), persistent=False)
 
     def _check(self, x: torch.Tensor) -> None:
         if x.ndim != 2 or x.shape[1] != self.config.d_model:
             raise ValueError(f"SAE expects (n, {self.config.d_model}) inputs, got {tuple(x.shape)}")
 
+    def pre_activation(self, x: torch.Tensor) -> torch.Tensor:
+        """(n, d_model) -> (n, d_sae) encoder output before the sparsifying activation."""
+        self._check(x)
+        return (x - self.b_dec) @ self.W_enc + self.b_enc
+
+    def activate(self, pre: torch.Tensor) -> torch.Tensor:
+        """The kind's sparsifying activation σ on pre-activations ``(n, d_sae)``."""
+        kind, k = self.config.kind, self.config.k
+        if kind == "relu":
+            return torch.relu(pre)
+        if kind == "topk":
+            values, idx = pre.topk(k, dim=-1)
+            return torch.zeros_like(pre).scatter(-1, idx, torch.relu(values))
+        if self.training:  # batchtopk: top k·n over the whole batch
+            flat = torch.relu(pre).flatten()
+            values, idx = flat.topk(min(k * pre.shape[0], flat.numel()))
+            return torch.zeros_like(flat).scatter(-1, idx, values).view_as(pre)
+        return pre * (pre > self.threshold)
+
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """(n, d_model) -> (n, d_sae) feature activations."""
-        self._check(x)
-        return torch.relu((x - self.b_dec) @ self.W_enc + self.b_enc)
+        return self.activate(self.pre_activation(x))
 
     def decode(self, f: torch.Tensor) -> torch.Tensor:
         """(n, d_sae) -> (n, d_model) reconstruction, b_dec included."""
         return f @ self.W_dec + self.b_dec
 
     def forward(self, x: torch.Tensor) -> SAEOutput:
-        f = self.encode(x)
+        c = self.config
+        pre = self.pre_activation(x)
+        f = self.activate(pre)
         recon = self.decode(f)
         mse = (x - recon).pow(2).sum(-1).mean()
         l1 = f.abs().sum(-1).mean()
-        return SAEOutput(f, recon, mse, l1, mse + self.config.l1_coefficient * l1)
+        if c.kind == "relu":
+            penalty = (f.abs() * self.W_dec.norm(dim=1)).sum(-1).mean()
+            return SAEOutput(f, recon, mse, l1, mse + c.l1_coefficient * penalty)
+        aux = self._aux_loss(x, recon, pre) if self.training else 0.0
+        return SAEOutput(f, recon, mse, l1, mse + c.aux_coefficient * aux, aux)
+
+    def _aux_loss(self, x: torch.Tensor, recon: torch.Tensor, pre: torch.Tensor) -> torch.Tensor | float:
+        """AuxK: the dead features' top activations reconstruct the (detached) residual error."""
+        dead = self._since_fired >= self.config.dead_after
+        n_dead = int(dead.sum())
+        if n_dead == 0:
+            return 0.0
+        k_aux = self.config.d_model // 2
+        scale = min(n_dead / k_aux, 1.0)
+        residual = (x - recon).detach()
+        masked = torch.where(dead, pre, torch.full_like(pre, -torch.inf))
+        values, idx = masked.topk(min(k_aux, n_dead), dim=-1)
+        acts = torch.zeros_like(pre).scatter(-1, idx, torch.relu(values))
+        return scale * (acts @ self.W_dec - residual).pow(2).sum(-1).mean()
+
+    @torch.no_grad()
+    def record_firing(self, features: torch.Tensor) -> None:
+        """After a training update: count updates since each feature fired; refresh the threshold."""
+        fired = (features > 0).any(0)
+        self._since_fired.add_(1).masked_fill_(fired, 0)
+        if self.config.kind == "batchtopk":
+            active = features[features > 0]
+            if active.numel():
+                lowest = active.min()
+                if float(self.threshold) == 0:
+                    self.threshold.copy_(lowest)
+                else:
+                    self.threshold.mul_(0.99).add_(0.01 * lowest)
 
     @torch.no_grad()
     def normalize_decoder(self) -> None:
-        """Project decoder rows back to unit norm (call after each optimiser step)."""
+        """Project decoder rows back to unit norm (changes the function; see fold_decoder_norm)."""
         self.W_dec.div_(self.W_dec.norm(dim=1, keepdim=True).clamp_min(1e-8))
 
     @torch.no_grad()
+    def fold_decoder_norm(self) -> None:
+        """Give every decoder row unit norm and scale its feature by the old norm: same x̂, same L0.
+
+        Exact for "relu" (ReLU commutes with a positive scale). Top-k SAEs are trained with unit rows
+        (see :func:`sae_update`), so for them this is a no-op.
+        """
+        norms = self.W_dec.norm(dim=1).clamp_min(1e-8)
+        self.W_dec.div_(norms[:, None])
+        self.W_enc.mul_(norms)
+        self.b_enc.mul_(norms)
+
+    @property
+    def dead_share(self) -> float:
+        """Share of features that have not fired for ``dead_after`` updates (0 before training)."""
+        return float((self._since_fired >= self.config.dead_after).float().mean())
+
+    @torch.no_grad()
     def stats(self, x: torch.Tensor, chunk: int = 4096) -> SAEStats:
-        """Health of the SAE on rows ``x``: FVU, L0 and dead features."""
+        """Health of the SAE on rows ``x`` (in eval mode): FVU, L0 and dead features."""
         self._check(x)
+        was_training = self.training
+        self.eval()
         err = total = l0 = 0.0
         fired = torch.zeros(self.config.d_sae, dtype=torch.bool)
         mean = x.mean(0)
@@ -116,7 +227,29 @@ class SAE(nn.Module):
             active = out.features > 0
             l0 += float(active.sum())
             fired |= active.any(0)
+        self.train(was_training)
         return SAEStats(err / max(total, 1e-12), l0 / max(len(x), 1), int((~fired).sum()), len(x))
 
     def config_dict(self) -> dict:
         return asdict(self.config)
+
+
+def sae_update(
+    sae: SAE, optimizer: torch.optim.Optimizer, x: torch.Tensor, clip_grad: float | None = 1.0
+) -> SAEOutput:
+    """One training update of ``sae`` on rows ``x`` (the search's step 1 and bench/sae.py's loop).
+
+    Gradient-norm clipping as in SAELens' trainer; top-k decoders are kept at unit norm (their ranking
+    compares activations, which must mean the same thing for every feature); the L1 SAE's decoder is
+    free (its penalty is decoder-norm weighted) and is folded to unit rows once training ends.
+    """
+    out = sae(x)
+    optimizer.zero_grad(set_to_none=True)
+    out.loss.backward()
+    if clip_grad is not None:
+        torch.nn.utils.clip_grad_norm_(sae.parameters(), clip_grad)
+    optimizer.step()
+    if sae.config.kind != "relu":
+        sae.normalize_decoder()
+    sae.record_firing(out.features.detach())
+    return out

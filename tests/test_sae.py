@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from clear_core.sae import SAE, SAEConfig
+from clear_core.sae import SAE, SAEConfig, sae_update
 
 
 def test_forward_matches_definition():
@@ -9,13 +9,22 @@ def test_forward_matches_definition():
     with torch.no_grad():
         sae.b_enc.normal_()
         sae.b_dec.normal_()
+        sae.W_dec.mul_(torch.rand(32, 1) + 0.5)  # rows of different norms
     x = torch.randn(5, 8)
     out = sae(x)
     f = torch.relu((x - sae.b_dec) @ sae.W_enc + sae.b_enc)
     torch.testing.assert_close(out.features, f)
     torch.testing.assert_close(out.recon, f @ sae.W_dec + sae.b_dec)
     mse = (x - out.recon).pow(2).sum(-1).mean()
-    torch.testing.assert_close(out.loss, mse + 0.1 * f.abs().sum(-1).mean())
+    # SAELens' standard SAE: the L1 is weighted by each decoder row's norm
+    torch.testing.assert_close(out.loss, mse + 0.1 * (f * sae.W_dec.norm(dim=1)).sum(-1).mean())
+
+
+def test_default_init_follows_saelens():
+    sae = SAE(SAEConfig(d_model=8, d_sae=16))
+    torch.testing.assert_close(sae.W_dec.norm(dim=1), torch.full((16,), 0.1))
+    torch.testing.assert_close(sae.W_enc, sae.W_dec.t())
+    assert not sae.b_dec.any() and not sae.b_enc.any()
 
 
 def test_decoder_rows_unit_norm_after_normalize():
@@ -26,21 +35,85 @@ def test_decoder_rows_unit_norm_after_normalize():
     torch.testing.assert_close(sae.W_dec.norm(dim=1), torch.ones(16))
 
 
-def test_training_reduces_loss_and_stats():
+def test_fold_decoder_norm_keeps_the_function():
+    sae = SAE(SAEConfig(d_model=8, d_sae=32))
+    with torch.no_grad():
+        sae.W_dec.mul_(torch.rand(32, 1) * 5 + 0.1)
+        sae.b_enc.normal_()
+    x = torch.randn(20, 8)
+    before = sae(x)
+    sae.fold_decoder_norm()
+    after = sae(x)
+    torch.testing.assert_close(sae.W_dec.norm(dim=1), torch.ones(32))
+    torch.testing.assert_close(after.recon, before.recon, rtol=1e-5, atol=1e-5)
+    assert torch.equal(after.features > 0, before.features > 0)
+
+
+def test_topk_keeps_exactly_k_per_row():
+    sae = SAE(SAEConfig(d_model=8, d_sae=64, kind="topk", k=5))
+    with torch.no_grad():
+        sae.b_enc.fill_(1.0)  # every pre-activation positive: exactly k survive
+    f = sae.encode(torch.randn(10, 8))
+    assert ((f > 0).sum(-1) == 5).all()
+    pre = sae.pre_activation(torch.randn(3, 8))
+    f = sae.activate(pre)
+    kept = pre.gather(-1, pre.topk(5, -1).indices)
+    torch.testing.assert_close(f.gather(-1, pre.topk(5, -1).indices), torch.relu(kept))
+
+
+def test_batchtopk_trains_on_the_batch_and_infers_with_a_threshold():
+    torch.manual_seed(0)
+    sae = SAE(SAEConfig(d_model=8, d_sae=64, kind="batchtopk", k=4))
+    x = torch.randn(50, 8)
+    opt = torch.optim.Adam(sae.parameters(), lr=1e-2)
+    for _ in range(30):
+        out = sae_update(sae, opt, x)
+    assert (out.features > 0).sum() <= 4 * 50  # k·n over the batch, not k per row
+    assert float(sae.threshold) > 0 and "threshold" in sae.state_dict()
+    sae.eval()
+    pre = sae.pre_activation(x[:7])
+    torch.testing.assert_close(sae.encode(x[:7]), pre * (pre > sae.threshold))
+    # each row is edited on its own at inference: a row's features do not depend on its batch
+    torch.testing.assert_close(sae.encode(x[:1]), sae.encode(x[:7])[:1])
+
+
+def test_auxk_loss_pulls_on_dead_features_only():
+    sae = SAE(SAEConfig(d_model=8, d_sae=32, kind="topk", k=2, dead_after=3))
+    x = torch.randn(16, 8)
+    assert sae(x).aux == 0.0  # nothing is dead before training
+    sae._since_fired[:10] = 5  # features 0..9 dead
+    out = sae(x)
+    assert float(out.aux.detach()) > 0
+    torch.testing.assert_close(out.loss, out.mse + sae.config.aux_coefficient * out.aux)
+    sae.zero_grad()
+    out.aux.backward()
+    grad = sae.W_enc.grad.abs().sum(0)
+    assert (grad[:10] > 0).any() and (grad[10:] == 0).all()
+    sae.eval()
+    assert sae(x).aux == 0.0  # AuxK is a training loss
+
+
+@pytest.mark.parametrize("kind", ["relu", "topk", "batchtopk"])
+def test_training_reduces_loss_and_stats(kind):
     torch.manual_seed(0)
     x = torch.randn(512, 8)
-    sae = SAE(SAEConfig(d_model=8, d_sae=64, l1_coefficient=1e-3))
+    sae = SAE(SAEConfig(d_model=8, d_sae=64, l1_coefficient=1e-3, kind=kind, k=8))
     before = sae.stats(x)
     opt = torch.optim.Adam(sae.parameters(), lr=1e-2)
     for _ in range(300):
-        loss = sae(x).loss
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        sae.normalize_decoder()
+        sae_update(sae, opt, x)
     after = sae.stats(x)
     assert after.fvu < 0.2 < before.fvu
     assert 0 < after.l0 <= 64 and 0 <= after.dead < 64 and after.n_rows == 512
+    if kind == "topk":
+        assert 7 < after.l0 <= 8  # k per row (fewer only where a top-k pre-activation is ≤ 0)
+
+
+def test_old_artifact_config_loads_as_relu():
+    # eraser.json written before SAE kinds existed stores only these three fields
+    sae = SAE(SAEConfig(**{"d_model": 8, "d_sae": 16, "l1_coefficient": 0.03}))
+    assert sae.config.kind == "relu"
+    assert set(sae.state_dict()) == {"W_dec", "W_enc", "b_enc", "b_dec"}
 
 
 def test_shape_and_config_errors():
@@ -49,3 +122,7 @@ def test_shape_and_config_errors():
         sae.encode(torch.randn(3, 7))
     with pytest.raises(ValueError, match="l1_coefficient"):
         SAEConfig(d_model=8, l1_coefficient=-1)
+    with pytest.raises(ValueError, match="kind"):
+        SAEConfig(d_model=8, kind="jumprelu")
+    with pytest.raises(ValueError, match="k must be"):
+        SAEConfig(d_model=8, d_sae=16, kind="topk", k=17)
