@@ -94,8 +94,9 @@ def _hover(text: str, width: int = 60) -> str:
 
 
 def layer_labels(layer_names: Sequence[str]) -> list[str]:
-    """Short tick labels: "emb" for the embeddings, then the block number (1-based)."""
-    return ["emb" if name == "embeddings" else str(i) for i, name in enumerate(layer_names)]
+    """Short tick labels: "emb" for the embeddings, then the block number, the module's own (block b
+    is ``encoder.layer.b``; README "Block numbers")."""
+    return ["emb" if name == "embeddings" else str(i - 1) for i, name in enumerate(layer_names)]
 
 
 def save_html(fig: go.Figure, path: str | Path) -> Path:
@@ -128,11 +129,10 @@ def projection_grid(
     if unknown:
         raise ValueError(f"unknown point kinds {sorted(unknown)}; expected {', '.join(KIND_COLORS)}")
     rows = -(-len(panels) // columns)
-    labels = [
-        f"{label}: {name}" if label != "emb" else name
-        for label, name in zip(layer_labels(layer_names), layer_names)
-    ]
-    fig = make_subplots(rows, columns, subplot_titles=labels, horizontal_spacing=0.03, vertical_spacing=0.08)
+    # the module path names the block by its own number (block b is encoder.layer.b): no second number
+    fig = make_subplots(
+        rows, columns, subplot_titles=list(layer_names), horizontal_spacing=0.03, vertical_spacing=0.08
+    )
     kinds_arr, hover = np.asarray(kinds), np.array([_hover(t) for t in texts], dtype=object)
     for i, coords in enumerate(panels):
         row, col = divmod(i, columns)
@@ -227,7 +227,9 @@ def separability_curve(
     if silhouette is not None:
         _score_line(fig, silhouette, "silhouette", "silhouette", "silhouette %{y:.3f}<extra></extra>")
     _mark_chosen(fig, chosen_layer, n, labels)
-    fig.update_xaxes(tickvals=np.arange(n), ticktext=labels, title="layer (emb = embeddings, i = block i)")
+    fig.update_xaxes(
+        tickvals=np.arange(n), ticktext=labels, title="block (emb = embeddings; block b is …layer.b)"
+    )
     fig.update_yaxes(title="error (1 − accuracy)", range=[-0.02, 0.62], secondary_y=False)
     fig.update_yaxes(
         title="separability (no training)",
@@ -279,7 +281,7 @@ def _mark_chosen(fig: go.Figure, chosen: int | None, n: int, labels: Sequence[st
     fig.add_vline(
         x=chosen,
         line=dict(color=SERIES_COLORS["chosen"], dash="dash", width=1.5),
-        annotation_text=f"chosen: {labels[chosen]}",
+        annotation_text=f"chosen: block {labels[chosen]}",
         annotation_position="top",
     )
 

@@ -2,6 +2,11 @@
 
 Errors print one line (``error: ...``) and exit with status 2; there is no traceback for bad input.
 Set ``CLEAR_DEBUG=1`` to see the full traceback of an unexpected failure.
+
+Cheap checks come before expensive work: every path, number and artifact named on the command line is
+checked before a model is loaded, and no command overwrites a file it did not create in this run
+unless given ``--overwrite``. Outputs are written whole or not at all (clear_core/io.py), and never
+when they hold NaN or infinity. Warnings (a huge γ, a tiny concept) are one ``warning:`` line.
 """
 
 from __future__ import annotations
@@ -9,8 +14,13 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Callable
+import time
+import warnings
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+
+from clear_core.validation import ClearWarning, check_gamma, check_int
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {}
 
@@ -23,30 +33,113 @@ def command(name: str):
     return register
 
 
-def _progress_bar(desc: str, total: int | None = None):
-    from tqdm import tqdm
+ProgressFn = Callable[[float, str], None]
 
-    return tqdm(
-        total=total,
-        desc=desc,
-        unit="it",
-        disable=not sys.stderr.isatty() and "CLEAR_PROGRESS" not in os.environ,
-    )
+
+@contextmanager
+def _progress(desc: str) -> Iterator[ProgressFn]:
+    """A ``(fraction, message)`` callback: a tqdm bar on a terminal, plain lines on stderr otherwise
+    (one per tenth of the run and per new stage), so that a log shows a long run is alive."""
+    if sys.stderr.isatty():
+        from tqdm import tqdm
+
+        with tqdm(total=100, desc=desc, unit="%") as bar:
+
+            def update(fraction: float, message: str) -> None:
+                bar.n = int(100 * fraction)
+                bar.set_postfix_str(message, refresh=True)
+
+            yield update
+        return
+    start, last = time.monotonic(), {"tenth": -1, "stage": ""}
+
+    def update(fraction: float, message: str) -> None:
+        tenth, stage = int(10 * fraction), message.split(":")[0].split(" ")[0]
+        if tenth > last["tenth"] or stage != last["stage"]:
+            last.update(tenth=tenth, stage=stage)
+            elapsed = time.monotonic() - start
+            print(f"{desc}: {100 * fraction:3.0f}% {elapsed:6.1f} s  {message}", file=sys.stderr, flush=True)
+
+    yield update
 
 
 def _load_encoder(args: argparse.Namespace):
     from clear_core.encoders import load_encoder
 
+    if not sys.stderr.isatty():  # a log gets our plain progress lines, not transformers' bars
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
     return load_encoder(args.model, subfolder=getattr(args, "text_encoder", None))
 
 
-def _load_concept(path: str):
-    """A concept file, or a built-in pack by slug (``parachute``)."""
-    from clear_core.concepts import ConceptSet, builtin_packs, load_builtin
+def _load_concept(name: str):
+    """A concept file, or a built-in pack by slug (``parachute``); an unknown slug lists the packs."""
+    from clear_core.concepts import load_concept
 
-    if not Path(path).exists() and path in builtin_packs():
-        return load_builtin(path)
-    return ConceptSet.load(path)
+    return load_concept(name)
+
+
+def _output_folder(path: str, overwrite: bool):
+    """``--out`` for a folder output, checked before any work: writable, not a file, and empty
+    unless ``--overwrite``."""
+    from clear_core.io import check_writable
+
+    out = check_writable(path, "--out", folder=True)
+    if out.is_dir() and any(out.iterdir()) and not overwrite:
+        raise ValueError(f"{out} exists and is not empty; pass --overwrite or choose another --out")
+    return out
+
+
+def _load_erasers(folders: list[str] | None):
+    """The ``--eraser`` artifacts, read and checked before the model loads; the same one twice is an
+    error (it would be applied twice)."""
+    from clear_core.erasure import Eraser
+
+    erasers, seen = [], {}
+    for folder in folders or []:
+        path = Path(folder)
+        key = (path.parent if path.is_file() else path).resolve()
+        if key in seen:
+            raise ValueError(
+                f"--eraser {folder} is given twice (as {seen[key]!r}); it would be applied twice"
+            )
+        seen[key] = folder
+        erasers.append(Eraser.load(path))
+    return erasers
+
+
+def _gamma_arg(text: str) -> float:
+    """argparse type for ``--gamma``: finite, in [0, GAMMA_LIMIT] (a warning above the usual range)."""
+    try:
+        return check_gamma(float(text), "--gamma")
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err).removeprefix("--gamma ")) from None
+
+
+def _positive_int(text: str) -> int:
+    """argparse type for counts (``--batch-size``, ``--steps``, ...): an integer ≥ 1."""
+    try:
+        return check_int(int(text), "value", minimum=1)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer ≥ 1, got {text!r}") from None
+
+
+def _block_arg(text: str) -> int:
+    """argparse type for ``--block``: a block number ≥ 0 (block b is ``encoder.layer.b``)."""
+    try:
+        return check_int(int(text), "value", minimum=0)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a block number ≥ 0, got {text!r}") from None
+
+
+def _check_finite_output(array, what: str) -> None:
+    from clear_core.validation import check_finite
+
+    try:
+        check_finite(array, what)
+    except ValueError as err:
+        raise ValueError(f"{err}; nothing was written") from None
 
 
 @command("embed")
@@ -54,24 +147,33 @@ def cmd_embed(args: argparse.Namespace) -> int:
     import numpy as np
 
     from clear_core.concepts import load_prompts
+    from clear_core.io import atomic_path, check_writable
 
-    prompts = load_prompts(args.prompts)
-    out = Path(args.out)
-    if out.suffix != ".npy":
-        raise ValueError(f"--out must end in .npy, got {out.name!r}")
-    encoder = _load_encoder(args)
     if args.gamma is not None and not args.eraser:
         raise ValueError("--gamma needs --eraser")
-    if args.eraser:
-        from clear_core.erasure import Eraser, applied_many
+    prompts = load_prompts(args.prompts)
+    out = check_writable(args.out, "--out", folder=False)
+    if out.suffix != ".npy":
+        raise ValueError(f"--out must end in .npy, got {out.name!r}")
+    if out.exists() and out.resolve() == Path(args.prompts).resolve():
+        raise ValueError(f"--out {out} is the --prompts file; choose another --out")
+    if out.exists() and not args.overwrite:
+        raise ValueError(f"{out} exists; pass --overwrite or choose another --out")
+    erasers = _load_erasers(args.eraser)
+    encoder = _load_encoder(args)
+    if erasers:
+        from clear_core.erasure import applied_many
 
-        erasers = [Eraser.load(folder, encoder=encoder) for folder in args.eraser]
+        for e in erasers:
+            e.check_encoder(encoder)
         with applied_many([(e, args.gamma) for e in erasers], encoder):
             vectors = encoder.encode(prompts, batch_size=args.batch_size)
     else:
         vectors = encoder.encode(prompts, batch_size=args.batch_size)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    np.save(out, vectors.astype(np.float32))
+    vectors = vectors.astype(np.float32)
+    _check_finite_output(vectors, "the encoder outputs")
+    with atomic_path(out) as tmp:
+        np.save(tmp, vectors)
     print(f"wrote {out} {vectors.shape}", file=sys.stderr)
     return 0
 
@@ -82,9 +184,7 @@ def cmd_search(args: argparse.Namespace) -> int:
     from clear_core.workflow import ClearRun, EraserOptions, save_run
 
     concept = _load_concept(args.concept)
-    out = Path(args.out)
-    if out.exists() and any(out.iterdir()) and not args.overwrite:
-        raise ValueError(f"{out} exists and is not empty; pass --overwrite or choose another --out")
+    out = _output_folder(args.out, args.overwrite)
     search = SearchConfig(
         steps=args.steps,
         seed=args.seed,
@@ -96,24 +196,24 @@ def cmd_search(args: argparse.Namespace) -> int:
         kind=args.eraser_type,
         mask=args.mask,
         method="brute_force" if args.brute_force else "search",
-        layer=args.layer,
+        layer=None if args.block is None else args.block + 1,
         calibrate=args.gamma is None,
         gamma=1.0 if args.gamma is None else args.gamma,
     )
     encoder = _load_encoder(args)
+    if args.block is not None and args.block >= encoder.n_blocks:
+        raise ValueError(
+            f"--block {args.block} does not exist: {encoder.model_id} has blocks 0..{encoder.n_blocks - 1}"
+        )
     run = ClearRun(encoder, concept, search, options)
-    with _progress_bar("search", total=100) as bar:
+    with _progress("search") as progress:
         for stage in run.run():
-            bar.n = int(100 * stage.fraction)
-            bar.set_postfix_str(stage.message, refresh=True)
+            progress(stage.fraction, f"{stage.name}: {stage.message}")
     result = run.result
     save_run(result, out)
     e = result.eraser
-    probs = ", ".join(
-        f"{result.search.layer_names[c]}={p:.2f}"
-        for c, p in zip(result.search.candidates, result.search.probs)
-    )
-    print(f"chosen block: {e.layer_name} (layer {e.layer}); layer probabilities: {probs}", file=sys.stderr)
+    probs = ", ".join(f"{c - 1}={p:.2f}" for c, p in zip(result.search.candidates, result.search.probs))
+    print(f"chosen block {e.layer - 1} ({e.layer_name}); block probabilities: {probs}", file=sys.stderr)
     print(
         f"default gamma: {e.gamma:g}; wrote {out}/eraser.safetensors, eraser.json, history.jsonl",
         file=sys.stderr,
@@ -131,8 +231,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from clear_core.evaluation import DEFAULT_GAMMAS, evaluate
 
     concept = _load_concept(args.concept)
-    encoder = _load_encoder(args)
-    eraser = Eraser.load(args.eraser, encoder=encoder)
+    eraser = Eraser.load(args.eraser)
     if args.implicit:
         implicit = load_prompts(args.implicit)
     elif concept.name in builtin_packs():
@@ -140,6 +239,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     else:
         implicit = None
     unrelated = load_prompts(args.unrelated) if args.unrelated else unrelated_prompts()
+    encoder = _load_encoder(args)
+    eraser.check_encoder(encoder)
     gammas = sorted(
         {0.0, *DEFAULT_GAMMAS, eraser.gamma} | ({args.gamma} if args.gamma is not None else set())
     )
@@ -152,7 +253,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         "eraser": {
             "kind": eraser.kind,
             "mask": eraser.mask,
-            "layer": eraser.layer,
+            "block": eraser.layer - 1,
             "layer_name": eraser.layer_name,
             "default_gamma": eraser.gamma,
         },
@@ -181,6 +282,8 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     from clear_core.concepts import builtin_packs, load_implicit, load_prompts
 
     concept = _load_concept(args.concept)
+    out = _output_folder(args.out, args.overwrite)
+    eraser = _load_erasers([args.eraser] if args.eraser else None)
     implicit = neutral = None
     if args.implicit:
         implicit = load_prompts(args.implicit)
@@ -191,26 +294,34 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         implicit, neutral = load_implicit(concept.name)
     config = LayerMapConfig(methods=tuple(args.methods.split(",")), seed=args.seed)
     encoder = _load_encoder(args)
-    with _progress_bar("analyze", total=100) as bar:
-
-        def progress(message: str, fraction: float) -> None:
-            bar.n = int(100 * fraction)
-            bar.set_postfix_str(message, refresh=True)
-
-        result = run_layer_map(encoder, concept, implicit, neutral, config, progress=progress)
-    if args.eraser:
+    for e in eraser:
+        e.check_encoder(encoder)
+    with _progress("analyze") as progress:
+        result = run_layer_map(
+            encoder, concept, implicit, neutral, config, progress=lambda msg, frac: progress(frac, msg)
+        )
+    if eraser:
         import dataclasses
 
-        from clear_core.erasure import Eraser
-
-        result = dataclasses.replace(result, chosen_layer=Eraser.load(args.eraser, encoder=encoder).layer)
-    paths = write_layer_map(result, args.out)
+        result = dataclasses.replace(result, chosen_layer=eraser[0].layer)
+    paths = write_layer_map(result, out)
     print("wrote " + ", ".join(str(p) for p in paths), file=sys.stderr)
     return 0
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors (``error: embed: argument --gamma: ...``), exit status 2."""
+
+    def error(self, message: str):
+        self.exit(
+            2,
+            f"error: {self.prog.removeprefix('python -m clear_core').strip() or 'usage'}: "
+            f"{message} (see --help)\n",
+        )
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="python -m clear_core",
         description="CLEAR Workbench: find where a concept lives in a text encoder and erase it there.",
     )
@@ -235,17 +346,20 @@ def build_parser() -> argparse.ArgumentParser:
         help="eraser folder (from 'search') to apply; repeat for several concepts",
     )
     p.add_argument(
-        "--gamma", type=float, help="erasure strength for every eraser (default: each one's calibrated gamma)"
+        "--gamma",
+        type=_gamma_arg,
+        help="erasure strength for every eraser, ≥ 0 (default: each one's calibrated gamma)",
     )
-    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--batch-size", type=_positive_int, default=32)
+    p.add_argument("--overwrite", action="store_true", help="allow replacing an existing --out")
 
     p = add("search", "CLEAR layer search + eraser: writes eraser.safetensors, eraser.json, history.jsonl.")
     p.add_argument("--concept", required=True, help="concept file (.jsonl/.csv) or a built-in pack slug")
     p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--steps", type=int, default=300)
+    p.add_argument("--steps", type=_positive_int, default=300)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--d-sae", type=int, default=2048)
-    p.add_argument("--batch-pairs", type=int, default=16)
+    p.add_argument("--d-sae", type=_positive_int, default=2048)
+    p.add_argument("--batch-pairs", type=_positive_int, default=16)
     p.add_argument("--no-con", action="store_true", help="ablation: step 2 on L_SAE only (no L_con)")
     p.add_argument("--brute-force", action="store_true", help="ablation: one SAE per block, L x the cost")
     p.add_argument(
@@ -253,15 +367,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--mask", choices=["contrastive", "paper"], default="contrastive")
     p.add_argument(
-        "--layer", type=int, help="erase at this layer (1 = first block) instead of the chosen one"
+        "--block",
+        type=_block_arg,
+        help="erase at this block (block b is encoder.layer.b / encoder.block.b) instead of the chosen one",
     )
-    p.add_argument("--gamma", type=float, help="fix the default gamma instead of calibrating it")
+    p.add_argument("--gamma", type=_gamma_arg, help="fix the default gamma (≥ 0) instead of calibrating it")
     p.add_argument("--overwrite", action="store_true", help="allow writing into a non-empty --out")
 
     p = add("evaluate", "Leakage and preservation of an eraser, with a gamma sweep, as JSON on stdout.")
     p.add_argument("--eraser", required=True, help="eraser folder")
     p.add_argument("--concept", required=True, help="concept file or built-in pack slug")
-    p.add_argument("--gamma", type=float, help="gamma to report (default: the eraser's calibrated gamma)")
+    p.add_argument(
+        "--gamma", type=_gamma_arg, help="gamma (≥ 0) to report (default: the eraser's calibrated gamma)"
+    )
     p.add_argument("--implicit", help="implicit prompts file (default: the built-in pack's)")
     p.add_argument("--unrelated", help="unrelated prompts file (default: assets/prompts/unrelated.txt)")
 
@@ -273,10 +391,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--methods", default="pca,umap", help="projections, comma-separated: pca,tsne,umap")
     p.add_argument("--eraser", help="eraser folder from 'search': its block is marked on the curve")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--overwrite", action="store_true", help="allow writing into a non-empty --out")
     return parser
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Our warnings as one ``warning:`` line; anything else the usual way."""
+    if issubclass(category, ClearWarning):
+        print(f"warning: {message}", file=sys.stderr)
+    else:
+        _default_showwarning(message, category, filename, lineno, file, line)
+
+
+_default_showwarning = warnings.showwarning
+
+
 def main(argv: list[str] | None = None) -> int:
+    warnings.showwarning = _show_warning
     args = build_parser().parse_args(argv)
     try:
         return COMMANDS[args.command](args)
@@ -286,8 +417,12 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as err:
         if os.environ.get("CLEAR_DEBUG"):
             raise
-        if isinstance(err, (ValueError, FileNotFoundError)):
+        if isinstance(err, ValueError):
             print(f"error: {err}", file=sys.stderr)
+            return 2
+        if isinstance(err, OSError):  # a user path that cannot be read or written: the user's to fix
+            where = f": {err.filename}" if err.filename else ""
+            print(f"error: {err.strerror or err}{where}", file=sys.stderr)
             return 2
         print(
             f"error: unexpected {type(err).__name__}: {err} (set CLEAR_DEBUG=1 for the traceback)",

@@ -24,8 +24,8 @@ def test_projection_grid_panels_hover_and_pending():
     assert any(a.text == "subsampled!" for a in fig.layout.annotations)
     assert [a.text for a in fig.layout.annotations][:3] == [
         "embeddings",
-        "1: encoder.layer.0",
-        "2: encoder.layer.1",
+        "encoder.layer.0",  # block b is encoder.layer.b: one number, not two
+        "encoder.layer.1",
     ]
 
 
@@ -57,8 +57,8 @@ def test_separability_curve_series_band_and_chosen_layer():
     np.testing.assert_allclose(fisher.y, [0.75, 0.5, 0.0])
     assert fisher.yaxis == "y2"
     assert any(s.type == "line" and s.x0 == 2 for s in fig.layout.shapes)
-    assert any("chosen: 2" in (a.text or "") for a in fig.layout.annotations)
-    assert list(fig.layout.xaxis.ticktext) == ["emb", "1", "2"]
+    assert any("chosen: block 1" in (a.text or "") for a in fig.layout.annotations)
+    assert list(fig.layout.xaxis.ticktext) == ["emb", "0", "1"]  # block b is encoder.layer.b
 
 
 def test_separability_curve_checks_input():
