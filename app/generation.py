@@ -1,67 +1,110 @@
-"""The plug point for original-vs-erased media in the Erase & preview tab.
+"""The shared video pipeline and clip cache behind the Erase & preview tab's video panel.
 
-Video generation arrives with the generation issues (``clear_core/generation.py``). The tab only needs
-a :class:`MediaBackend`: something that renders a prompt twice with the same seed, once as is and
-once with the eraser applied to its text encoder, and returns two media files. :func:`find_backend`
-returns None until such a backend exists, and the tab then says plainly that no pipeline is loaded.
+A pipeline is loaded once per process and shared by every visitor (like the text encoders of
+:mod:`app.models`), and so is the clip cache (:class:`clear_core.generation.preview.PreviewCache`:
+one clip per pipeline, prompt, seed, steps, eraser and γ). Concurrent visitors are safe: erasers reach
+the text encoder through context-local hooks, and denoising calls on one pipeline run one at a time
+(clear_core/generation/render.py); the app's queue shows a waiting visitor their place.
 
-To plug one in, give ``clear_core.generation`` a ``workbench_backend()`` function returning an object
-with this interface (load the pipeline lazily and cache it: it is shared by every visitor, and the
-eraser must be applied with ``eraser.applied(pipe, gamma=...)``, which is context-local).
+The CPU testbed (``testbed``) is the default pipeline when its weights are installed; otherwise the
+visitor names a local diffusers folder or Hugging Face id, or a ``tiny-*`` pipeline (random weights,
+to check the plumbing).
 """
 
 from __future__ import annotations
 
-import importlib
 import importlib.util
-from dataclasses import dataclass
-from typing import Any, Protocol
+import threading
+from collections import OrderedDict
+from pathlib import Path
+from typing import Any
 
-__all__ = ["NO_PIPELINE", "MediaBackend", "MediaPair", "backend_installed", "find_backend"]
+__all__ = [
+    "MAX_PIPELINES",
+    "NO_PIPELINE",
+    "default_pipeline",
+    "get_pipeline",
+    "pipeline_choices",
+    "preview_cache",
+    "render_settings",
+    "testbed_available",
+]
 
 NO_PIPELINE = (
-    "**No video generation pipeline is loaded**, so this preview shows only what the erased text "
-    "encoder outputs (the scores above). Original and erased videos, rendered with the same seed, "
-    "appear here once a generation backend is installed."
+    "**No video pipeline is installed here**: the CPU testbed's weights are missing. Name a diffusers "
+    "pipeline folder or Hugging Face id (or `tiny-wan` to check the plumbing with random weights) to render "
+    "original and erased videos with the same seed."
 )
+MAX_PIPELINES = 1
+"""Pipelines kept in memory at once (a real video pipeline is tens of GB)."""
+
+_LOCK = threading.Lock()
+_PIPES: OrderedDict[str, Any] = OrderedDict()
+_LOADING: dict[str, threading.Lock] = {}
+_CACHE: list[Any] = []
 
 
-@dataclass
-class MediaPair:
-    """Two renders of one prompt with the same seed."""
-
-    original: str
-    """Path of the media generated without erasure (mp4 or image)."""
-    erased: str
-    """Path of the media generated with the eraser applied."""
-    info: str = ""
-    """One line for the UI: pipeline, steps, seed, time."""
-
-
-class MediaBackend(Protocol):
-    """What the preview tab needs from a generation pipeline."""
-
-    name: str
-    """Shown in the UI ("Wan2.2-TI2V-5B", ...)."""
-
-    def generate(self, prompt: str, eraser: Any, gamma: float, seed: int) -> MediaPair:
-        """Render ``prompt`` without and with ``eraser`` at strength ``gamma``."""
-        ...
-
-
-def backend_installed() -> bool:
-    """Whether a generation module is installed at all (checked without importing it: page build stays fast)."""
-    try:
-        return importlib.util.find_spec("clear_core.generation") is not None
-    except (ImportError, ValueError):
+def testbed_available() -> bool:
+    """Whether the CPU testbed and its shipped weights are installed (checked without importing torch)."""
+    if importlib.util.find_spec("clear_core.testbed") is None:
         return False
+    root = Path(__file__).resolve().parent.parent
+    return (root / "assets" / "testbed" / "transformer" / "config.json").is_file()
 
 
-def find_backend() -> MediaBackend | None:
-    """The installed generation backend, or None (the case until the generation issues land)."""
-    try:
-        module = importlib.import_module("clear_core.generation")
-    except ImportError:
-        return None
-    factory = getattr(module, "workbench_backend", None)
-    return factory() if callable(factory) else None
+def default_pipeline() -> str:
+    """``testbed`` when available, else "" (the visitor names one)."""
+    return "testbed" if testbed_available() else ""
+
+
+def pipeline_choices() -> list[str]:
+    return (["testbed"] if testbed_available() else []) + ["tiny-wan", "tiny-cogvideox", "tiny-sd"]
+
+
+TINY_SETTINGS = {
+    "tiny-wan": {"frames": 9, "height": 16, "width": 16, "max_sequence_length": 16},
+    "tiny-cogvideox": {"frames": 9, "height": 16, "width": 16, "max_sequence_length": 16},
+    "tiny-sd": {"height": 16, "width": 16},
+}
+"""Render sizes of the tiny random pipelines (their denoisers are built for 16×16 clips and 16 tokens)."""
+
+
+def render_settings(name: str, steps: int) -> Any:
+    """The preview's RenderSettings for pipeline ``name``: its own defaults, tiny sizes for ``tiny-*``."""
+    from clear_core.generation import RenderSettings
+
+    return RenderSettings(steps=int(steps), **TINY_SETTINGS.get(str(name).strip(), {}))
+
+
+def get_pipeline(name: str) -> Any:
+    """The loaded pipeline ``name`` (loading it on first use; one loader per name at a time)."""
+    from clear_core.generation import load_pipeline
+
+    if not name or not str(name).strip():
+        raise ValueError("choose a pipeline: 'testbed', a diffusers folder or a Hugging Face id")
+    name = str(name).strip()
+    with _LOCK:
+        if name in _PIPES:
+            _PIPES.move_to_end(name)
+            return _PIPES[name]
+        lock = _LOADING.setdefault(name, threading.Lock())
+    with lock:
+        with _LOCK:
+            if name in _PIPES:
+                return _PIPES[name]
+        pipe = load_pipeline(name)
+        with _LOCK:
+            _PIPES[name] = pipe
+            while len(_PIPES) > MAX_PIPELINES:
+                _PIPES.popitem(last=False)
+        return pipe
+
+
+def preview_cache() -> Any:
+    """The process-wide clip cache (created on first use)."""
+    from clear_core.generation.preview import PreviewCache
+
+    with _LOCK:
+        if not _CACHE:
+            _CACHE.append(PreviewCache())
+        return _CACHE[0]

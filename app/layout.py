@@ -23,10 +23,10 @@ from app.concept_tab import (
 )
 from app.export_tab import export_run, load_eraser
 from app.features_tab import ACTIVATION_COLORS, analyse_features, feature_detail
-from app.generation import NO_PIPELINE, backend_installed
+from app.generation import NO_PIPELINE, default_pipeline, pipeline_choices
 from app.launch import HEAVY_CONCURRENCY
 from app.layer_tab import compute_layer_map, stop_layer_map
-from app.preview_tab import erase_prompt, generate_media
+from app.preview_tab import erase_prompt, example_prompt, fill_prompt, generate_media, rerender_media
 from app.search_tab import GAMMA_MAX, KINDS, run_search, stop_search
 from app.state import DEFAULT_MODEL, Session, cleanup_session, new_session
 
@@ -211,21 +211,19 @@ def _preview_tab() -> SimpleNamespace:
     ui = SimpleNamespace()
     with gr.Row():
         ui.prompt = gr.Textbox(
-            "a skydiver with a parachute drifting over green fields at sunset",
+            "",
             label="Prompt",
+            placeholder="a prompt to erase — or take an example of the loaded concept below",
+            max_length=2000,
             scale=3,
             submit_btn=False,
         )
         ui.gamma = gr.Slider(0, GAMMA_MAX, value=1.0, step=0.05, label="γ (erasure strength)", scale=2)
-    gr.Examples(
-        [
-            ["a skydiver with a parachute drifting over green fields at sunset"],
-            ["a paratrooper floating down beneath a billowing silk canopy"],
-            ["a bowl of ramen on a wooden table, steam rising, close-up"],
-        ],
-        inputs=[ui.prompt],
-        label="Try: explicit, implicit, unrelated",
-    )
+    with gr.Row():
+        gr.Markdown("Examples from the loaded concept:")
+        ui.ex_explicit = gr.Button("explicit (names it)", size="sm")
+        ui.ex_implicit = gr.Button("implicit (evokes it)", size="sm")
+        ui.ex_unrelated = gr.Button("unrelated", size="sm")
     ui.run = gr.Button("Erase", variant="primary")
     ui.scores = gr.Markdown()
     ui.this = gr.Markdown()
@@ -237,19 +235,38 @@ def _preview_tab() -> SimpleNamespace:
     )
     with gr.Accordion("All numbers (JSON)", open=False):
         ui.numbers = gr.JSON()
-    gr.Markdown("### Original vs erased media")
-    installed = backend_installed()
+    gr.Markdown("### Original vs erased video")
+    default = default_pipeline()
     ui.media_note = gr.Markdown(
-        "A generation backend is installed: render the prompt with and without the eraser, same seed."
-        if installed
+        "Render the prompt twice with the **same seed and initial latents**: without the eraser and with it "
+        "at this γ. The default pipeline is the CPU testbed, a small synthetic world of the paper's concepts "
+        "(not a real video model); name a diffusers folder or Hugging Face id to use another."
+        if default
         else NO_PIPELINE
     )
-    with gr.Row(visible=installed):
-        ui.original = gr.Video(label="Original", interactive=False)
-        ui.erased = gr.Video(label="Erased", interactive=False)
-    with gr.Row(visible=installed):
-        ui.media_seed = gr.Number(0, precision=0, label="Seed")
-        ui.generate = gr.Button("Generate original and erased", interactive=installed)
+    with gr.Row():
+        ui.pipeline = gr.Dropdown(
+            pipeline_choices(),
+            value=default or None,
+            allow_custom_value=True,
+            label="Pipeline",
+            info="'testbed', tiny-* (random weights), a diffusers folder or a Hugging Face id",
+            scale=2,
+        )
+        ui.media_seed = gr.Number(0, precision=0, minimum=0, label="Seed", scale=1)
+        ui.media_steps = gr.Slider(1, 50, value=10, step=1, label="Denoising steps", scale=2)
+        ui.auto = gr.Checkbox(True, label="Re-render when γ moves", scale=1)
+    ui.generate = gr.Button("Generate original and erased", variant="primary")
+    ui.media_info = gr.Markdown()
+    with gr.Row():
+        ui.original = gr.Video(label="Original", interactive=False, autoplay=True, loop=True)
+        ui.erased = gr.Video(label="Erased", interactive=False, autoplay=True, loop=True)
+    ui.strip = gr.Image(
+        label="Frame strip: original (top) and erased (bottom)", type="filepath", interactive=False
+    )
+    ui.media_files = gr.File(
+        label="Download the mp4s and their JSON", file_count="multiple", interactive=False
+    )
     return ui
 
 
@@ -290,7 +307,7 @@ def build_demo() -> gr.Blocks:
                 s = _search_tab()
             with gr.Tab("4 · Features & masks", id="features"):
                 f = _features_tab()
-            with gr.Tab("5 · Erase & preview", id="preview"):
+            with gr.Tab("5 · Erase & preview", id="preview") as preview:
                 p = _preview_tab()
             with gr.Tab("6 · Export", id="export"):
                 x = _export_tab()
@@ -392,9 +409,34 @@ def build_demo() -> gr.Blocks:
         )
         p.generate.click(
             generate_media,
-            [p.prompt, p.gamma, p.media_seed, session],
-            [p.original, p.erased, p.media_note],
+            [p.prompt, p.gamma, p.media_seed, p.pipeline, p.media_steps, session],
+            [p.original, p.erased, p.strip, p.media_files, p.media_info],
             api_name="generate",
+            concurrency_limit=1,
+            concurrency_id="generate",
+        )
+        p.gamma.release(
+            rerender_media,
+            [p.auto, p.original, p.prompt, p.gamma, p.media_seed, p.pipeline, p.media_steps, session],
+            [p.original, p.erased, p.strip, p.media_files, p.media_info],
+            api_name="rerender",
+            concurrency_limit=1,
+            concurrency_id="generate",
+        )
+        for button, kind in (
+            (p.ex_explicit, "explicit"),
+            (p.ex_implicit, "implicit"),
+            (p.ex_unrelated, "unrelated"),
+        ):
+            button.click(
+                lambda s, k=kind: example_prompt(k, s),
+                [session],
+                [p.prompt],
+                api_name=f"example_{kind}",
+                concurrency_limit=None,
+            )
+        preview.select(
+            fill_prompt, [p.prompt, session], [p.prompt], concurrency_limit=None, show_progress="hidden"
         )
 
         # Step 6 ----------------------------------------------------------------------------------

@@ -17,8 +17,9 @@ import gradio as gr
 import numpy as np
 
 from app.common import ProgressFn, encoder_for, require_eraser, user_errors
-from app.generation import NO_PIPELINE, find_backend
+from app.generation import get_pipeline, preview_cache, render_settings
 from app.state import Session
+from clear_core.validation import check_gamma
 
 if TYPE_CHECKING:
     import plotly.graph_objects as go
@@ -90,6 +91,16 @@ def calibration_chart(eraser: Eraser) -> go.Figure | None:
     )
 
 
+def check_prompt(prompt: str | None) -> str:
+    """The prompt, refused when empty, invisible or over 2,000 characters (the CLI's limit) — checked
+    before any model work, so a huge paste never ties up a worker."""
+    from clear_core.generation.grid import check_prompts
+
+    if prompt is None or not str(prompt).strip():
+        raise ValueError("enter a prompt")
+    return check_prompts([str(prompt)])[0]
+
+
 def _percent(x: float | None) -> str:
     return "n/a" if x is None else f"{100 * x:.0f}%"
 
@@ -106,7 +117,8 @@ def erase_prompt(
         from clear_core.evaluation import evaluate
 
         eraser = require_eraser(session)
-        gamma = float(eraser.gamma if gamma is None else gamma)
+        prompt = check_prompt(prompt)
+        gamma = check_gamma(eraser.gamma if gamma is None else gamma, "γ")
         progress(0.0, desc="loading the model…")
         encoder = encoder_for(session)
         eraser.check_encoder(encoder)
@@ -176,14 +188,101 @@ def erase_prompt(
     return scores, this, tokens, subtracted, numbers, new
 
 
-def generate_media(prompt: str, gamma: float, seed: float, session: Session) -> tuple[str, str, str]:
-    """Original and erased media with the same seed: (original path, erased path, info)."""
+def generate_media(
+    prompt: str,
+    gamma: float,
+    seed: float,
+    pipeline: str,
+    steps: float,
+    session: Session,
+    progress: ProgressFn = gr.Progress(),
+) -> tuple[str, str, str, list[str], str]:
+    """Original and erased clips with the same seed and the same initial latents: (original mp4,
+    erased mp4, frame strip PNG, downloads, info). Clips come from the shared cache when this
+    (pipeline, prompt, seed, steps, eraser, γ) was rendered before, so moving γ back is instant."""
     with user_errors():
+        from clear_core.generation.media import contact_sheet
+
         eraser = require_eraser(session)
-        backend = find_backend()
-        if backend is None:
-            raise ValueError(NO_PIPELINE.replace("**", ""))
-        if not prompt or not prompt.strip():
-            raise ValueError("enter a prompt to render")
-        pair = backend.generate(prompt, eraser, float(gamma), int(seed))
-    return pair.original, pair.erased, pair.info or backend.name
+        prompt = check_prompt(prompt)
+        gamma = check_gamma(eraser.gamma if gamma is None else gamma, "γ")
+        if seed is None or not float(seed).is_integer() or seed < 0:
+            raise ValueError(f"the seed must be a whole number ≥ 0, got {seed}")
+        if steps is None or not float(steps).is_integer() or not 1 <= steps <= 100:
+            raise ValueError(f"steps must be a whole number in 1..100, got {steps}")
+        if not pipeline or not str(pipeline).strip():
+            raise ValueError("choose a pipeline: 'testbed', a diffusers folder or a Hugging Face id")
+        pipeline = str(pipeline).strip()
+        progress(0.0, desc=f"loading pipeline {pipeline}…")
+        pipe = get_pipeline(pipeline)
+        settings = render_settings(pipeline, int(steps))
+        cache = preview_cache()
+        clips = []
+        for i, (label, erasers) in enumerate((("original", []), (f"erased γ={gamma:g}", [(eraser, gamma)]))):
+
+            def step(k: int, n: int, _i: int = i, _label: str = label) -> None:
+                progress((_i + k / n) / 2, desc=f"{_label}: denoising step {k}/{n}")
+
+            clips.append(cache.clip(pipe, pipeline, prompt, int(seed), settings, erasers, progress=step))
+        original, erased = clips
+        strip = contact_sheet(
+            erased.video.parent / "strip.png",
+            [original.frames, erased.frames],
+            ["original", f"erased γ={gamma:g}"],
+        )
+        timing = " · ".join(
+            f"{name}: {'cached' if c.cached else f'{c.seconds:.2f} s'}"
+            for name, c in zip(("original", "erased"), clips)
+        )
+        info = (
+            f"`{pipeline}` · seed {int(seed)} · {int(steps)} steps · same initial latents · {timing}. "
+            f"The eraser also applies to the (empty) negative prompt."
+        )
+    return (
+        str(original.video),
+        str(erased.video),
+        str(strip),
+        [str(original.video), str(original.meta), str(erased.video), str(erased.meta)],
+        info,
+    )
+
+
+def rerender_media(
+    auto: bool,
+    current: str | None,
+    prompt: str,
+    gamma: float,
+    seed: float,
+    pipeline: str,
+    steps: float,
+    session: Session,
+    progress: ProgressFn = gr.Progress(),
+):
+    """γ slider released: re-render the erased clip (cached γ values come back at once) when videos
+    are showing and re-rendering is on; otherwise leave the panel as it is."""
+    if not auto or not current or session.eraser is None:
+        return (gr.skip(),) * 5
+    return generate_media(prompt, gamma, seed, pipeline, steps, session, progress)
+
+
+def example_prompt(kind: str, session: Session) -> str:
+    """A prompt of the loaded concept: "explicit" (a positive), "implicit" (a held-out paraphrase, else a
+    positive) or "unrelated" (from the unrelated set)."""
+    from clear_core.concepts import unrelated_prompts
+
+    with user_errors():
+        if kind == "unrelated":
+            return unrelated_prompts()[0]
+        concept = session.concept
+        if concept is None:
+            raise ValueError("no prompt pairs yet: pick a built-in pack or enter pairs in the Concept tab")
+        if kind == "implicit" and session.implicit:
+            return session.implicit[0]
+        return concept.positives[0 if kind == "explicit" else min(1, len(concept) - 1)]
+
+
+def fill_prompt(prompt: str, session: Session) -> str:
+    """Entering the tab with an empty prompt: start from an explicit prompt of the loaded concept."""
+    if prompt and prompt.strip():
+        return prompt
+    return session.concept.positives[0] if session.concept is not None else ""

@@ -46,7 +46,7 @@ TABS = {
     "2 · Layer map": "Compute layer map",
     "3 · Search": "Start search",
     "4 · Features & masks": "Analyse features",
-    "5 · Erase & preview": "No video generation pipeline is loaded",
+    "5 · Erase & preview": "Original vs erased video",
     "6 · Export": "Build artifact and report",
 }
 """Each tab and a text that shows it rendered."""

@@ -416,8 +416,10 @@ def test_erase_with_other_pairs_loaded_explains_the_missing_scores(fitted):
 def test_preview_without_an_eraser_or_a_pipeline_says_so(fitted):
     with pytest.raises(gr.Error, match="no eraser yet"):
         preview_tab.erase_prompt("a parachute", 1.0, small_session())
-    with pytest.raises(gr.Error, match="No video generation pipeline is loaded"):
-        preview_tab.generate_media("a parachute", 1.0, 0, fitted)
+    with pytest.raises(gr.Error, match="no eraser yet"):
+        preview_tab.generate_media("a parachute", 1.0, 0, "tiny-wan", 2, small_session())
+    with pytest.raises(gr.Error, match="choose a pipeline"):
+        preview_tab.generate_media("a parachute", 1.0, 0, "", 2, fitted)
 
 
 # ------------------------------------------------------------------------------------ step 6
