@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import sys
-import types
 
 import numpy as np
 import pytest
@@ -172,26 +171,33 @@ def test_clip_detector_on_a_tiny_local_model(tmp_path):
     assert -1.0 <= sim <= 1.0
 
 
-def test_testbed_detector_adapter(monkeypatch):
+def test_testbed_detector_missing_module_is_a_clear_error(monkeypatch):
     monkeypatch.setitem(sys.modules, "clear_core.testbed.detector", None)  # import fails
     with pytest.raises(ValueError, match="testbed: the testbed detector is not available"):
         make_detector("testbed:parachute")
 
-    class Fake:
-        name, version = "fake-testbed", "0"
 
-        def predict(self, frames):
-            return {"parachute": frames.mean(axis=(1, 2, 3)) / 255.0}
-
-        def concept_present(self, predictions, slug):
-            return predictions[slug] > 0.5
-
-    module = types.ModuleType("clear_core.testbed.detector")
-    module.load_detector = Fake
-    monkeypatch.setitem(sys.modules, "clear_core.testbed.detector", module)
-    frames = np.stack([np.zeros((8, 8, 3), np.uint8), np.full((8, 8, 3), 255, np.uint8)])
-    out = make_detector("testbed:parachute").detect(frames)
-    assert out.decisions.tolist() == [False, True] and out.scores.tolist() == [0.0, 1.0]
+def test_testbed_detector_adapter_on_the_real_testbed_module(monkeypatch):
+    """The real clear_core.testbed.detector API with an untrained net (its weights may not exist yet)."""
+    tb = pytest.importorskip("clear_core.testbed.detector")
+    torch.manual_seed(0)
+    net = tb.DetectorNet(width=4).eval()
+    monkeypatch.setattr(
+        tb, "load_detector", lambda path=None: tb.Detector(net, {"accuracy": None}, "ab" * 32)
+    )
+    det = make_detector("testbed:parachute")
+    frames = np.random.default_rng(0).integers(0, 256, (5, 64, 64, 3), dtype=np.uint8)
+    out = det.detect(frames)
+    preds = tb.Detector(net, {}, "").predict(frames)
+    head, cls = tb.concept_attribute("parachute")
+    assert np.array_equal(out.decisions, tb.concept_present(preds, "parachute"))
+    np.testing.assert_allclose(
+        out.scores, preds[f"{head}_probs"][:, list(tb.HEADS[head]).index(cls)], rtol=1e-6
+    )
+    m = det.manifest()
+    assert m["weights_sha256"] == {"detector.safetensors": "ab" * 32} and m["classes"] == ["parachute"]
+    with pytest.raises(ValueError, match="no testbed attribute"):
+        make_detector("testbed:not-a-pack")
 
 
 # --- motion, quality, statistics ---------------------------------------------------------------

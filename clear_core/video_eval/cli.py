@@ -1,7 +1,7 @@
 """``python -m clear_core evaluate-videos DIR --detector SPEC [...]``: the report as JSON plus a table.
 
-The lead's ``clear_core/__main__.py`` registers it with :func:`add_parser` and :func:`run`; until then
-``python -m clear_core.video_eval DIR ...`` runs the same thing.
+``clear_core/__main__.py`` registers it with :func:`add_parser` (which sets ``run`` as the parser's
+default); ``python -m clear_core.video_eval DIR ...`` runs the same thing on its own.
 """
 
 from __future__ import annotations
@@ -39,8 +39,10 @@ def _configure(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
-    """Add ``evaluate-videos`` to an argparse sub-parser collection and return it."""
-    return _configure(subparsers.add_parser("evaluate-videos", help=HELP, description=HELP))
+    """Add ``evaluate-videos`` to an argparse sub-parser collection (``run`` set as its default) and return it."""
+    p = _configure(subparsers.add_parser("evaluate-videos", help=HELP, description=HELP))
+    p.set_defaults(run=run)
+    return p
 
 
 def run(args: argparse.Namespace) -> int:

@@ -129,10 +129,18 @@ def load_generation_manifest(folder: str | Path) -> tuple[Path, dict, list[dict]
 
 
 def _concept_of(manifest: dict) -> str | None:
+    """The concept the videos were erased for: a top-level ``concept``, or the one concept of all erasers."""
     for holder in (manifest, manifest.get("pipeline") or {}):
         if isinstance(holder, dict) and isinstance(holder.get("concept"), str):
             return holder["concept"]
-    return None
+    concepts = {
+        e.get("concept")
+        for v in manifest.get("variants") or []
+        if isinstance(v, dict)
+        for e in v.get("erasers") or []
+        if isinstance(e, dict) and isinstance(e.get("concept"), str)
+    }
+    return concepts.pop() if len(concepts) == 1 else None
 
 
 def _clean(value):

@@ -88,7 +88,7 @@ class Detector(ABC):
     """Frames in, per-frame scores and decisions out; describes itself for the report."""
 
     name: str
-    threshold: float
+    threshold: float | None
 
     @abstractmethod
     def manifest(self) -> dict:
