@@ -306,18 +306,24 @@ def layer_probability_chart(
         raise ValueError(f"chosen layer {chosen} is outside 0..{len(layer_names) - 1}")
     colors = sample_colorscale("Viridis", np.linspace(0, 0.92, len(layer_names)))
     fig = go.Figure()
+    mode = _line_mode(len(steps))
     for i, name in enumerate(layer_names):
         width = 4 if i == chosen else 1.6
         label = f"{name} (chosen)" if i == chosen else name
         fig.add_trace(
             go.Scatter(
-                x=list(steps), y=p[:, i], name=label, mode="lines", line=dict(color=colors[i], width=width)
+                x=list(steps), y=p[:, i], name=label, mode=mode, line=dict(color=colors[i], width=width)
             )
         )
     fig.update_xaxes(title="step")
     fig.update_yaxes(title="layer probability", range=[0, 1.02])
     fig.update_layout(legend=dict(orientation="v", y=1, x=1.02, yanchor="top"))
     return _figure(fig, "Layer probabilities during the search")
+
+
+def _line_mode(n_points: int) -> str:
+    """A line needs two points: the first update of a live chart draws markers, or nothing shows."""
+    return "lines" if n_points > 1 else "markers"
 
 
 def loss_chart(
@@ -328,11 +334,15 @@ def loss_chart(
     fig = make_subplots(specs=[[{"secondary_y": True}]])
     for name, values in losses.items():
         fig.add_trace(
-            go.Scatter(x=list(steps), y=_values(values, n, f"losses[{name!r}]"), name=name, mode="lines")
+            go.Scatter(
+                x=list(steps), y=_values(values, n, f"losses[{name!r}]"), name=name, mode=_line_mode(n)
+            )
         )
     tau = _values(tau, n, "tau")
     tau_line = dict(color=SERIES_COLORS["tau"], dash="dash")
-    fig.add_trace(go.Scatter(x=list(steps), y=tau, name="τ", line=tau_line), secondary_y=True)
+    fig.add_trace(
+        go.Scatter(x=list(steps), y=tau, name="τ", line=tau_line, mode=_line_mode(n)), secondary_y=True
+    )
     top = max(1.0, float(np.nanmax(tau))) if n else 1.0
     fig.update_yaxes(title="temperature τ", range=[0, 1.05 * top], showgrid=False, secondary_y=True)
     fig.update_yaxes(tickmode="auto", nticks=6, secondary_y=True)  # not synced to the loss axis
@@ -387,7 +397,15 @@ def feature_bars(
     fig.update_xaxes(title="SAE feature", type="category")
     fig.update_yaxes(title="mean activation", secondary_y=False)
     fig.update_yaxes(title="m_spec", range=[0, 1.05], showgrid=False, secondary_y=True, **_OWN_TICKS)
-    return _figure(fig, title)
+    return _legend_below(_figure(fig, title))
+
+
+def _legend_below(fig: go.Figure) -> go.Figure:
+    """Legend under the x-axis title: in a narrow chart a legend above the plot wraps into the title."""
+    fig.update_layout(
+        legend=dict(orientation="h", yanchor="top", y=-0.28, xanchor="left", x=0), margin=dict(t=60, b=110)
+    )
+    return fig
 
 
 def feature_histogram(pos_values: Sequence[float], neg_values: Sequence[float], feature: int) -> go.Figure:
@@ -409,7 +427,7 @@ def feature_histogram(pos_values: Sequence[float], neg_values: Sequence[float], 
     fig.update_layout(barmode="overlay")
     fig.update_xaxes(title="peak activation over the prompt's tokens")
     fig.update_yaxes(title="prompts")
-    return _figure(fig, f"Feature #{int(feature)}: peak activation per prompt")
+    return _legend_below(_figure(fig, f"Feature #{int(feature)}: peak activation per prompt"))
 
 
 def token_bars(labels: Sequence[str], values: Sequence[float], title: str, x_title: str) -> go.Figure:
@@ -480,19 +498,24 @@ def gamma_sweep_chart(
         fig.add_hline(
             y=preserve_min,
             line=dict(color=SERIES_COLORS["tau"], dash="dash", width=1.5),
-            annotation_text=f"preservation floor {preserve_min:g}",
+            annotation_text=f"preservation floor: cosine {preserve_min:g} (right axis) →",
             annotation_position="bottom right",
             secondary_y=True,
         )
     low = min(kept, default=0.9)
     fig.update_xaxes(title="γ (erasure strength)")
     fig.update_yaxes(title="leakage: share still detected", range=[-0.02, 1.02], secondary_y=False)
+    # the floor is drawn against the right axis: give that axis its own dotted grid, so the line is
+    # read against cosine values and not against the leakage gridlines of the left axis
     fig.update_yaxes(
         title="preservation: cosine to the original",
         range=[max(0.0, low - 0.02), 1.005],
         tickmode="auto",
         nticks=6,
-        showgrid=False,
+        showgrid=True,
+        griddash="dot",
+        gridcolor="#ddd",
         secondary_y=True,
     )
+    fig.update_yaxes(showgrid=False, secondary_y=False)
     return _figure(fig, "Leakage and preservation against γ")

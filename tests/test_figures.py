@@ -131,7 +131,7 @@ def test_gamma_sweep_chart_axes_chosen_gamma_and_floor():
     floor = [s for s in fig.layout.shapes if s.y0 == s.y1 == 0.95]
     assert len(vertical) == 1 and len(floor) == 1
     assert floor[0].yref == "y2" and floor[0].line.dash == "dash"
-    assert {a.text for a in fig.layout.annotations} == {"chosen γ = 1", "preservation floor 0.95"}
+    assert {a.text for a in fig.layout.annotations} == {"chosen γ = 1", "preservation floor: cosine 0.95 (right axis) →"}
     assert fig.layout.yaxis2.range[0] <= 0.9  # the worst cosine is on the chart
     bare = figures.gamma_sweep_chart([0, 1], {"leakage_positive": [0.5, 0.2]})
     assert len(bare.data) == 1 and not bare.layout.shapes
@@ -168,3 +168,13 @@ def test_save_html_is_self_contained(tmp_path):
     text = path.read_text()
     assert path.stat().st_size > 1_000_000  # plotly.js is inside
     assert not re.search(r"<script[^>]*\bsrc=", text)  # nothing to fetch: it opens offline
+
+
+def test_the_first_live_update_is_visible():
+    # one step: a line of one point draws nothing, so the first update shows markers
+    one = figures.layer_probability_chart([1], [[0.5, 0.5]], ["encoder.layer.0", "encoder.layer.1"])
+    assert {t.mode for t in one.data} == {"markers"}
+    two = figures.layer_probability_chart([1, 2], [[0.5, 0.5], [0.4, 0.6]], ["a", "b"])
+    assert {t.mode for t in two.data} == {"lines"}
+    losses = figures.loss_chart([1], {"L_SAE": [0.3]}, [1.0])
+    assert {t.mode for t in losses.data} == {"markers"}
