@@ -12,6 +12,7 @@ when they hold NaN or infinity. Warnings (a huge γ, a tiny concept) are one ``w
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import sys
 import time
@@ -23,6 +24,8 @@ from pathlib import Path
 from clear_core.validation import ClearWarning, check_gamma, check_int
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {}
+PLUGINS = ("clear_core.generation.cli", "clear_core.testbed.cli", "clear_core.video_eval.cli")
+"""Modules whose ``add_parser(subparsers)`` adds a command (``generate``, ``testbed``, ``evaluate-videos``)."""
 
 
 def command(name: str):
@@ -392,6 +395,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--eraser", help="eraser folder from 'search': its block is marked on the curve")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--overwrite", action="store_true", help="allow writing into a non-empty --out")
+
+    for module in PLUGINS:  # commands that live next to their engines: add_parser(sub) sets `run`
+        try:
+            plugin = importlib.import_module(module)
+        except ModuleNotFoundError as err:
+            if err.name != module:
+                raise
+            continue
+        plugin.add_parser(sub)
     return parser
 
 
@@ -410,7 +422,7 @@ def main(argv: list[str] | None = None) -> int:
     warnings.showwarning = _show_warning
     args = build_parser().parse_args(argv)
     try:
-        return COMMANDS[args.command](args)
+        return (COMMANDS.get(args.command) or args.run)(args)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
