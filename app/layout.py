@@ -26,7 +26,15 @@ from app.features_tab import ACTIVATION_COLORS, analyse_features, feature_detail
 from app.generation import NO_PIPELINE, default_pipeline, pipeline_choices
 from app.launch import HEAVY_CONCURRENCY
 from app.layer_tab import compute_layer_map, stop_layer_map
-from app.preview_tab import erase_prompt, example_prompt, fill_prompt, generate_media, rerender_media
+from app.preview_tab import (
+    DETECTORS,
+    erase_prompt,
+    example_prompt,
+    fill_prompt,
+    generate_media,
+    measure_media,
+    rerender_media,
+)
 from app.search_tab import GAMMA_MAX, KINDS, run_search, stop_search
 from app.state import DEFAULT_MODEL, Session, cleanup_session, new_session
 
@@ -264,6 +272,23 @@ def _preview_tab() -> SimpleNamespace:
     ui.strip = gr.Image(
         label="Frame strip: original (top) and erased (bottom)", type="filepath", interactive=False
     )
+    with gr.Row():
+        ui.detector = gr.Dropdown(
+            DETECTORS,
+            value=DETECTORS[0] if default == "testbed" else "nudenet",
+            allow_custom_value=True,
+            label="Detector",
+            info="testbed (the testbed's detector, for the eraser's concept), nudenet, faces:FOLDER of "
+            "reference photos per identity, clip:FOLDER of local CLIP weights",
+            scale=3,
+        )
+        ui.measure = gr.Button("Measure the clips", scale=1)
+    ui.measure_strip = gr.Image(label="Detections per frame (red border: concept found)", interactive=False)
+    with gr.Row():
+        ui.measure_chart = gr.Plot(
+            label="Generative rate: share of frames where the detector finds the concept"
+        )
+        ui.measure_numbers = gr.JSON(label="Rates, scores and the detector's pinned versions")
     ui.media_files = gr.File(
         label="Download the mp4s and their JSON", file_count="multiple", interactive=False
     )
@@ -412,6 +437,14 @@ def build_demo() -> gr.Blocks:
             [p.prompt, p.gamma, p.media_seed, p.pipeline, p.media_steps, session],
             [p.original, p.erased, p.strip, p.media_files, p.media_info],
             api_name="generate",
+            concurrency_limit=1,
+            concurrency_id="generate",
+        )
+        p.measure.click(
+            measure_media,
+            [p.original, p.erased, p.detector, session],
+            [p.measure_strip, p.measure_chart, p.measure_numbers],
+            api_name="measure",
             concurrency_limit=1,
             concurrency_id="generate",
         )

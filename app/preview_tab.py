@@ -286,3 +286,19 @@ def fill_prompt(prompt: str, session: Session) -> str:
     if prompt and prompt.strip():
         return prompt
     return session.concept.positives[0] if session.concept is not None else ""
+
+
+DETECTORS = ["testbed", "nudenet", "faces:REFS", "clip:PATH"]
+"""Detector choices of the Measure button ("testbed" means the testbed detector for the eraser's concept)."""
+
+
+def measure_media(original: str | None, erased: str | None, detector: str, session: Session):
+    """Measure: run ``detector`` over the clips on show (frame strip with detections, rate chart, numbers)."""
+    from app.measure import on_measure
+
+    spec = (detector or "").strip()
+    if spec == "testbed":
+        if session.eraser is None:
+            raise gr.Error("no eraser yet: the testbed detector looks for the eraser's concept")
+        spec = f"testbed:{session.eraser.concept}"
+    return on_measure(original, erased, spec)

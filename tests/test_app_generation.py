@@ -78,3 +78,13 @@ def test_examples_come_from_the_loaded_concept(session):
     assert preview_tab.fill_prompt("mine", session) == "mine"
     with pytest.raises(gr.Error, match="no prompt pairs"):
         preview_tab.example_prompt("explicit", Session())
+
+
+def test_measure_runs_a_real_detector_over_the_clips_on_show(session):
+    pytest.importorskip("nudenet")
+    original, erased, *_ = preview_tab.generate_media("a cat", 2.0, 0, "tiny-cogvideox", 2, session, quiet)
+    strip, chart, numbers = preview_tab.measure_media(original, erased, "nudenet", session)
+    assert strip.ndim == 3 and set(numbers) >= {"original", "erased", "detector"}
+    assert numbers["original"]["rate"] == 0.0  # noise-like 16×16 clips show no nudity
+    with pytest.raises(gr.Error, match="no clips to measure"):
+        preview_tab.measure_media(None, None, "nudenet", session)
