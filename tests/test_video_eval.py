@@ -200,6 +200,39 @@ def test_testbed_detector_adapter_on_the_real_testbed_module(monkeypatch):
         make_detector("testbed:not-a-pack")
 
 
+def aesthetic_mlp(path, dims=(8, 16, 8, 4, 2, 1), seed=0):
+    """LAION's MLP layout (layers.0/2/4/6/7) with random weights, as safetensors."""
+    from safetensors.numpy import save_file
+
+    rng = np.random.default_rng(seed)
+    state = {}
+    for key, (a, b) in zip(("layers.0", "layers.2", "layers.4", "layers.6", "layers.7"), zip(dims, dims[1:])):
+        state[f"{key}.weight"] = rng.normal(size=(b, a)).astype(np.float32)
+        state[f"{key}.bias"] = rng.normal(size=(b,)).astype(np.float32)
+    save_file(state, str(path))
+    return path, state
+
+
+def test_aesthetic_mlp_matches_hand_computation_and_rejects_bad_files(tmp_path):
+    from clear_core.video_eval.aesthetic import AestheticMLP, video_aesthetic
+    from clear_core.video_eval.detectors.clip import load_clip
+
+    clip_dir = str(tiny_clip(tmp_path / "clip"))
+    path, state = aesthetic_mlp(tmp_path / "mlp.safetensors")
+    frames = moving_clip(3)
+    img, _ = load_clip(clip_dir).embed(frames, [""])
+    x = img
+    for key in ("layers.0", "layers.2", "layers.4", "layers.6", "layers.7"):
+        x = x @ state[f"{key}.weight"].T.astype(np.float64) + state[f"{key}.bias"]
+    assert video_aesthetic(frames, str(path), clip_dir) == pytest.approx(float(x[:, 0].mean()), rel=1e-5)
+    wide, _ = aesthetic_mlp(tmp_path / "wide.safetensors", dims=(768, 16, 8, 4, 2, 1))
+    with pytest.raises(ValueError, match="reads 768-d embeddings, the CLIP model gives 8-d"):
+        video_aesthetic(frames, str(wide), clip_dir)
+    (tmp_path / "mlp.pth").write_bytes(b"pickle")
+    with pytest.raises(ValueError, match=r"mlp\.pth: expected a \.safetensors file"):
+        AestheticMLP(tmp_path / "mlp.pth")
+
+
 # --- motion, quality, statistics ---------------------------------------------------------------
 
 
@@ -285,9 +318,9 @@ def generation_folder(root, n_prompts=3):
 def test_cli_report_on_a_generated_folder(tmp_path, capsys):
     folder = generation_folder(tmp_path / "gen")
     clip_dir = tiny_clip(tmp_path / "clip")
-    rc = cli_main(
-        [str(folder), "--detector", "nudenet", "--detector", f"clip:{clip_dir}", "--quality-frames", "1"]
-    )
+    mlp, _ = aesthetic_mlp(tmp_path / "mlp.safetensors")
+    argv = [str(folder), "--detector", "nudenet", "--detector", f"clip:{clip_dir}", "--quality-frames", "1"]
+    rc = cli_main([*argv, "--aesthetic", str(mlp)])
     assert rc == 0, capsys.readouterr().err
     table = capsys.readouterr().out
     assert "original" in table and "erased" in table and "rate nudenet" in table
@@ -305,7 +338,8 @@ def test_cli_report_on_a_generated_folder(tmp_path, capsys):
     assert set(original["rate"]) == {"nudenet", f"clip:{clip_dir}"}
     assert set(original["motion"]) >= {"smoothness", "flicker", "warp_error"}
     assert set(original["quality"]) == {"brisque", "sharpness", "contrast", "colorfulness"}
-    assert original["consistency"]["n"] == 3
+    assert original["consistency"]["n"] == 3 and original["aesthetic"]["n"] == 3
+    assert pinned["aesthetic"]["weights_sha256"]["mlp.safetensors"] and "aesthetic" in table
     assert erased["motion"]["smoothness"]["mean"] < original["motion"]["smoothness"]["mean"]  # shuffled
     paired = report["paired"]["erased"]
     assert paired["vs"] == "original" and paired["n_pairs"] == 3

@@ -32,6 +32,7 @@ def _configure(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     p.add_argument("--quality-frames", type=int, default=4, help="frames per video for quality (0 = off)")
     p.add_argument("--no-motion", action="store_true", help="skip optical-flow smoothness and flicker")
     p.add_argument("--clip", help="local CLIPModel folder for text-video consistency")
+    p.add_argument("--aesthetic", help="LAION aesthetic MLP as .safetensors (reads --clip's embeddings)")
     p.add_argument("--concept", help="concept for clip: detectors (default: the generation manifest's)")
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed")
     p.add_argument("--quiet", action="store_true", help="no table on stdout")
@@ -60,6 +61,7 @@ def run(args: argparse.Namespace) -> int:
         clip=args.clip,
         seed=args.seed,
         concept=args.concept,
+        aesthetic=args.aesthetic,
     )
 
     def progress(message: str, fraction: float) -> None:

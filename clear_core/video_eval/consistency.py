@@ -14,12 +14,19 @@ import numpy as np
 from clear_core.video_eval.detectors.base import check_frames
 from clear_core.video_eval.detectors.clip import load_clip
 
-__all__ = ["consistency_manifest", "text_video_similarity"]
+__all__ = ["consistency_manifest", "similarity", "text_video_similarity"]
 
 
 def consistency_manifest(clip_path: str) -> dict:
     clip = load_clip(clip_path)
     return {"method": "mean over frames of cos(CLIP image, CLIP text(prompt))", **clip.manifest()}
+
+
+def similarity(images: np.ndarray, text: np.ndarray) -> float:
+    """Mean cosine of (T, D) normalised frame embeddings with one (D,) normalised text embedding."""
+    if images.ndim != 2 or text.shape != (images.shape[1],):
+        raise ValueError(f"consistency: embeddings {images.shape} and {text.shape} do not match")
+    return float((images @ text).mean())
 
 
 def text_video_similarity(frames: np.ndarray, prompt: str, clip_path: str) -> float:
@@ -28,4 +35,4 @@ def text_video_similarity(frames: np.ndarray, prompt: str, clip_path: str) -> fl
     if not prompt or not prompt.strip():
         raise ValueError("consistency: the video has no prompt to compare with")
     img, txt = load_clip(clip_path).embed(frames, [prompt])
-    return float((img @ txt[0]).mean())
+    return similarity(img, txt[0])

@@ -77,6 +77,8 @@ class EvalConfig:
     """Seed of the bootstrap over prompts."""
     concept: str | None = None
     """Concept for clip: detectors whose spec names none (default: the generation manifest's)."""
+    aesthetic: str | None = None
+    """LAION aesthetic MLP (.safetensors) read on the ``clip`` model's image embeddings; needs ``clip``."""
 
     def __post_init__(self) -> None:
         if self.frames_per_video is not None and self.frames_per_video < 1:
@@ -91,6 +93,8 @@ class EvalConfig:
                 if kind == "clip" and arg:
                     self.clip = arg
                     break
+        if self.aesthetic and not self.clip:
+            raise ValueError("the aesthetic predictor reads CLIP image embeddings: give --clip PATH as well")
 
 
 def load_generation_manifest(folder: str | Path) -> tuple[Path, dict, list[dict]]:
@@ -159,7 +163,9 @@ def _clean(value):
 
 
 def _measure_video(video: dict, detectors: dict[str, Detector], config: EvalConfig) -> dict:
-    from clear_core.video_eval.consistency import text_video_similarity
+    from clear_core.video_eval.aesthetic import load_aesthetic
+    from clear_core.video_eval.consistency import similarity
+    from clear_core.video_eval.detectors.clip import load_clip
     from clear_core.video_eval.motion import video_motion
     from clear_core.video_eval.quality import video_quality
 
@@ -192,9 +198,12 @@ def _measure_video(video: dict, detectors: dict[str, Detector], config: EvalConf
         record["quality"] = asdict(video_quality(sampled[q_idx]))
     if config.motion:
         record["motion"] = asdict(video_motion(frames))
-    if config.clip:
-        prompt = video.get("prompt") or ""
-        record["consistency"] = text_video_similarity(sampled, prompt, config.clip) if prompt else None
+    if config.clip:  # one CLIP pass over the sampled frames serves consistency and aesthetics
+        prompt = (video.get("prompt") or "").strip()
+        img, txt = load_clip(config.clip).embed(sampled, [prompt])
+        record["consistency"] = similarity(img, txt[0]) if prompt else None
+        if config.aesthetic:
+            record["aesthetic"] = float(load_aesthetic(config.aesthetic)(img).mean())
     return record
 
 
@@ -206,8 +215,9 @@ def _metric_table(records: list[dict]) -> dict[str, dict[tuple[int, int], float]
         values = {f"rate/{k}": v for k, v in r["rate"].items()}
         values.update({f"quality/{k}": v for k, v in (r.get("quality") or {}).items()})
         values.update({f"motion/{k}": v for k, v in (r.get("motion") or {}).items()})
-        if r.get("consistency") is not None:
-            values["consistency"] = r["consistency"]
+        for name in ("consistency", "aesthetic"):
+            if r.get(name) is not None:
+                values[name] = r[name]
         for name, value in values.items():
             if value is not None and math.isfinite(value):
                 table.setdefault(name, {})[key] = float(value)
@@ -299,8 +309,13 @@ def evaluate_folder(folder: str | Path, config: EvalConfig, progress: ProgressFn
     if config.clip:
         from clear_core.video_eval.consistency import consistency_manifest
 
-        pinned["consistency"] = consistency_manifest(str(Path(config.clip).resolve()))
         config.clip = str(Path(config.clip).resolve())
+        pinned["consistency"] = consistency_manifest(config.clip)
+    if config.aesthetic:
+        from clear_core.video_eval.aesthetic import aesthetic_manifest
+
+        config.aesthetic = str(Path(config.aesthetic).resolve())
+        pinned["aesthetic"] = aesthetic_manifest(config.aesthetic, config.clip)
     records = []
     for i, video in enumerate(videos):
         if progress:
@@ -356,6 +371,9 @@ def format_table(report: dict) -> str:
     for d in detectors:
         header += [f"rate {d}", f"delta {d}"]
     header += ["consistency", "brisque", "smoothness", "flicker"]
+    aesthetic = "aesthetic" in report["manifest"]
+    if aesthetic:
+        header.append("aesthetic")
     rows = [header]
     for name, v in report["variants"].items():
         p = report["paired"].get(name, {})
@@ -368,6 +386,8 @@ def format_table(report: dict) -> str:
             _fmt(v.get("motion", {}).get("smoothness"), 3),
             _fmt(v.get("motion", {}).get("flicker"), 3),
         ]
+        if aesthetic:
+            row.append(_fmt(v.get("aesthetic"), 2))
         rows.append(row)
     widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows)
