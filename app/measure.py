@@ -131,10 +131,12 @@ def measure_clips(
     return MeasureResult(strip, rates_chart(numbers, det.name), numbers)
 
 
-def on_measure(original: str | None, erased: str | None, detector_spec: str):
-    """Gradio callback: (frame strip image, rate chart, numbers) for the original and erased clips."""
+def on_measure(original: str | None, erased: str | None, detector_spec: str, concept: str | None = None):
+    """Gradio callback: (frame strip image, rate chart, numbers) for the original and erased clips.
+
+    ``concept`` fills a ``clip:PATH`` spec that names none (pass the eraser's concept)."""
     from app.common import user_errors
 
     with user_errors():
-        result = measure_clips({"original": original, "erased": erased}, detector_spec)
+        result = measure_clips({"original": original, "erased": erased}, detector_spec, concept=concept)
         return result.strip, result.figure, result.numbers

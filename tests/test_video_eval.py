@@ -420,3 +420,15 @@ def test_measure_clips_bad_input(tmp_path):
     (tmp_path / "bad.mp4").write_bytes(b"nope")
     with pytest.raises(ValueError, match=r"bad\.mp4: cannot decode video"):
         measure_clips([str(tmp_path / "bad.mp4")], "nudenet")
+
+
+def test_on_measure_shows_errors_in_the_ui(tmp_path):
+    import gradio as gr
+
+    from app.measure import on_measure
+
+    with pytest.raises(gr.Error, match="no clips to measure"):
+        on_measure(None, None, "nudenet")
+    write_mp4(tmp_path / "a.mp4", moving_clip(4))
+    with pytest.raises(gr.Error, match="clip: a concept is needed"):
+        on_measure(str(tmp_path / "a.mp4"), None, f"clip:{tiny_clip(tmp_path / 'clip')}")
