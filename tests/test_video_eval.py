@@ -362,6 +362,18 @@ def test_cli_report_on_a_generated_folder(tmp_path, capsys):
     ]
 
 
+def test_report_is_reproducible(tmp_path):
+    from clear_core.video_eval.report import EvalConfig, evaluate_folder
+
+    folder = generation_folder(tmp_path / "gen", n_prompts=2)
+    config = dict(detectors=["nudenet:threshold=0.5"], frames_per_video=3, quality_frames=1)
+    first = evaluate_folder(folder, EvalConfig(**config))
+    second = evaluate_folder(folder, EvalConfig(**config))
+    assert first == second  # same numbers, same pinned manifest, nothing random left unseeded
+    assert first["manifest"]["detectors"]["nudenet:threshold=0.5"]["threshold"] == 0.5
+    assert first["config"]["frames_per_video"] == 3 and first["videos"][0]["frames_used"] == [0, 2, 5]
+
+
 def _one_line_error(capsys, argv, match):
     assert cli_main(argv) == 2
     err = capsys.readouterr().err.strip()
