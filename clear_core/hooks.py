@@ -9,6 +9,12 @@ threads), so a concurrent forward pass from another context sees the module unch
 
 After every ``scoped_hooks`` block has exited — normally or through an exception — the module has
 exactly the hooks it had before.
+
+A third kind, ``"replace"``, can stand in for a module's forward computation in the current context
+(``fn(args, kwargs)`` returns the output to use, or None to run the module): a γ sweep uses it to reuse
+the outputs of the blocks below the eraser instead of recomputing them. It works through a dispatch
+wrapper set as the module's instance ``forward`` while a replace handler uses the module, removed with
+the last one (the module's own forward hooks still run on the replaced output).
 """
 
 from __future__ import annotations
@@ -27,7 +33,8 @@ from torch import nn
 __all__ = ["Handler", "scoped_hooks", "hidden_of", "with_hidden"]
 
 # A handler receives the block's hidden states (batch, tokens, d_model). A "post" handler may return
-# a replacement tensor of the same shape (or None to leave it); a "pre" handler only observes.
+# a replacement tensor of the same shape (or None to leave it); a "pre" handler only observes; a
+# "replace" handler receives (args, kwargs) of the forward call and returns the whole output or None.
 HandlerFn = Callable[[torch.Tensor], "torch.Tensor | None"]
 
 
@@ -39,14 +46,17 @@ class Handler:
     """The block whose input ("pre") or output ("post") the function sees."""
     fn: HandlerFn
     """Called with the hidden-state tensor; a post handler may return a replacement."""
-    kind: Literal["pre", "post"] = "post"
-    """"pre" sees the block's input (read only), "post" its output (may edit)."""
+    kind: Literal["pre", "post", "replace"] = "post"
+    """"pre" sees the block's input (read only), "post" its output (may edit), "replace" stands in for
+    its forward computation."""
 
 
 _ACTIVE: ContextVar[tuple[Handler, ...]] = ContextVar("clear_active_handlers", default=())
 _LOCK = threading.Lock()
 # id(module) -> [weakref(module), pre handle, post handle, users]; one entry per hooked module.
 _INSTALLED: dict[int, list[Any]] = {}
+# id(module) -> [weakref(module), the instance forward it had (or None), users]; modules with a replace wrapper.
+_REPLACED: dict[int, list[Any]] = {}
 
 
 def hidden_of(output: Any) -> torch.Tensor:
@@ -102,6 +112,43 @@ def _pre_dispatch(module: nn.Module, args: tuple, kwargs: dict) -> None:
     return None
 
 
+def _forward_dispatch(module: nn.Module, forward: Callable[..., Any]) -> Callable[..., Any]:
+    def dispatch(*args: Any, **kwargs: Any) -> Any:
+        for handler in _handlers_for(module, "replace"):
+            out = handler.fn(args, kwargs)
+            if out is not None:
+                return out
+        return forward(*args, **kwargs)
+
+    dispatch.__clear_dispatch__ = True
+    return dispatch
+
+
+def _acquire_forward(module: nn.Module) -> None:
+    with _LOCK:
+        entry = _REPLACED.get(id(module))
+        if entry is not None and entry[0]() is module:
+            entry[2] += 1
+            return
+        own = module.__dict__.get("forward")  # an instance forward set by someone else (accelerate)
+        module.forward = _forward_dispatch(module, own if own is not None else module.forward)
+        _REPLACED[id(module)] = [weakref.ref(module), own, 1]
+
+
+def _release_forward(module: nn.Module) -> None:
+    with _LOCK:
+        entry = _REPLACED.get(id(module))
+        if entry is None or entry[0]() is not module:
+            return
+        entry[2] -= 1
+        if entry[2] == 0:
+            if entry[1] is not None:
+                module.forward = entry[1]
+            else:
+                del module.forward
+            del _REPLACED[id(module)]
+
+
 def _acquire(module: nn.Module) -> None:
     with _LOCK:
         entry = _INSTALLED.get(id(module))
@@ -129,16 +176,23 @@ def _release(module: nn.Module) -> None:
 def scoped_hooks(handlers: Sequence[Handler]) -> Iterator[None]:
     """Run ``handlers`` on forward passes made in this context, inside the ``with`` block only."""
     modules = list({id(h.module): h.module for h in handlers}.values())
+    replaced = list({id(h.module): h.module for h in handlers if h.kind == "replace"}.values())
     acquired: list[nn.Module] = []
+    wrapped: list[nn.Module] = []
     token = None
     try:
         for module in modules:
             _acquire(module)
             acquired.append(module)
+        for module in replaced:
+            _acquire_forward(module)
+            wrapped.append(module)
         token = _ACTIVE.set(_ACTIVE.get() + tuple(handlers))
         yield
     finally:
         if token is not None:
             _ACTIVE.reset(token)
+        for module in wrapped:
+            _release_forward(module)
         for module in acquired:
             _release(module)

@@ -317,9 +317,9 @@ def test_cli_generate_and_bad_input(pipes, tmp_path, capsys):
         assert not (tmp_path / "new").exists()
     (tmp_path / "locked").mkdir()
     os.chmod(tmp_path / "locked", 0o500)
-    if os.access(tmp_path / "locked", os.W_OK):  # root ignores permissions
-        pytest.skip("running as root: an unwritable folder cannot be made")
-    assert main([*args, "--out", str(tmp_path / "locked" / "x")]) == 2
+    if not os.access(tmp_path / "locked", os.W_OK):  # as root every folder is writable: nothing to test
+        assert main([*args, "--out", str(tmp_path / "locked" / "x")]) == 2
+        assert "not a writable folder" in capsys.readouterr().err
 
 
 def test_pipeline_without_text_encoder_is_refused(monkeypatch):
@@ -331,3 +331,20 @@ def test_pipeline_without_text_encoder_is_refused(monkeypatch):
     monkeypatch.setattr(loading, "tiny_pipeline", lambda name: Bare())
     with pytest.raises(ValueError, match="has no text encoder"):
         load_pipeline("tiny-wan")
+
+
+@pytest.mark.parametrize("name", ["tiny-wan", "tiny-cogvideox"])
+def test_gamma_sweep_runs_the_blocks_below_the_eraser_once_and_equals_full_encodes(pipes, name):
+    from clear_core.generation.sweep import encode_sweep
+
+    pipe = pipes[name]
+    eraser = make_eraser(pipe, layer=1)
+    gammas = [0.0, 1.0, 3.0]
+    before = all_hooks(pipe)
+    swept, prefix = encode_sweep(pipe, [PROMPT], ["blurry"], eraser, gammas, True, 16)
+    for gamma, cond in zip(gammas, swept):
+        full = encode(pipe, [PROMPT], ["blurry"], [(eraser, gamma)], True, 16)
+        for key in ("prompt_embeds", "negative_prompt_embeds"):
+            torch.testing.assert_close(cond.kwargs()[key], full.kwargs()[key], rtol=0, atol=0)
+    assert prefix.misses == 2 and prefix.hits == 2 * (len(gammas) - 1)  # prompt + negative, block 1
+    assert all_hooks(pipe) == before and "forward" not in vars(pipe.text_encoder.encoder.block[0])

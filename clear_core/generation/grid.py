@@ -9,7 +9,8 @@ Layout of ``out`` (read by ``evaluate-videos``)::
 
 For each (prompt, seed) the original is rendered first and its initial latents are replayed for every
 other variant (render.py), and each variant's conditioning is encoded once per prompt and reused for
-every seed: a γ sweep re-encodes the text once per γ and re-runs only the denoiser. Everything cheap is
+every seed: a γ sweep re-encodes the text once per γ — running the blocks up to the eraser's block
+once for all γ (sweep.py) — and re-runs only the denoiser. Everything cheap is
 checked before the first render (the folder, the prompts, the γ values, every eraser against the
 pipeline's encoder and encoding profile), so a bad input never costs a generation.
 """
@@ -31,6 +32,7 @@ from clear_core.generation.conditioning import encode
 from clear_core.generation.loading import describe
 from clear_core.generation.media import contact_sheet, write_json, write_mp4
 from clear_core.generation.render import Latents, RenderSettings, render
+from clear_core.generation.sweep import encode_sweep
 from clear_core.generation.variants import Variant, steering_baseline
 from clear_core.profiles import MASKED, pipeline_encoding
 from clear_core.provenance import library_versions
@@ -181,14 +183,29 @@ def generate_grid(
     result = GridResult(out or Path("."), {})
     for i, prompt in enumerate(prompts):
         conditioning = {}
+        sweeps: dict[tuple, list[Variant]] = {}  # rows of one eraser at several γ: blocks below it run once
         for v in variants:
             negative = v.negative_prompt if v.negative_prompt is not None else (negative_prompt or "")
             erasers = [(e, e.gamma if g is None else g) for e, g in v.erasers]
-            conditioning[v.name] = (
-                encode(pipe, [prompt], [negative], erasers, v.negative_erased, settings.max_sequence_length),
-                negative,
-                erasers,
-            )
+            if len(erasers) == 1:
+                sweeps.setdefault((id(erasers[0][0]), negative, v.negative_erased), []).append(v)
+            conditioning[v.name] = [None, negative, erasers]
+        for rows in sweeps.values():
+            if len(rows) > 1:
+                _, negative, erasers = conditioning[rows[0].name]
+                gammas = [conditioning[v.name][2][0][1] for v in rows]
+                swept, _ = encode_sweep(
+                    pipe, [prompt], [negative], erasers[0][0], gammas, rows[0].negative_erased,
+                    settings.max_sequence_length,
+                )  # fmt: skip
+                for v, cond in zip(rows, swept):
+                    conditioning[v.name][0] = cond
+        for name, (cond, negative, erasers) in conditioning.items():
+            v = next(v for v in variants if v.name == name)
+            if cond is None:
+                conditioning[name][0] = encode(
+                    pipe, [prompt], [negative], erasers, v.negative_erased, settings.max_sequence_length
+                )
         for seed in seeds:
             latents = Latents(seed)
             rows = []
