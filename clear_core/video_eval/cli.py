@@ -24,7 +24,8 @@ def _configure(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
         default=[],
         metavar="SPEC",
         help="nudenet[:threshold=0.6,classes=A+B] | faces:REFS[,tolerance=0.6] | "
-        "clip:PATH[,concept=C,negative=N] | testbed:SLUG; repeat for several",
+        "clip:PATH[,concept=C,negative=N] | testbed[:SLUG]; repeat for several (concept and slug default "
+        "to the concept of the folder's erasers)",
     )
     p.add_argument("--out", help=f"report path (default: DIR/{DEFAULT_REPORT})")
     p.add_argument("--overwrite", action="store_true", help="replace an existing report")
@@ -53,6 +54,8 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else Path(args.folder) / DEFAULT_REPORT
     if out.exists() and not args.overwrite:  # fail before minutes of work, and again when writing
         raise ValueError(f"{out}: report already exists (pass --overwrite to replace it)")
+    if args.out and not out.parent.is_dir():
+        raise ValueError(f"{out.parent}: output folder not found")
     config = EvalConfig(
         detectors=list(args.detector),
         frames_per_video=args.frames or None,
