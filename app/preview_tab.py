@@ -297,8 +297,9 @@ def measure_media(original: str | None, erased: str | None, detector: str, sessi
     from app.measure import on_measure
 
     spec = (detector or "").strip()
+    concept = session.eraser.concept if session.eraser is not None else None
     if spec == "testbed":
-        if session.eraser is None:
+        if concept is None:
             raise gr.Error("no eraser yet: the testbed detector looks for the eraser's concept")
-        spec = f"testbed:{session.eraser.concept}"
-    return on_measure(original, erased, spec)
+        spec = f"testbed:{concept}"
+    return on_measure(original, erased, spec, concept=concept)
