@@ -21,7 +21,7 @@ def _hooks(module):
 def _by_hand(eraser: Eraser, h: torch.Tensor, gamma: float) -> torch.Tensor:
     sae, s = eraser.sae, eraser.scale
     x = h / s
-    f = torch.relu((x - sae.b_dec) @ sae.W_enc + sae.b_enc)
+    f = sae.activate((x - sae.b_dec) @ sae.W_enc + sae.b_enc)  # the SAE's own sparsifier (ReLU or top-k)
     return h - gamma * s * ((f * eraser.m_spec) @ sae.W_dec)
 
 

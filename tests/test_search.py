@@ -7,6 +7,7 @@ from clear_core.search import (
     SearchConfig,
     gumbel_noise,
     gumbel_softmax,
+    layer_uncertainty,
     paper_masks,
     run_brute_force,
     tau_schedule,
@@ -113,6 +114,9 @@ def test_brute_force_scores_every_block():
         ({"tau_end": 0}, "tau_end"),
         ({"layers": ()}, "layers"),
         ({"l1_coefficient": -1}, "l1"),
+        ({"sae_kind": "gated"}, "sae_kind"),
+        ({"k": 0}, "k must"),
+        ({"clip_grad": 0}, "clip_grad"),
     ],
 )
 def test_config_errors(kwargs, match):
@@ -127,3 +131,48 @@ def test_mismatched_captures_are_refused():
         LayerSearch(pos, short)
     with pytest.raises(ValueError, match="out of range"):
         LayerSearch(pos, neg, SearchConfig(layers=(9,)))
+
+
+@pytest.mark.parametrize("kind", ["relu", "batchtopk"])
+def test_other_sae_kinds_find_the_planted_block(kind):
+    pos, neg, _ = synthetic_pairs(planted_layer=2)
+    config = SearchConfig(steps=150, d_sae=64, batch_pairs=8, l1_coefficient=1e-2, sae_kind=kind, k=8)
+    search = LayerSearch(pos, neg, config)
+    list(search.run())
+    assert search.result.layer == 2 and search.sae.config.kind == kind
+    assert not search.sae.training  # finished SAEs are in inference mode (batchtopk: the threshold)
+
+
+def test_finished_sae_has_unit_decoder_rows():
+    pos, neg, _ = synthetic_pairs()
+    search = LayerSearch(pos, neg, SearchConfig(steps=20, d_sae=32, sae_kind="relu"))
+    list(search.run())
+    torch.testing.assert_close(search.sae.W_dec.norm(dim=1), torch.ones(32))
+
+
+def test_single_candidate_skips_the_alpha_update():
+    pos, neg, _ = synthetic_pairs()
+    search = LayerSearch(pos, neg, SearchConfig(steps=10, d_sae=32, layers=(2,), event_every=1))
+    events = list(search.run())
+    assert torch.equal(search.alpha, torch.zeros(1))
+    assert search.result.probs == [1.0] and search.result.uncertainty.decisive
+    assert all(e.loss_con >= 0 for e in events)
+
+
+def test_layer_uncertainty():
+    flat = layer_uncertainty([0.25, 0.25, 0.25, 0.25])
+    assert flat.entropy == pytest.approx(1.0) and flat.margin == 0 and not flat.decisive
+    sharp = layer_uncertainty([0.9, 0.05, 0.05])
+    assert sharp.decisive and sharp.top_prob == pytest.approx(0.9) and sharp.margin == pytest.approx(0.85)
+    assert 0 < sharp.entropy < 0.5
+    assert not layer_uncertainty([0.55, 0.3, 0.15]).decisive  # not twice the runner-up
+    with pytest.raises(ValueError, match="probability vector"):
+        layer_uncertainty([0.5, 0.2])
+
+
+def test_search_on_the_planted_block_is_decisive():
+    pos, neg, _ = synthetic_pairs(planted_layer=3)
+    search = LayerSearch(pos, neg, SearchConfig(steps=150, d_sae=64, batch_pairs=8))
+    list(search.run())
+    u = search.result.uncertainty
+    assert search.result.layer == 3 and u.decisive, u
