@@ -8,9 +8,22 @@
   and on unrelated prompts (1.0 means untouched).
 
 Calibration picks the eraser's default γ: among the γ values whose preservation on unrelated prompts
-stays ≥ ``preserve_min``, the one with the lowest leakage on the positive prompts (ties: the
-smallest γ). Only training prompts and unrelated prompts are used, never the implicit ones, so the
-implicit leakage reported afterwards is an honest held-out number.
+stays ≥ ``preserve_min``, the one with the lowest leakage (ties: the smallest γ). Leakage there is
+what erasure is for: the mean of the positive prompts' leakage and, when the concept has implicit
+prompts, the leakage of the *calibration half* of them (:func:`split_implicit`). Explicit positives
+alone reach 0 by γ ≈ 3 and stop the sweep before prompts that only evoke the concept are erased
+(issue 12 measured nudity's implicit leakage 0.96 → 0.76 that way). The other half of the implicit
+prompts is never used for calibration, so the implicit leakage reported on it is an honest held-out
+number.
+
+**Concept probability** (what a user reads for one prompt) is a different question from leakage: "does
+this prompt carry the concept?" for *any* prompt, not only the pack's pairs. The leakage probe never saw
+a prompt outside the pack's scenes and reads "a bowl of ramen" as 0.52 parachute (issue 12). So
+:class:`Baseline` also fits a ``concept_probe`` on positives against negatives *and* half of the
+unrelated prompts (:func:`split_unrelated`), as an ensemble of bootstrap refits whose spread is the
+uncertainty shown with the probability; the other half of the unrelated prompts stays held out to
+report how often an unrelated prompt still reads as the concept. Leakage keeps the pair-trained probe,
+so leakage numbers stay comparable across versions.
 
 This lives in the engine (not ``analysis/``) because the search needs it to calibrate γ.
 """
@@ -35,8 +48,11 @@ __all__ = [
     "LeakageProbe",
     "Report",
     "calibrate_gamma",
+    "calibration_leakage",
     "evaluate",
     "fit_probe",
+    "split_implicit",
+    "split_unrelated",
 ]
 
 DEFAULT_GAMMAS = (0.0, 0.25, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0)
@@ -51,6 +67,8 @@ class LeakageProbe:
     """The fitted scikit-learn pipeline (scaler + logistic regression)."""
     train_accuracy: float
     """Accuracy on its own training prompts (a sanity check, not a score)."""
+    ensemble: list = field(default_factory=list)
+    """Refits on bootstrap resamples of the training prompts (empty unless ``n_bootstrap`` > 0)."""
 
     def detect(self, embeddings: np.ndarray) -> np.ndarray:
         """(N,) booleans: classified as the concept."""
@@ -60,16 +78,48 @@ class LeakageProbe:
         """(N,) the probe's probability that each embedding carries the concept."""
         return self.model.predict_proba(embeddings)[:, 1]
 
+    def probability_interval(
+        self, embeddings: np.ndarray, level: float = 0.9
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(probability, low, high), each (N,): the probe's probability and the central ``level``
+        range of the bootstrap refits' probabilities (low = high = probability without an ensemble)."""
+        p = self.probability(embeddings)
+        if not self.ensemble:
+            return p, p.copy(), p.copy()
+        boot = np.stack([m.predict_proba(embeddings)[:, 1] for m in self.ensemble])
+        tail = (1 - level) / 2
+        return p, np.quantile(boot, tail, axis=0), np.quantile(boot, 1 - tail, axis=0)
 
-def fit_probe(pos_emb: np.ndarray, neg_emb: np.ndarray, seed: int = 0) -> LeakageProbe:
-    """Fit the leakage probe on original (N, d) embeddings of positive and negative prompts."""
+
+def _probe_model(seed: int):
+    return make_pipeline(StandardScaler(), LogisticRegression(C=0.1, max_iter=2000, random_state=seed))
+
+
+def fit_probe(
+    pos_emb: np.ndarray,
+    neg_emb: np.ndarray,
+    seed: int = 0,
+    extra_negatives: np.ndarray | None = None,
+    n_bootstrap: int = 0,
+) -> LeakageProbe:
+    """Fit a probe on original (N, d) embeddings of positive and negative prompts.
+
+    ``extra_negatives``: more prompts without the concept (unrelated prompts: the concept probability's
+    calibration). ``n_bootstrap``: refits on resamples (stratified by class) for an uncertainty range.
+    """
     if len(pos_emb) < 2 or len(neg_emb) < 2:
         raise ValueError("the leakage probe needs at least 2 positive and 2 negative prompts")
-    x = np.concatenate([pos_emb, neg_emb])
-    y = np.r_[np.ones(len(pos_emb)), np.zeros(len(neg_emb))]
-    model = make_pipeline(StandardScaler(), LogisticRegression(C=0.1, max_iter=2000, random_state=seed))
-    model.fit(x, y)
-    return LeakageProbe(model, float(model.score(x, y)))
+    negatives = neg_emb if extra_negatives is None else np.concatenate([neg_emb, extra_negatives])
+    x = np.concatenate([pos_emb, negatives])
+    y = np.r_[np.ones(len(pos_emb)), np.zeros(len(negatives))]
+    model = _probe_model(seed).fit(x, y)
+    rng = np.random.default_rng(seed)
+    ensemble = []
+    pos_idx, neg_idx = np.flatnonzero(y == 1), np.flatnonzero(y == 0)
+    for _ in range(n_bootstrap):
+        rows = np.r_[rng.choice(pos_idx, len(pos_idx)), rng.choice(neg_idx, len(neg_idx))]
+        ensemble.append(_probe_model(seed).fit(x[rows], y[rows]))
+    return LeakageProbe(model, float(model.score(x, y)), ensemble)
 
 
 @dataclass
@@ -87,6 +137,9 @@ class GammaRow:
     """Mean cosine original vs erased on unrelated prompts."""
     min_preservation_unrelated: float | None = None
     """Worst single unrelated prompt's cosine."""
+    leakage_implicit_calibration: float | None = None
+    """Share of the *calibration half* of the implicit prompts still detected (set by a calibration,
+    which moves its implicit leakage here so that ``leakage_implicit`` always means held-out prompts)."""
 
 
 @dataclass
@@ -132,7 +185,12 @@ class Baseline:
     original: dict[str, np.ndarray]
     """Their mean-pooled final outputs, (N, d_model) each."""
     probe: LeakageProbe
-    """Fitted on original positive vs negative."""
+    """Fitted on original positive vs negative: the leakage detector."""
+    concept_probe: LeakageProbe | None = None
+    """Fitted on positive vs negative + the calibration half of the unrelated prompts, with bootstrap
+    refits: the concept probability to show for any prompt (None without unrelated prompts)."""
+    unrelated_false_positive: float | None = None
+    """Share of the held-out half of the unrelated prompts ``concept_probe`` calls the concept."""
 
     @classmethod
     def build(
@@ -143,14 +201,28 @@ class Baseline:
         implicit: Sequence[str] | None = None,
         unrelated: Sequence[str] | None = None,
         batch_size: int = 64,
+        concept_probe: bool = True,
     ) -> Baseline:
+        """Encode the sets and fit the probes (``concept_probe=False`` skips the bootstrap refits of
+        the concept probe when only leakage is wanted, as in a calibration)."""
         sets = {"positive": list(positives), "negative": list(negatives)}
         if implicit:
             sets["implicit"] = list(implicit)
         if unrelated:
             sets["unrelated"] = list(unrelated)
         original = _split(sets, encoder.encode(_flat(sets), batch_size=batch_size))
-        return cls(sets, original, fit_probe(original["positive"], original["negative"]))
+        probe = fit_probe(original["positive"], original["negative"])
+        calibrated = false_positive = None
+        if concept_probe and unrelated and len(unrelated) >= 4:
+            fit_rows, held_rows = split_unrelated(len(unrelated))
+            calibrated = fit_probe(
+                original["positive"],
+                original["negative"],
+                extra_negatives=original["unrelated"][fit_rows],
+                n_bootstrap=20,
+            )
+            false_positive = float(calibrated.detect(original["unrelated"][held_rows]).mean())
+        return cls(sets, original, probe, calibrated, false_positive)
 
 
 def _flat(sets: dict[str, list[str]]) -> list[str]:
@@ -185,7 +257,9 @@ def evaluate(
         raise ValueError("no eraser to evaluate")
     total = len(gammas) + 1
     if baseline is None:
-        baseline = Baseline.build(encoder, positives, negatives, implicit, unrelated, batch_size)
+        baseline = Baseline.build(
+            encoder, positives, negatives, implicit, unrelated, batch_size, concept_probe=False
+        )
     sets, original, probe = baseline.sets, baseline.original, baseline.probe
     flat = _flat(sets)
     if progress:
@@ -224,8 +298,39 @@ def evaluate(
     return report
 
 
+def split_implicit(prompts: Sequence[str]) -> tuple[list[str], list[str]]:
+    """(calibration half, held-out half) of a concept's implicit prompts: even and odd positions.
+
+    Deterministic, so the app, the CLI and the benchmarks hold out the same prompts; packs list
+    paraphrases of one template family next to each other, so alternating splits every family.
+    """
+    prompts = list(prompts)
+    return prompts[0::2], prompts[1::2]
+
+
+def split_unrelated(n: int) -> tuple[np.ndarray, np.ndarray]:
+    """(fit rows, held-out rows) of ``n`` unrelated prompts for the concept probe: even and odd."""
+    rows = np.arange(n)
+    return rows[0::2], rows[1::2]
+
+
+def calibration_leakage(row: GammaRow) -> float:
+    """What calibration minimises at one γ: mean of positive and (if any) implicit leakage
+    (``leakage_implicit_calibration`` when set, else ``leakage_implicit``)."""
+    implicit = row.leakage_implicit_calibration
+    if implicit is None:
+        implicit = row.leakage_implicit
+    if implicit is None:
+        return row.leakage_positive
+    return 0.5 * (row.leakage_positive + implicit)
+
+
 def calibrate_gamma(report: Report, preserve_min: float = 0.95) -> float:
-    """The default γ: lowest positive leakage while unrelated preservation ≥ ``preserve_min``."""
+    """The default γ: lowest :func:`calibration_leakage` while unrelated preservation ≥ ``preserve_min``.
+
+    Pass a report evaluated with the *calibration half* of the implicit prompts (never the held-out
+    half). When no γ keeps preservation, the smallest γ is returned.
+    """
     rows = [r for r in report.rows if r.gamma > 0]
     if not rows:
         raise ValueError("calibration needs at least one γ > 0")
@@ -234,5 +339,5 @@ def calibrate_gamma(report: Report, preserve_min: float = 0.95) -> float:
     ok = [r for r in rows if r.preservation_unrelated >= preserve_min]
     if not ok:
         return min(r.gamma for r in rows)
-    best = min(r.leakage_positive for r in ok)
-    return min(r.gamma for r in ok if r.leakage_positive <= best + 1e-9)
+    best = min(calibration_leakage(r) for r in ok)
+    return min(r.gamma for r in ok if calibration_leakage(r) <= best + 1e-9)

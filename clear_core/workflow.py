@@ -16,10 +16,10 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from clear_core.concepts import ConceptSet, unrelated_prompts
+from clear_core.concepts import ConceptSet, builtin_packs, load_implicit, unrelated_prompts
 from clear_core.encoders import Activations, CaptureConfig, TextEncoder
 from clear_core.erasure import MASKS, Eraser, build_eraser, steering_eraser
-from clear_core.evaluation import DEFAULT_GAMMAS, Report, calibrate_gamma, evaluate
+from clear_core.evaluation import DEFAULT_GAMMAS, Report, calibrate_gamma, evaluate, split_implicit
 from clear_core.io import atomic_path
 from clear_core.search import (
     BruteForceResult,
@@ -58,7 +58,10 @@ class EraserOptions:
     gammas: tuple[float, ...] = DEFAULT_GAMMAS
     """The γ grid of the calibration sweep."""
     calibration_pairs: int = 64
-    """Pairs used for calibration (a seeded subset keeps it fast; the implicit prompts are never used)."""
+    """Pairs used for calibration (an evenly spaced subset keeps it fast)."""
+    calibrate_on_implicit: bool = True
+    """Also minimise leakage on the calibration half of the implicit prompts (``split_implicit``);
+    the other half stays held out. False: explicit positives only (the behaviour before issue 12)."""
 
     def __post_init__(self) -> None:
         if self.kind not in ("sae", "steering"):
@@ -120,7 +123,10 @@ class ClearRun:
         options: EraserOptions | None = None,
         capture: CaptureConfig | None = None,
         unrelated: Sequence[str] | None = None,
+        implicit: Sequence[str] | None = None,
     ) -> None:
+        """``implicit``: prompts that evoke the concept without naming it; None loads a built-in pack's
+        own (when ``concept.name`` is a built-in slug). Half calibrates γ, half is held out."""
         if len(concept) < 2:
             raise ValueError(
                 f"concept {concept.name!r} has {len(concept)} pair(s); a search needs at least 2"
@@ -137,6 +143,9 @@ class ClearRun:
         self.options = options or EraserOptions()
         self.capture_config = capture or CaptureConfig()
         self.unrelated = list(unrelated) if unrelated is not None else unrelated_prompts()
+        if implicit is None and concept.name in builtin_packs():
+            implicit = load_implicit(concept.name)[0]
+        self.implicit = list(implicit or [])
         self.result: RunResult | None = None
 
     def run(self, should_stop: Callable[[], bool] | None = None) -> Iterator[Stage]:
@@ -195,27 +204,39 @@ class ClearRun:
             yield Stage(
                 "calibrate", 0.8, f"calibrating γ on {k} pairs and {len(self.unrelated)} unrelated prompts"
             )
+            implicit_cal = split_implicit(self.implicit)[0] if opts.calibrate_on_implicit else []
             report = evaluate(
                 self.encoder,
                 eraser,
                 [p.positive for p in pairs],
                 [p.negative for p in pairs],
+                implicit=implicit_cal or None,
                 unrelated=self.unrelated,
                 gammas=opts.gammas,
             )
+            for row in report.rows:  # calibration prompts, not held out: keep "leakage_implicit" honest
+                row.leakage_implicit_calibration, row.leakage_implicit = row.leakage_implicit, None
             eraser.gamma = calibrate_gamma(report, opts.preserve_min)
             report.chosen_gamma = eraser.gamma
             eraser.meta["calibration"] = {
                 "preserve_min": opts.preserve_min,
                 "n_pairs": k,
+                "n_implicit": len(implicit_cal),
+                "implicit_split": "even positions calibrate, odd positions held out (split_implicit)",
                 "n_unrelated": len(self.unrelated),
                 "rows": [asdict(r) for r in report.rows],
             }
         self.result = RunResult(
             eraser, search, report, pos, neg, brute, history, cancelled, time.perf_counter() - start
         )
+        u = search.uncertainty
+        note = "" if u.decisive or opts.layer is not None else (
+            f"; undecided search (p = {u.top_prob:.2f}, margin {u.margin:.2f}): compare blocks before trusting it"
+        )
         yield Stage(
-            "done", 1.0, f"erase at {eraser.layer_name} (layer {eraser.layer}), default γ = {eraser.gamma:g}"
+            "done",
+            1.0,
+            f"erase at {eraser.layer_name} (layer {eraser.layer}), default γ = {eraser.gamma:g}{note}",
         )
 
 

@@ -1,7 +1,15 @@
 import numpy as np
 import pytest
 
-from clear_core.evaluation import GammaRow, Report, calibrate_gamma, evaluate, fit_probe
+from clear_core.evaluation import (
+    GammaRow,
+    Report,
+    calibrate_gamma,
+    calibration_leakage,
+    evaluate,
+    fit_probe,
+    split_implicit,
+)
 
 
 def _report(rows):
@@ -13,6 +21,40 @@ def test_calibration_picks_lowest_leakage_within_preservation():
     assert calibrate_gamma(_report(rows), preserve_min=0.95) == 2.0  # 8 is too destructive; tie -> smaller
     assert calibrate_gamma(_report(rows), preserve_min=0.75) == 8.0
     assert calibrate_gamma(_report(rows[:1] + [(1.0, 0.5, 0.5)]), preserve_min=0.95) == 1.0  # nothing passes
+
+
+def test_calibration_weighs_implicit_leakage():
+    # explicit positives are erased by γ = 2; the implicit prompts only by γ = 6 (still above the floor)
+    rows = [
+        GammaRow(0.0, 1.0, 0.9, 1.0, 1.0),
+        GammaRow(2.0, 0.0, 0.8, 0.99, 0.98),
+        GammaRow(4.0, 0.0, 0.5, 0.98, 0.97),
+        GammaRow(6.0, 0.0, 0.2, 0.97, 0.955),
+        GammaRow(8.0, 0.0, 0.0, 0.90, 0.90),
+    ]
+    report = Report("c", "b", 10, 4, 5, 1.0, rows)
+    assert calibrate_gamma(report, preserve_min=0.95) == 6.0
+    assert calibration_leakage(rows[2]) == pytest.approx(0.25)
+    explicit_only = Report(
+        "c",
+        "b",
+        10,
+        0,
+        5,
+        1.0,
+        [
+            GammaRow(r.gamma, r.leakage_positive, None, r.preservation_negative, r.preservation_unrelated)
+            for r in rows
+        ],
+    )
+    assert calibrate_gamma(explicit_only, preserve_min=0.95) == 2.0  # the old rule stops early
+
+
+def test_split_implicit_is_disjoint_and_deterministic():
+    prompts = [f"p{i}" for i in range(7)]
+    cal, held = split_implicit(prompts)
+    assert cal == ["p0", "p2", "p4", "p6"] and held == ["p1", "p3", "p5"]
+    assert not set(cal) & set(held) and split_implicit(prompts) == (cal, held)
 
 
 def test_calibration_needs_unrelated():
@@ -69,3 +111,24 @@ def test_baseline_reuse_gives_the_same_report(minilm, small_run, small_concept):
     assert direct.rows == reused.rows
     p = baseline.probe.probability(baseline.original["positive"])
     assert p.shape == (len(small_concept),) and np.all((p >= 0) & (p <= 1)) and p.mean() > 0.9
+
+
+def test_concept_probe_reads_unrelated_prompts_near_zero(minilm, small_concept):
+    from clear_core.concepts import unrelated_prompts
+    from clear_core.evaluation import Baseline, split_unrelated
+
+    unrelated = unrelated_prompts()
+    baseline = Baseline.build(minilm, small_concept.positives, small_concept.negatives, unrelated=unrelated)
+    held = baseline.original["unrelated"][split_unrelated(len(unrelated))[1]]
+    p_pairs = baseline.probe.probability(held)
+    p, low, high = baseline.concept_probe.probability_interval(held)
+    # calibrated against unrelated prompts: held-out unrelated prompts read lower than with the pair probe
+    assert p.mean() < 0.2 and p.mean() < p_pairs.mean()
+    assert baseline.unrelated_false_positive == pytest.approx(float((p > 0.5).mean()))
+    assert np.all(low <= high) and len(baseline.concept_probe.ensemble) == 20
+    pos = baseline.original["positive"]
+    assert baseline.concept_probe.probability(pos).mean() > 0.8  # still detects the concept
+    quick = Baseline.build(
+        minilm, small_concept.positives[:4], small_concept.negatives[:4], concept_probe=False
+    )
+    assert quick.concept_probe is None and quick.unrelated_false_positive is None
