@@ -5,7 +5,14 @@ redraw as they arrive:
 
 1. ``"scores"`` — training-free separability (Fisher ratio, silhouette) and PCA panels, in about a
    second once the activations are cached;
-2. ``"probe"`` — k-fold probe error on the pairs, one layer per snapshot;
+2. ``"probe"`` — k-fold probe error on the pairs, one layer per snapshot. Explicit pairs differ by the
+   concept's own words, so this *explicit* probe error is ~0 at every layer (embeddings included) and
+   says only that the word can be read; it is kept, labelled as such;
+2b. ``"context"`` — the word-blind probe: the same grouped k-fold, on each prompt pooled over the
+   tokens before the first one where it differs from its pair (:func:`analysis.probes.context_masks`),
+   identical tokens at identical positions, so the concept's own tokens are never seen. At chance at
+   the embeddings, it falls where attention writes the concept into its context: with 2 × n_pairs test
+   predictions its interval is tight, and it is the headline depth curve next to the transfer error;
 3. ``"transfer"`` — trained on all pairs, tested on implicit prompts vs matched neutral prompts, one
    layer per snapshot (only with implicit prompts: a concept word makes every layer separable, so
    this is the curve that says where the *concept*, not the word, is encoded);
@@ -37,6 +44,7 @@ from analysis import figures
 from analysis.probes import (
     ProbeResult,
     SeparabilityScores,
+    context_masks,
     fold_indices,
     probe_layer,
     separability_scores,
@@ -147,6 +155,9 @@ class LayerMapResult:
     """Method → per layer (n_points, 2) coordinates or None."""
     chosen_layer: int | None = None
     """Layer picked by a search, marked in the figures; set it with ``dataclasses.replace``."""
+    context: ProbeResult | None = None
+    """Word-blind probe error per layer (pairs pooled over their common prefix only); None when the
+    tokenizer's tokens do not line up with the capture's, or in results saved before it existed."""
     complete: bool = False
     """True on the final snapshot."""
     stage: str = "scores"
@@ -165,6 +176,7 @@ class LayerMapResult:
             "counts": {"pairs": self.n_pairs, "implicit": self.n_implicit},
             "probe": _probe_json(self.probe),
             "transfer": None if self.transfer is None else _probe_json(self.transfer),
+            "context": None if self.context is None else _probe_json(self.context),
             "separability": {
                 "fisher": _nulls(self.separability.fisher),
                 "silhouette": _nulls(self.separability.silhouette),
@@ -207,6 +219,7 @@ class LayerMapResult:
                 for m, panels in obj["projections"].items()
             },
             chosen_layer=obj["chosen_layer"],
+            context=None if obj.get("context") is None else _probe_from(obj["context"]),
             complete=obj["complete"],
             stage="done" if obj["complete"] else "partial",
             timings=dict(obj["timings"]),
@@ -253,6 +266,7 @@ class _Data:
     """Pooled activations of every prompt, with what the stages need."""
 
     X: np.ndarray  # (n_prompts, n_layers, d): positives, negatives, implicit, neutral
+    X_context: np.ndarray | None  # (2 n_pairs, n_layers, d): pairs pooled over their shared tokens
     texts: list[str]
     kinds: np.ndarray  # (n_prompts,)
     layer_names: list[str]
@@ -309,15 +323,57 @@ def _check_inputs(
     return implicit, neutral
 
 
+def _token_ids(encoder: TextEncoder, acts, batch: int = 256) -> list[np.ndarray] | None:
+    """Each captured prompt's token ids, aligned with its captured rows; None if they do not line up."""
+    tokenize = getattr(encoder, "tokenize", None)
+    if tokenize is None:
+        return None
+    out = []
+    for start in range(0, acts.n_prompts, batch):
+        ids = tokenize(acts.prompts[start : start + batch])["input_ids"].cpu().numpy()
+        for row, length in zip(ids, acts.lengths[start : start + batch]):
+            if length > len(row):
+                return None
+            out.append(row[:length])
+    return out
+
+
+def _context_pool(encoder: TextEncoder, pos, neg, pooling: str) -> np.ndarray | None:
+    """(2n, n_layers, d): positives then negatives, each pooled over its pair's common prefix."""
+    pos_ids, neg_ids = _token_ids(encoder, pos), _token_ids(encoder, neg)
+    if pos_ids is None or neg_ids is None:
+        return None
+    keep = {"pos": [], "neg": []}
+    for a, b in zip(pos_ids, neg_ids):
+        ma, mb = context_masks(a, b)
+        keep["pos"].append(ma if ma.any() else np.ones_like(ma))
+        keep["neg"].append(mb if mb.any() else np.ones_like(mb))
+    out = []
+    for acts, masks in ((pos, keep["pos"]), (neg, keep["neg"])):
+        rows = np.concatenate([acts.offsets[i] + np.flatnonzero(m) for i, m in enumerate(masks)])
+        counts = np.array([m.sum() for m in masks])
+        starts = np.r_[0, np.cumsum(counts)[:-1]]
+        pooled = np.empty((acts.n_prompts, acts.n_layers, acts.d_model), dtype=np.float32)
+        for layer in range(acts.n_layers):
+            x = acts.layer(layer)[rows]
+            if pooling == "mean":
+                pooled[:, layer] = np.add.reduceat(x, starts, axis=0) / counts[:, None]
+            else:
+                pooled[:, layer] = np.maximum.reduceat(x, starts, axis=0)
+        out.append(pooled)
+    return np.concatenate(out)
+
+
 def _capture(
     encoder: TextEncoder,
     groups: Sequence[tuple[str, list[str]]],
     config: LayerMapConfig,
     report: Callable[[str, float], None],
-) -> tuple[np.ndarray, list[str]]:
-    """Capture and pool each prompt group separately (one cache entry each)."""
+) -> tuple[np.ndarray, list[str], np.ndarray | None]:
+    """Capture and pool each prompt group separately (one cache entry each); also the pairs' word-blind
+    (shared-token) pooling."""
     total = sum(len(p) for _, p in groups)
-    pooled, done, names = [], 0, []
+    pooled, done, names, captured = [], 0, [], {}
     for kind, prompts in groups:
         if not prompts:
             continue
@@ -328,8 +384,10 @@ def _capture(
         acts = encoder.capture(prompts, config.capture, progress=step)
         pooled.append(acts.pooled(config.pooling))
         names = acts.layer_names
+        captured[kind] = acts
         done += len(prompts)
-    return np.concatenate(pooled), names
+    context = _context_pool(encoder, captured["positive"], captured["negative"], config.pooling)
+    return np.concatenate(pooled), names, context
 
 
 # ------------------------------------------------------------------------------------ stages
@@ -341,7 +399,8 @@ class _Progress:
         self.spans = {
             "capture": (0.0, 0.3),
             "scores": (0.3, 0.35),
-            "probe": (0.35, 0.6),
+            "probe": (0.35, 0.5),
+            "context": (0.5, 0.6),
             "transfer": (0.6, 0.7),
         }
         slow = [m for m in methods if m != "pca"]
@@ -390,10 +449,13 @@ def _stream(
         ("implicit", implicit),
         ("neutral", neutral),
     ]
-    X, layer_names = _capture(encoder, groups, config, lambda msg, frac: report("capture", msg, frac))
+    X, layer_names, X_context = _capture(
+        encoder, groups, config, lambda msg, frac: report("capture", msg, frac)
+    )
     n, m = len(concept.positives), len(implicit)
     kinds = np.repeat(KINDS, [n, n, m, m])
-    data = _Data(X, [*concept.positives, *concept.negatives, *implicit, *neutral], kinds, layer_names, n, m)
+    texts = [*concept.positives, *concept.negatives, *implicit, *neutral]
+    data = _Data(X, X_context, texts, kinds, layer_names, n, m)
     state = _initial_state(encoder, concept, data, config, timings={"capture": time.perf_counter() - start})
     yield from _run_stages(state, data, config, report)
 
@@ -414,6 +476,7 @@ def _initial_state(encoder, concept, data: _Data, config: LayerMapConfig, timing
         n_implicit=data.n_implicit,
         probe=_pending_probe(n_layers, 2 * data.n_pairs),
         transfer=_pending_probe(n_layers, 2 * data.n_implicit, with_auc=True) if data.n_implicit else None,
+        context=_pending_probe(n_layers, 2 * data.n_pairs) if data.X_context is not None else None,
         separability=SeparabilityScores(nan.copy(), nan.copy()),
         points=points,
         projections={method: [None] * n_layers for method in config.methods},
@@ -443,6 +506,15 @@ def _run_stages(
             _set(state.probe, layer, error)
         state.stage = "probe"
         yield copy.deepcopy(state)
+
+    if state.context is not None:
+        for layer in range(n_layers):
+            with _timed(state, "context"):
+                report("context", f"word-blind probe: layer {layer + 1}/{n_layers}", layer / n_layers)
+                error = probe_layer(data.X_context[:, layer], y, folds, config.probe_dims, config.seed)
+                _set(state.context, layer, error)
+            state.stage = "context"
+            yield copy.deepcopy(state)
 
     if state.transfer is not None:
         X_eval = data.X[data.evaluation]

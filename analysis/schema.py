@@ -16,6 +16,7 @@ Example (MiniLM, abridged)::
       "counts": {"pairs": 500, "implicit": 40},
       "probe": {"error": [0.01, ...], "ci_low": [...], "ci_high": [...], "n_test": 1000},
       "transfer": {"error": [...], "ci_low": [...], "ci_high": [...], "auc": [...], "n_test": 80},
+      "context": {"error": [0.45, ...], "ci_low": [...], "ci_high": [...], "n_test": 1000},
       "separability": {"fisher": [...], "silhouette": [...]},
       "points": {"text": [...], "kind": ["positive", ...], "index": [...], "note": null},
       "projections": {"pca": [[[x, y], ...], ...], "umap": [...]},
@@ -112,6 +113,11 @@ ANALYSIS_SCHEMA: dict[str, Any] = {
         },
         "probe": _PROBE,
         "transfer": {"oneOf": [{"type": "null"}, _PROBE]},
+        "context": {
+            "oneOf": [{"type": "null"}, _PROBE],
+            "description": "Word-blind probe: pairs pooled over the tokens both prompts share (optional; "
+            "absent in files written before it existed).",
+        },
         "separability": {
             "type": "object",
             "required": ["fisher", "silhouette"],
@@ -157,8 +163,9 @@ def validate_analysis(obj: Any) -> None:
         raise ValueError(f"analysis.json is invalid at {where}: {err.message}") from None
     n_layers = len(obj["layer_names"])
     per_layer = {f"probe/{k}": v for k, v in obj["probe"].items() if k != "n_test"}
-    if obj["transfer"] is not None:
-        per_layer.update({f"transfer/{k}": v for k, v in obj["transfer"].items() if k != "n_test"})
+    for name in ("transfer", "context"):
+        if obj.get(name) is not None:
+            per_layer.update({f"{name}/{k}": v for k, v in obj[name].items() if k != "n_test"})
     per_layer.update({f"separability/{k}": v for k, v in obj["separability"].items()})
     per_layer.update({f"projections/{k}": v for k, v in obj["projections"].items()})
     for where, values in per_layer.items():

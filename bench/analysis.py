@@ -5,6 +5,11 @@ ready, and the time for all UMAP and all t-SNE panels, with ratios against the i
 (probe curve ≤ 20 s, all UMAP panels ≤ 60 s). Uses the pairs of ``assets/concepts/parachute.jsonl``
 when it exists, topped up to 500 from the templates below, and the pack's implicit/neutral prompts
 (else templates). A throwaway cache directory is used, never yours.
+
+``python bench/analysis.py --curves parachute,nudity,van_gogh`` instead prints, for each built-in pack
+(its own pairs, implicit and neutral prompts), the depth curves of the layer map side by side: the
+explicit probe error (reads the concept's word), the word-blind context probe error and the transfer
+error on implicit vs neutral prompts, each with its 95% interval, and the transfer AUC.
 """
 
 from __future__ import annotations
@@ -82,10 +87,47 @@ def load_concept(n: int):
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pairs", type=int, default=500)
+    parser.add_argument("--curves", default="", help="comma-separated built-in packs: print depth curves")
     args = parser.parse_args()
+    if args.curves:
+        curves(args.curves.split(","))
+        return
     with tempfile.TemporaryDirectory(prefix="clear-bench-") as cache:
         os.environ["CLEAR_CACHE_DIR"] = cache
         run(args.pairs)
+
+
+def curves(slugs: list[str]) -> None:
+    """Explicit, word-blind and transfer error per layer for built-in packs (uses your activation cache)."""
+    import torch
+
+    from analysis.layer_map import LayerMapConfig, run_layer_map
+    from clear_core.concepts import load_builtin, load_implicit
+    from clear_core.encoders import load_encoder
+
+    torch.set_num_threads(1)
+    encoder = load_encoder("minilm")
+    for slug in slugs:
+        concept = load_builtin(slug)
+        implicit, neutral = load_implicit(slug)
+        r = run_layer_map(encoder, concept, implicit, neutral, LayerMapConfig(methods=("pca",)))
+        print(
+            f"\n{slug}: {r.n_pairs} pairs (n = {r.probe.n_test}), {r.n_implicit} implicit + neutral "
+            f"(n = {r.transfer.n_test}); 5-fold grouped by pair; [95% Wilson interval]"
+        )
+        print(
+            "| layer | explicit probe error | word-blind probe error | transfer error (implicit) | transfer AUC |"
+        )
+        print("| --- | --- | --- | --- | --- |")
+        for i, name in enumerate(r.layer_names):
+            c = r.context
+            ctx = "n/a" if c is None else f"{c.error[i]:.3f} [{c.ci_low[i]:.2f}, {c.ci_high[i]:.2f}]"
+            print(
+                f"| {name} | {r.probe.error[i]:.3f} [{r.probe.ci_low[i]:.2f}, {r.probe.ci_high[i]:.2f}] | {ctx} | "
+                f"{r.transfer.error[i]:.3f} [{r.transfer.ci_low[i]:.2f}, {r.transfer.ci_high[i]:.2f}] | "
+                f"{r.transfer.auc[i]:.3f} |",
+                flush=True,
+            )
 
 
 def run(n_pairs: int) -> None:

@@ -40,7 +40,9 @@ def stream(minilm, tmp_path_factory):
 def test_stream_refines_in_stages(stream):
     snaps, calls = stream
     first, final = snaps[0], snaps[-1]
-    assert [s.stage for s in snaps] == ["scores"] + ["probe"] * 7 + ["transfer"] * 7 + ["done"]
+    assert [s.stage for s in snaps] == ["scores"] + ["probe"] * 7 + ["context"] * 7 + ["transfer"] * 7 + [
+        "done"
+    ]
     # the first view: cheap scores and PCA, no probe yet
     assert np.isfinite(first.separability.fisher).all() and np.isfinite(first.separability.silhouette).all()
     assert all(p is not None and p.shape == (16, 2) for p in first.projections["pca"])
@@ -62,6 +64,35 @@ def test_final_result_contents(stream):
     assert result.probe.error[-1] <= 0.25 and result.separability.fisher[-1] > 0.5
     assert result.points.kinds.count("implicit") == 2 and result.points.note is None
     assert result.points.texts[0] == PAIRS[0][0] and result.points.texts[6] == PAIRS[0][1]
+
+
+def test_word_blind_probe_never_sees_the_concept_word(stream):
+    result = stream[0][-1]
+    context = result.context
+    assert context is not None and context.n_test == 12 and np.isfinite(context.error).all()
+    assert np.all((context.ci_low <= context.error) & (context.error <= context.ci_high))
+    # at the embeddings the common prefix is the same tokens at the same positions in both classes:
+    # the probe is at chance (identical inputs, so it cannot beat 0.5), unlike the explicit probe
+    assert context.error[0] >= 0.5 and result.probe.error[0] < 0.5
+
+
+def test_word_blind_pooling_excludes_the_concept_tokens(minilm):
+    from analysis.layer_map import _context_pool
+
+    pos = minilm.capture([PAIRS[0][0], PAIRS[1][0]])
+    neg = minilm.capture([PAIRS[0][1], PAIRS[1][1]])
+    X = _context_pool(minilm, pos, neg, "mean")
+    assert X.shape == (4, pos.n_layers, pos.d_model)
+    # at the embeddings the pooled prefixes of a pair are identical; deeper, attention has mixed in the word
+    np.testing.assert_array_equal(X[0, 0], X[2, 0])
+    assert np.linalg.norm(X[0, -1] - X[2, -1]) > 0
+
+
+def test_old_analysis_json_without_context_still_loads(stream):
+    obj = json.loads(json.dumps(stream[0][-1].to_json(), allow_nan=False))
+    del obj["context"]
+    validate_analysis(obj)
+    assert LayerMapResult.from_json(obj).context is None
 
 
 def test_json_round_trip_validates(stream):

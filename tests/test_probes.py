@@ -3,11 +3,13 @@ import pytest
 
 from analysis.probes import (
     check_labelled,
+    context_masks,
     fisher_ratio,
     fold_indices,
     make_probe,
     probe_errors,
     separability_scores,
+    shared_token_masks,
     transfer_layer,
     wilson_interval,
 )
@@ -126,3 +128,23 @@ def test_bad_input_is_refused(X, y, groups, k, match):
         probe_errors(X, y, groups, k=k)
     with pytest.raises(ValueError, match=match):
         separability_scores(X, y, groups) if k == 2 else check_labelled(X, y, groups, k)
+
+
+def test_shared_token_masks_drop_the_inserted_words():
+    # [CLS] a man with a parachute over the sea [SEP] vs [CLS] a man over the sea [SEP]
+    pos = [101, 1037, 2158, 2007, 1037, 11693, 2058, 1996, 2712, 102]
+    neg = [101, 1037, 2158, 2058, 1996, 2712, 102]
+    pm, nm = shared_token_masks(pos, neg)
+    assert pm.tolist() == [True, True, True, False, False, False, True, True, True, True]
+    assert nm.all() and pm.sum() == nm.sum()
+    pm, nm = shared_token_masks([5, 6, 7], [5, 8, 7])  # a replaced word is dropped on both sides
+    assert pm.tolist() == nm.tolist() == [True, False, True]
+
+
+def test_context_masks_keep_the_common_prefix():
+    pos = [101, 1037, 2158, 2007, 1037, 11693, 2058, 1996, 2712, 102]
+    neg = [101, 1037, 2158, 2058, 1996, 2712, 102]
+    pm, nm = context_masks(pos, neg)
+    assert pm.tolist() == [True] * 3 + [False] * 7 and nm.tolist() == [True] * 3 + [False] * 4
+    pm, nm = context_masks([9, 5, 6], [5, 6])  # no common prefix: fall back to the shared tokens
+    assert pm.tolist() == [False, True, True] and nm.all()
