@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import gradio as gr
@@ -18,7 +19,10 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ProgressFn",
+    "block_label",
+    "checked",
     "encoder_for",
+    "hide_path",
     "model_tick",
     "require_concept",
     "require_eraser",
@@ -47,6 +51,33 @@ def user_errors() -> Iterator[None]:
     except Exception as err:
         log.exception("unexpected error in a workbench callback")
         raise gr.Error(f"unexpected {type(err).__name__}: {err}") from None
+
+
+def block_label(layer: int, layer_name: str) -> str:
+    """A block as the UI names it: the module's own number, counted from 0 (README "Block numbers").
+
+    ``layer`` is the capture index (0 = embeddings), so block b = layer − 1 = ``encoder.layer.b``.
+    """
+    return f"block {layer - 1} (`{layer_name}`)"
+
+
+def hide_path(message: str, path: str | Path, shown: str) -> str:
+    """``message`` with the server-side ``path`` (a temp upload folder or file) replaced by ``shown``,
+    the name the user knows: error messages never show /tmp/gradio/<hash>/... paths."""
+    path = str(path)
+    return message.replace(path + "/", f"{shown}: " if shown else "").replace(path, shown)
+
+
+def checked(fn: Callable[..., object]) -> Callable[..., None]:
+    """``fn`` run only for its errors, with no outputs: the light first event of a chain
+    (``btn.click(checked(f), inputs, None).success(f, inputs, outputs)``). A failing event marks its
+    output components with an error badge; one without outputs shows only the message."""
+
+    def check(*args: object) -> None:
+        fn(*args)
+
+    check.__name__ = check.__qualname__ = f"check_{fn.__name__}"
+    return check
 
 
 def require_concept(session: Session):
@@ -87,7 +118,7 @@ def session_status(session: Session | None) -> str:
     eraser = "**Eraser** none yet"
     if session.eraser is not None:
         e = session.eraser
-        eraser = f"**Eraser** {e.concept} at block {e.layer} (`{e.layer_name}`), {e.kind}, γ = {e.gamma:g}"
+        eraser = f"**Eraser** {e.concept} at {block_label(e.layer, e.layer_name)}, {e.kind}, γ = {e.gamma:g}"
     return " · ".join((model, concept, eraser))
 
 

@@ -15,9 +15,17 @@ from pathlib import Path
 import gradio as gr
 
 from app import models
-from app.common import ProgressFn, session_status, user_errors
+from app.common import ProgressFn, hide_path, session_status, user_errors
 from app.state import Session
-from clear_core.concepts import ASSETS_DIR, ConceptSet, builtin_packs, load_builtin, load_implicit
+from clear_core.concepts import (
+    ASSETS_DIR,
+    MAX_PROMPT_CHARS,
+    ConceptSet,
+    builtin_packs,
+    is_blank,
+    load_builtin,
+    load_implicit,
+)
 
 __all__ = [
     "concept_summary",
@@ -47,13 +55,26 @@ def pack_choices() -> list[tuple[str, str]]:
     return [(f"{e.get('name', e['slug'])} · {e.get('category', 'other')}", e["slug"]) for e in entries]
 
 
-def parse_prompt_lines(text: str | None) -> list[str]:
-    """One prompt a line, blank lines skipped."""
-    return [line.strip() for line in (text or "").splitlines() if line.strip()]
+def parse_prompt_lines(text: str | None, what: str = "prompts") -> list[str]:
+    """One prompt a line, blank lines skipped; a line of only invisible characters or over the length
+    limit is an error naming its line (the same rules as prompt files, clear_core.concepts)."""
+    prompts = []
+    for i, line in enumerate((text or "").splitlines(), start=1):
+        if not line.strip():
+            continue
+        if is_blank(line):
+            raise ValueError(f"{what}, line {i}: the prompt has only invisible characters")
+        if len(line) > MAX_PROMPT_CHARS:
+            raise ValueError(
+                f"{what}, line {i}: the prompt is {len(line):,} characters long; the limit is {MAX_PROMPT_CHARS:,}"
+            )
+        prompts.append(line.strip())
+    return prompts
 
 
 def _held_out(implicit_text: str | None, neutral_text: str | None) -> tuple[list[str], list[str]]:
-    implicit, neutral = parse_prompt_lines(implicit_text), parse_prompt_lines(neutral_text)
+    implicit = parse_prompt_lines(implicit_text, "paraphrases")
+    neutral = parse_prompt_lines(neutral_text, "neutral prompts")
     if len(implicit) != len(neutral):
         raise ValueError(
             f"{len(implicit)} held-out paraphrases but {len(neutral)} neutral prompts; "
@@ -109,7 +130,10 @@ def load_upload(
     with user_errors():
         if not path:
             raise ValueError("no file uploaded; expected a .jsonl or .csv concept file")
-        concept = ConceptSet.load(path)
+        try:
+            concept = ConceptSet.load(path)
+        except ValueError as err:  # the user's file name, not the server's /tmp/gradio/<hash>/ path
+            raise ValueError(hide_path(str(err), path, Path(path).name)) from None
         implicit, neutral = _held_out(implicit_text, neutral_text)
     new = _with_concept(session, concept, f"`{Path(path).name}`", implicit, neutral)
     return _rows(concept), concept.name, concept_summary(new), session_status(new), new

@@ -18,7 +18,15 @@ from typing import Any
 
 import gradio as gr
 
-from app.common import ProgressFn, encoder_for, require_eraser, session_status, user_errors
+from app.common import (
+    ProgressFn,
+    block_label,
+    encoder_for,
+    hide_path,
+    require_eraser,
+    session_status,
+    user_errors,
+)
 from app.preview_tab import calibration_chart
 from app.report import build_report, render_html, report_figures
 from app.search_tab import GAMMA_MAX
@@ -61,9 +69,9 @@ def export_run(session: Session, progress: ProgressFn = gr.Progress()) -> tuple[
         json_path.write_text(json.dumps(report, indent=1, ensure_ascii=False, default=str), encoding="utf-8")
         html_path = out / "report.html"
         html_path.write_text(render_html(report, report_figures(new)), encoding="utf-8")
-    size = archive.stat().st_size / 1e6
+    size = archive.stat().st_size / 2**20  # binary megabytes, as the file list below counts them
     message = (
-        f"Wrote `{archive.name}` ({size:.1f} MB: eraser.safetensors, eraser.json"
+        f"Wrote `{archive.name}` ({size:.1f} MiB: eraser.safetensors, eraser.json"
         f"{', history.jsonl' if (folder / 'history.jsonl').exists() else ''}"
         f"{', concept.jsonl' if (folder / 'concept.jsonl').exists() else ''}), `report.json` and `report.html`."
     )
@@ -114,13 +122,17 @@ def load_eraser(files: list[str] | str | None, session: Session) -> tuple[str, A
                 "no file uploaded; expected the exported .zip, or eraser.json with eraser.safetensors"
             )
         new, root = session.folder()
-        folder = unpack_upload(paths, root / f"upload-{time.perf_counter_ns()}")
-        encoder = encoder_for(new)
-        eraser = Eraser.load(folder, encoder=encoder)
-    name = ", ".join(Path(p).name for p in paths)
+        name = ", ".join(Path(p).name for p in paths)
+        folder = root / f"upload-{time.perf_counter_ns()}"
+        try:
+            unpack_upload(paths, folder)
+            eraser = Eraser.load(folder)
+            eraser.check_encoder(encoder_for(new))
+        except ValueError as err:  # name the user's file, not the server's temp folder
+            raise ValueError(hide_path(str(err), folder, f"uploaded {name}")) from None
     new = new.with_(eraser=eraser, eraser_source=f"uploaded {name}", run=None, run_settings={}, features=None)
     message = (
-        f"Loaded the **{eraser.kind}** eraser for *{eraser.concept}* at block {eraser.layer} "
-        f"(`{eraser.layer_name}`), default γ = {eraser.gamma:g}. Preview it in the Erase tab."
+        f"Loaded the **{eraser.kind}** eraser for *{eraser.concept}* at "
+        f"{block_label(eraser.layer, eraser.layer_name)}, default γ = {eraser.gamma:g}. Preview it in the Erase tab."
     )
     return message, calibration_chart(eraser), min(eraser.gamma, GAMMA_MAX), session_status(new), new

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import gradio as gr
 
-from app.common import ProgressFn, encoder_for, require_concept, require_eraser, user_errors
+from app.common import ProgressFn, block_label, encoder_for, require_concept, require_eraser, user_errors
 from app.state import Session
 
 if TYPE_CHECKING:
@@ -28,6 +28,7 @@ __all__ = [
     "feature_detail",
     "highlight_tokens",
     "sae_health_markdown",
+    "word_pieces",
 ]
 
 TOP_K = 50
@@ -63,7 +64,7 @@ def sae_health_markdown(eraser, pos: Activations, neg: Activations) -> str:
     from analysis.features import sae_health
 
     d_sae = eraser.sae.config.d_sae
-    lines = [f"**SAE health** at block {eraser.layer} (`{eraser.layer_name}`), {d_sae:,} features:"]
+    lines = [f"**SAE health** at {block_label(eraser.layer, eraser.layer_name)}, {d_sae:,} features:"]
     for label, acts in (("positive prompts", pos), ("negative prompts", neg)):
         s = sae_health(eraser, acts)
         lines.append(
@@ -114,10 +115,31 @@ def highlight_tokens(
     peak = peak or max((t.peak for t in items), default=0.0) or 1.0
     out: list[tuple[str, str | None]] = []
     for t in items:
-        for token, value in zip(t.tokens, t.values):
+        for text, value in zip(word_pieces(t.tokens), t.values):
             label = next((name for floor, name in ACTIVATION_BINS if value / peak >= floor), None)
-            out.append((f"{token} ", label if value > 0 else None))
-        out.append((f"(peak {t.peak:.2f})\n", None))
+            out.append((text, label if value > 0 else None))
+        out.append((f" (peak {t.peak:.2f})\n", None))
+    return out
+
+
+def word_pieces(tokens: list[str]) -> list[str]:
+    """Tokens as they read in the prompt, one string per token (so each keeps its own colour): a
+    WordPiece continuation ``##s`` or a SentencePiece/BPE piece without its word-start mark is glued
+    to the token before it, and the marks themselves (``##``, ``▁``, ``</w>``) are not shown."""
+    sentencepiece = any(tok.startswith("▁") for tok in tokens)
+    bpe = any(tok.endswith("</w>") for tok in tokens)  # CLIP: a word's last piece ends in </w>
+    out: list[str] = []
+    for i, tok in enumerate(tokens):
+        previous = tokens[i - 1] if i else ""
+        if tok.startswith("##"):
+            text, new_word = tok[2:], False
+        elif sentencepiece:
+            text, new_word = tok.removeprefix("▁"), tok.startswith(("▁", "<"))
+        elif bpe:
+            text, new_word = tok, previous.endswith(("</w>", "|>")) or tok.startswith("<|")
+        else:
+            text, new_word = tok, True
+        out.append((" " if new_word and out else "") + text.removesuffix("</w>"))
     return out
 
 

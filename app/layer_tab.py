@@ -20,7 +20,10 @@ from app.state import Session
 if TYPE_CHECKING:
     from analysis.layer_map import LayerMapResult
 
-__all__ = ["chosen_layer", "compute_layer_map", "layer_map_figures", "stop_layer_map"]
+__all__ = ["check_layer_map", "chosen_layer", "compute_layer_map", "layer_map_figures", "stop_layer_map"]
+
+METHODS = ("pca", "tsne", "umap")
+POOLINGS = ("mean", "max")
 
 JOB = "layer_map"
 
@@ -65,6 +68,16 @@ def _status(result: LayerMapResult, message: str, stopped: bool = False) -> str:
         f"**{result.concept}** on `{result.model_id}`: {result.n_pairs} pairs, "
         f"{result.n_implicit} held-out paraphrases. {done}. ({times})"
     )
+
+
+def check_layer_map(method: str, pooling: str, session: Session) -> None:
+    """The light half of "Compute layer map", run outside the heavy queue (see check_search)."""
+    with user_errors():
+        require_concept(session)
+        if method not in METHODS:
+            raise ValueError(f"projection must be one of {', '.join(METHODS)}, got {method!r}")
+        if pooling not in POOLINGS:
+            raise ValueError(f"pooling must be one of {', '.join(POOLINGS)}, got {pooling!r}")
 
 
 def compute_layer_map(

@@ -11,7 +11,7 @@ from types import SimpleNamespace
 
 import gradio as gr
 
-from app.common import model_tick, session_status
+from app.common import checked, model_tick, session_status
 from app.concept_tab import (
     concept_summary,
     load_model,
@@ -25,7 +25,7 @@ from app.export_tab import export_run, load_eraser
 from app.features_tab import ACTIVATION_COLORS, analyse_features, feature_detail
 from app.generation import NO_PIPELINE, default_pipeline, pipeline_choices
 from app.launch import HEAVY_CONCURRENCY
-from app.layer_tab import compute_layer_map, stop_layer_map
+from app.layer_tab import check_layer_map, compute_layer_map, stop_layer_map
 from app.preview_tab import (
     DETECTORS,
     erase_prompt,
@@ -35,7 +35,7 @@ from app.preview_tab import (
     measure_media,
     rerender_media,
 )
-from app.search_tab import GAMMA_MAX, KINDS, run_search, stop_search
+from app.search_tab import GAMMA_MAX, KINDS, check_search, run_search, stop_search
 from app.state import DEFAULT_MODEL, Session, cleanup_session, new_session
 
 __all__ = ["DEFAULT_PACK", "TITLE", "build_demo"]
@@ -118,10 +118,11 @@ def _concept_tab() -> SimpleNamespace:
 
 def _layer_tab() -> SimpleNamespace:
     _intro(
-        "How separable is the concept at each block? Left: probe error on the pairs (k-fold) and on "
+        "How separable is the concept at each block? Top: probe error on the pairs (k-fold) and on "
         "held-out paraphrases (transfer) — lower is more separable; the dashed line marks the block the "
         "search chose. Below: every prompt at every block (red: with the concept, blue: without). "
-        "Results stream in as they are computed; PCA first, then the slower projection."
+        "Results stream in as they are computed: PCA panels appear within seconds, and the projection "
+        "chosen here (t-SNE by default) replaces them block by block."
     )
     ui = SimpleNamespace()
     with gr.Row():
@@ -342,36 +343,42 @@ def build_demo() -> gr.Blocks:
         pack_outputs = [c.table, c.name, c.implicit, c.neutral, c.summary, status, session]
         demo.load(load_pack, [c.pack, session], pack_outputs, api_name="init", show_progress="hidden")
         c.load_pack.click(load_pack, [c.pack, session], pack_outputs, api_name="load_pack")
-        c.upload.upload(
+        # a bad file or paste fails in a first event without outputs: the message shows and the pairs
+        # table keeps its pairs instead of wearing an error badge
+        light = dict(concurrency_limit=None, show_progress="hidden")
+        private = dict(light, api_visibility="private")
+        upload_inputs = [c.upload, c.implicit, c.neutral, session]
+        c.upload.upload(checked(load_upload), upload_inputs, None, **private).success(
             load_upload,
-            [c.upload, c.implicit, c.neutral, session],
+            upload_inputs,
             [c.table, c.name, c.summary, status, session],
             api_name="upload_concept",
         )
-        c.parse.click(
-            parse_text,
-            [c.paste, c.fmt, c.name, c.implicit, c.neutral, session],
-            [c.table, c.summary, status, session],
-            api_name="parse_text",
+        parse_inputs = [c.paste, c.fmt, c.name, c.implicit, c.neutral, session]
+        c.parse.click(checked(parse_text), parse_inputs, None, **private).success(
+            parse_text, parse_inputs, [c.table, c.summary, status, session], api_name="parse_text"
         )
-        c.use_table.click(
-            use_table,
-            [c.table, c.name, c.implicit, c.neutral, session],
-            [c.summary, status, session],
-            api_name="use_table",
+        table_inputs = [c.table, c.name, c.implicit, c.neutral, session]
+        c.use_table.click(checked(use_table), table_inputs, None, **private).success(
+            use_table, table_inputs, [c.summary, status, session], api_name="use_table"
         )
         c.load_model.click(
             load_model, [c.model, session], [c.model_info, status, session], api_name="load_model"
         )
 
         # Step 2 ----------------------------------------------------------------------------------
+        # heavy jobs: a light check first, outside their queue (a missing concept is reported at once,
+        # not after another visitor's search); progress "minimal" keeps the status line readable
         lm.run.click(
+            check_layer_map, [lm.method, lm.pooling, session], None, api_name="check_layer_map", **light
+        ).success(
             compute_layer_map,
             [lm.method, lm.pooling, session],
             [lm.separability, lm.projections, lm.status, status, session],
             api_name="layer_map",
             concurrency_limit=HEAVY_CONCURRENCY,
             concurrency_id="layer_map",
+            show_progress="minimal",
             show_progress_on=[lm.status],
         )
         lm.stop.click(
@@ -379,20 +386,21 @@ def build_demo() -> gr.Blocks:
         )
 
         # Step 3 ----------------------------------------------------------------------------------
-        s.start.click(
+        search_inputs = [
+            s.steps,
+            s.d_sae,
+            s.seed,
+            s.use_con,
+            s.kind,
+            s.mask,
+            s.method,
+            s.calibration_pairs,
+            s.gammas,
+            session,
+        ]
+        s.start.click(check_search, search_inputs, None, api_name="check_search", **light).success(
             run_search,
-            [
-                s.steps,
-                s.d_sae,
-                s.seed,
-                s.use_con,
-                s.kind,
-                s.mask,
-                s.method,
-                s.calibration_pairs,
-                s.gammas,
-                session,
-            ],
+            search_inputs,
             [
                 s.probs,
                 s.losses,
@@ -408,6 +416,7 @@ def build_demo() -> gr.Blocks:
             api_name="search",
             concurrency_limit=HEAVY_CONCURRENCY,
             concurrency_id="search",
+            show_progress="minimal",
             show_progress_on=[s.status],
         )
         s.stop.click(stop_search, [session], [s.status], api_name="stop_search", concurrency_limit=None)

@@ -97,6 +97,7 @@ def build_report(session: Session) -> dict[str, Any]:
             "kind": eraser.kind,
             "mask": eraser.mask,
             "layer": eraser.layer,
+            "block": eraser.layer - 1,
             "layer_name": eraser.layer_name,
             "default_gamma": eraser.gamma,
             "d_sae": eraser.sae.config.d_sae if eraser.sae is not None else None,
@@ -203,7 +204,7 @@ def render_html(report: dict[str, Any], figures: list[tuple[str, Any]]) -> str:
         e = report["eraser"]
         summary += [
             ("eraser", f"{e['kind']} ({e['mask']} mask) for {e['concept']!r}"),
-            ("block", f"{e['layer']} ({e['layer_name']})"),
+            ("block", f"{e['block']} ({e['layer_name']})"),
             ("default γ", e["default_gamma"]),
             ("eraser source", e["source"]),
         ]

@@ -15,7 +15,15 @@ from typing import TYPE_CHECKING, Any
 
 import gradio as gr
 
-from app.common import ProgressFn, encoder_for, require_concept, session_status, user_errors
+from app import models
+from app.common import (
+    ProgressFn,
+    block_label,
+    encoder_for,
+    require_concept,
+    session_status,
+    user_errors,
+)
 from app.layer_tab import chosen_layer, layer_map_figures
 from app.preview_tab import calibration_chart
 from app.state import Session
@@ -27,6 +35,7 @@ if TYPE_CHECKING:
 __all__ = [
     "GAMMA_MAX",
     "KINDS",
+    "check_search",
     "eraser_options",
     "parse_gammas",
     "run_search",
@@ -94,12 +103,12 @@ def search_summary(result: RunResult) -> str:
     steps = result.history[-1].step if result.history else 0
     how = "stopped early" if result.cancelled else "finished"
     lines = [
-        f"### Erase at block {e.layer} (`{e.layer_name}`)",
+        f"### Erase at {block_label(e.layer, e.layer_name)}",
         f"The search {how} after {steps} of {s.config.steps} steps in {result.elapsed:.1f} s "
-        f"(seed {s.config.seed}); p(block {s.layer}) = {p:.2f}.",
+        f"(seed {s.config.seed}); p(block {s.layer - 1}) = {p:.2f}.",
     ]
     if e.layer != s.layer:
-        lines.append(f"The eraser was placed at layer {e.layer} by request, not at the search's choice.")
+        lines.append(f"The eraser was placed at block {e.layer - 1} by request, not at the search's choice.")
     if e.kind == "sae":
         n_spec = int((e.m_spec > 0.5).sum())
         lines.append(
@@ -130,11 +139,56 @@ def eraser_options(kind: str, mask: str, method: str, calibration_pairs: float, 
     )
 
 
-def _eta(event: SearchEvent) -> str:
+def _eta(event: SearchEvent, calibration_s: float) -> str:
+    """Time left: the search's remaining steps at its pace so far, plus the γ calibration after it
+    (about 40% of a default run, so leaving it out promised the end far too early)."""
     if event.step == 0:
         return ""
-    left = event.elapsed / event.step * (event.total - event.step)
-    return f", about {left:.0f} s left" if left >= 1 else ""
+    left = event.elapsed / event.step * (event.total - event.step) + calibration_s
+    return f", about {left:.0f} s left (calibration included)" if left >= 1 else ""
+
+
+def calibration_seconds(encoder, options, n_pairs: int, n_other: int) -> float:
+    """Estimated seconds of the γ calibration: it encodes the calibration prompts once unerased and
+    once per γ > 0, at the rate this encoder encodes now (timed on a few prompts: ~0.1 s)."""
+    if not options.calibrate:
+        return 0.0
+    from clear_core.concepts import unrelated_prompts
+
+    sample = unrelated_prompts()[:16]
+    encoder.encode(sample[:4])  # warm up
+    start = time.perf_counter()
+    encoder.encode(sample)
+    per_prompt = (time.perf_counter() - start) / len(sample)
+    prompts = 2 * min(options.calibration_pairs, n_pairs) + n_other
+    return per_prompt * prompts * (1 + sum(g > 0 for g in options.gammas))
+
+
+def _settings(steps, d_sae, seed, use_con, kind, mask, method, calibration_pairs, gammas_text):
+    """(SearchConfig, EraserOptions) from the form, every number checked (ValueError on a bad one)."""
+    from clear_core.search import SearchConfig
+    from clear_core.validation import check_int
+
+    search = SearchConfig(
+        steps=check_int(steps, "steps", minimum=1),
+        d_sae=check_int(d_sae, "SAE features (d_sae)", minimum=1),
+        seed=check_int(seed, "seed", minimum=0),
+        use_con=bool(use_con),
+    )
+    return search, eraser_options(kind, mask, method, calibration_pairs, gammas_text)
+
+
+def check_search(
+    steps, d_sae, seed, use_con, kind, mask, method, calibration_pairs, gammas_text, session: Session
+) -> None:
+    """The light half of "Start search", run outside the heavy queue: a missing concept, a bad number
+    or a model that failed to load is reported at once, not after another visitor's search."""
+    with user_errors():
+        require_concept(session)
+        _settings(steps, d_sae, seed, use_con, kind, mask, method, calibration_pairs, gammas_text)
+        error = models.load_error(session.model)
+        if error:
+            raise ValueError(f"the model {session.model!r} failed to load: {error}")
 
 
 def run_search(
@@ -153,15 +207,18 @@ def run_search(
     """Yields (probability chart, loss chart, search status, summary, calibration, separability figure,
     projection figure, γ slider, status line, session); only the last yield changes the session."""
     with user_errors():
-        from clear_core.search import SearchConfig
         from clear_core.workflow import ClearRun
 
         concept = require_concept(session)
-        search = SearchConfig(steps=int(steps), d_sae=int(d_sae), seed=int(seed), use_con=bool(use_con))
-        options = eraser_options(kind, mask, method, calibration_pairs, gammas_text)
+        search, options = _settings(
+            steps, d_sae, seed, use_con, kind, mask, method, calibration_pairs, gammas_text
+        )
         progress(0.0, desc="loading the model…")
         encoder = encoder_for(session)
         run = ClearRun(encoder, concept, search=search, options=options)
+        n_other = len(run.unrelated) + len(getattr(run, "implicit", ())) // 2  # calibration half
+        calibration_s = calibration_seconds(encoder, options, len(concept), n_other)
+        calibration_start = None
         session.control.reset(JOB)
         history: list[SearchEvent] = []
         brute = options.method == "brute_force"
@@ -172,9 +229,13 @@ def run_search(
         for stage in run.run(should_stop=lambda: session.control.should_stop(JOB)):
             progress(stage.fraction, desc=stage.message)
             message = f"**{stage.name}**: {stage.message}"
+            if stage.name == "calibrate":
+                calibration_start = calibration_start or time.perf_counter()
+                left = calibration_s - (time.perf_counter() - calibration_start)
+                message += f", about {left:.0f} s left" if left >= 1 else ""
             if stage.event is not None:
                 history.append(stage.event)
-                message += _eta(stage.event)
+                message += _eta(stage.event, calibration_s)
                 now = time.perf_counter()
                 if now - last_emit < EMIT_EVERY_S and stage.event.step < stage.event.total:
                     continue

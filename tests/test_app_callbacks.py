@@ -231,7 +231,9 @@ def test_search_streams_charts_and_builds_a_calibrated_eraser(fitted):
     assert "leakage: held-out paraphrases" not in names  # calibration never sees them
     assert any(s.x0 == s.x1 == fitted.eraser.gamma for s in sweep.layout.shapes)
     summary = search_tab.search_summary(run)
-    assert f"block {fitted.eraser.layer}" in summary and "seed 0" in summary
+    block = f"block {fitted.eraser.layer - 1} (`{fitted.eraser.layer_name}`)"  # block b is encoder.layer.b
+    assert block in summary and fitted.eraser.layer_name.endswith(f".{fitted.eraser.layer - 1}")
+    assert "seed 0" in summary
 
 
 def test_search_streams_then_highlights_the_chosen_block(search_run):
@@ -328,7 +330,7 @@ def test_feature_detail_highlights_firing_tokens(fitted):
     # the feature table's mean activation is the mean of these per-prompt peaks
     assert sum(pos_peaks) / N_PAIRS == pytest.approx(float(new.features.pos_mean[0]), rel=1e-4)
     assert sum(neg_peaks) / N_PAIRS == pytest.approx(float(new.features.neg_mean[0]), rel=1e-4, abs=1e-6)
-    assert next(tok for tok, _ in top_pos if tok.startswith("(peak")) == f"(peak {max(pos_peaks):.2f})\n"
+    assert next(tok for tok, _ in top_pos if tok.startswith(" (peak")) == f" (peak {max(pos_peaks):.2f})\n"
 
 
 def test_features_refuse_a_steering_eraser(fitted):

@@ -129,6 +129,11 @@ def test_stop_reaches_the_running_search_and_visitors_are_isolated(server, tmp_p
     while not any("step" in str(o[2]) for o in job.outputs()):
         assert time.monotonic() < deadline and not job.done(), "the search never reported a step"
         time.sleep(0.2)
+    # a second visitor's mistake is reported at once, not after the first visitor's search
+    start = time.monotonic()
+    with pytest.raises(AppError, match="no prompt pairs yet"):
+        _client(server, tmp_path).predict(*SEARCH_ARGS, api_name="/check_search")
+    assert time.monotonic() - start < 15 and not job.done()
     assert "stopping" in client.predict(api_name="/stop_search")
     summary = job.result(timeout=120)[3]
     assert "stopped early" in summary

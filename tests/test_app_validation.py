@@ -1,0 +1,147 @@
+"""Bad input in the app: refused by the light checks that run before the heavy queue, in the library's
+words, naming the user's file (never a server temp path), with the session left as it was."""
+
+from __future__ import annotations
+
+import json
+import math
+import zipfile
+from pathlib import Path
+
+import gradio as gr
+import pytest
+
+from app import concept_tab, export_tab, layer_tab, search_tab
+from app.common import block_label, checked, hide_path
+from app.features_tab import highlight_tokens, word_pieces
+from app.state import Session
+
+FORM = dict(
+    steps=20,
+    d_sae=256,
+    seed=0,
+    use_con=True,
+    kind="SAE (CLEAR)",
+    mask="contrastive",
+    method="Gumbel-softmax search",
+    calibration_pairs=8,
+    gammas_text="0, 1, 2",
+)
+
+
+def pack_session() -> Session:
+    *_outputs, session = concept_tab.load_pack("parachute", Session())
+    return session
+
+
+def test_checks_say_what_is_missing_without_running_anything():
+    with pytest.raises(gr.Error, match="no prompt pairs yet"):
+        search_tab.check_search(**FORM, session=Session())
+    with pytest.raises(gr.Error, match="no prompt pairs yet"):
+        layer_tab.check_layer_map("tsne", "mean", Session())
+    search_tab.check_search(**FORM, session=pack_session())  # a good form passes
+    layer_tab.check_layer_map("tsne", "mean", pack_session())
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("seed", math.nan, "seed must be an integer, got nan"),
+        ("seed", None, "seed must be an integer, got None"),
+        ("steps", 0, "steps must be ≥ 1, got 0"),
+        ("gammas_text", "0, nan", "γ grid: nan is outside 0..20"),
+        ("gammas_text", "0, inf", "γ grid: inf is outside 0..20"),
+        ("calibration_pairs", 1, "calibration_pairs must be ≥ 2"),
+    ],
+)
+def test_bad_search_numbers_are_refused_up_front(field, value, message):
+    with pytest.raises(gr.Error, match=message):
+        search_tab.check_search(**{**FORM, field: value}, session=pack_session())
+
+
+def test_upload_errors_name_the_users_file_not_the_server_path(tmp_path):
+    upload = tmp_path / "gradio" / "0123abcd" / "garbage.jsonl"  # where Gradio keeps an upload
+    upload.parent.mkdir(parents=True)
+    upload.write_text('{"positive": "a cat"}\n')
+    session = pack_session()
+    with pytest.raises(gr.Error) as err:
+        concept_tab.load_upload(str(upload), "", "", session)
+    assert err.value.message == "garbage.jsonl, line 1: missing key 'negative'"
+    assert session.concept.name == "parachute"  # the pairs are kept
+
+
+def test_a_poisoned_artifact_names_the_upload_and_keeps_the_eraser(small_run, tmp_path):
+    folder = small_run.eraser.save(tmp_path / "eraser")
+    info = json.loads((folder / "eraser.json").read_text())
+    (folder / "eraser.json").write_text(json.dumps({**info, "default_gamma": -5}))
+    archive = tmp_path / "mine.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        for path in folder.iterdir():
+            zf.write(path, path.name)
+    session = Session(eraser=small_run.eraser, eraser_source="search")
+    with pytest.raises(gr.Error) as err:
+        export_tab.load_eraser([str(archive)], session)
+    assert err.value.message == "uploaded mine.zip: eraser.json: default_gamma must be ≥ 0, got -5"
+    assert session.eraser is small_run.eraser and session.eraser_source == "search"
+
+
+def test_held_out_prompts_refuse_invisible_and_overlong_lines():
+    with pytest.raises(gr.Error, match="paraphrases, line 2: the prompt has only invisible characters"):
+        concept_tab.parse_text(
+            '{"positive": "a red hat", "negative": "a hat"}',
+            "jsonl",
+            "hats",
+            "a\n\u200b\u200b",
+            "b\nc",
+            Session(),
+        )
+    with pytest.raises(ValueError, match="neutral prompts, line 1: the prompt is 2,001 characters long"):
+        concept_tab.parse_prompt_lines("x" * 2001, "neutral prompts")
+
+
+def test_checked_runs_a_callback_for_its_errors_only():
+    check = checked(concept_tab.parse_text)
+    assert check.__name__ == "check_parse_text"
+    assert check('{"positive": "a red hat", "negative": "a hat"}', "jsonl", "hats", "", "", Session()) is None
+    with pytest.raises(gr.Error, match="pasted text, line 1: not valid JSON"):
+        check("{oops", "jsonl", "hats", "", "", Session())
+
+
+def test_block_names_follow_the_module_numbers():
+    assert block_label(4, "encoder.layer.3") == "block 3 (`encoder.layer.3`)"
+
+
+def test_hide_path():
+    assert hide_path("/tmp/x/up-1/eraser.json: bad", "/tmp/x/up-1", "uploaded a.zip") == (
+        "uploaded a.zip: eraser.json: bad"
+    )
+    assert hide_path("/tmp/g/h/garbage.jsonl, line 3: bad", "/tmp/g/h/garbage.jsonl", "garbage.jsonl") == (
+        "garbage.jsonl, line 3: bad"
+    )
+
+
+def test_wordpieces_read_as_words():
+    assert "".join(word_pieces(["[CLS]", "para", "##chute", "##s", "over", "[SEP]"])) == (
+        "[CLS] parachutes over [SEP]"
+    )
+    assert "".join(word_pieces(["▁a", "▁sky", "diver", "</s>"])) == "a skydiver </s>"
+    assert "".join(word_pieces(["<|startoftext|>", "sky", "diver</w>", "ok</w>", "<|endoftext|>"])) == (
+        "<|startoftext|> skydiver ok <|endoftext|>"
+    )
+
+    class Item:
+        tokens, values, peak = ["a", "para", "##chute"], [0.0, 1.0, 0.5], 1.0
+
+    spans = highlight_tokens([Item()])
+    assert [text for text, _ in spans] == ["a", " para", "chute", " (peak 1.00)\n"]
+    assert [label for _, label in spans][:3] == [None, "strong", "medium"]  # each piece keeps its colour
+
+
+def test_export_states_the_size_the_file_list_shows(small_run):
+    session = Session(eraser=small_run.eraser, eraser_source="search")
+    files, message, new = export_tab.export_run(session)
+    size = Path(files[0]).stat().st_size / 2**20
+    assert f"({size:.1f} MiB:" in message
+    from app.state import cleanup_session
+
+    cleanup_session(new)
