@@ -25,6 +25,7 @@ __all__ = [
     "hide_path",
     "model_tick",
     "require_concept",
+    "warn_if_small",
     "require_eraser",
     "session_status",
     "user_errors",
@@ -85,6 +86,17 @@ def require_concept(session: Session):
     if session.concept is None:
         raise ValueError("no prompt pairs yet: pick a built-in pack or enter pairs in the Concept tab")
     return session.concept
+
+
+def warn_if_small(concept) -> None:
+    """A toast when the pairs are too few to trust (the CLI prints the same as a ``warning:`` line)."""
+    from clear_core.workflow import MIN_PAIRS
+
+    if len(concept) < MIN_PAIRS:
+        gr.Warning(
+            f"only {len(concept)} pairs: below {MIN_PAIRS} the results rest on too few prompts to trust "
+            "(the paper uses 500-3000)"
+        )
 
 
 def require_eraser(session: Session) -> Eraser:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import gradio as gr
 
-from app.common import ProgressFn, encoder_for, require_concept, session_status, user_errors
+from app.common import ProgressFn, encoder_for, require_concept, session_status, user_errors, warn_if_small
 from app.state import Session
 
 if TYPE_CHECKING:
@@ -73,7 +73,7 @@ def _status(result: LayerMapResult, message: str, stopped: bool = False) -> str:
 def check_layer_map(method: str, pooling: str, session: Session) -> None:
     """The light half of "Compute layer map", run outside the heavy queue (see check_search)."""
     with user_errors():
-        require_concept(session)
+        warn_if_small(require_concept(session))
         if method not in METHODS:
             raise ValueError(f"projection must be one of {', '.join(METHODS)}, got {method!r}")
         if pooling not in POOLINGS:

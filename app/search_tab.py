@@ -23,6 +23,7 @@ from app.common import (
     require_concept,
     session_status,
     user_errors,
+    warn_if_small,
 )
 from app.layer_tab import chosen_layer, layer_map_figures
 from app.preview_tab import calibration_chart
@@ -184,7 +185,7 @@ def check_search(
     """The light half of "Start search", run outside the heavy queue: a missing concept, a bad number
     or a model that failed to load is reported at once, not after another visitor's search."""
     with user_errors():
-        require_concept(session)
+        warn_if_small(require_concept(session))
         _settings(steps, d_sae, seed, use_con, kind, mask, method, calibration_pairs, gammas_text)
         error = models.load_error(session.model)
         if error:

@@ -145,3 +145,20 @@ def test_export_states_the_size_the_file_list_shows(small_run):
     from app.state import cleanup_session
 
     cleanup_session(new)
+
+
+def test_a_tiny_concept_warns_before_the_heavy_jobs(monkeypatch):
+    shown = []
+    monkeypatch.setattr(gr, "Warning", lambda message, *a, **k: shown.append(message))
+    pairs = '{"positive": "a red hat", "negative": "a hat"}\n{"positive": "a red cat", "negative": "a cat"}'
+    *_outputs, session = concept_tab.parse_text(pairs, "jsonl", "hats", "", "", Session())
+    layer_tab.check_layer_map("pca", "mean", session)
+    search_tab.check_search(**FORM, session=session)
+    assert (
+        shown
+        == ["only 2 pairs: below 8 the results rest on too few prompts to trust (the paper uses 500-3000)"]
+        * 2
+    )
+    shown.clear()
+    search_tab.check_search(**FORM, session=pack_session())
+    assert shown == []
