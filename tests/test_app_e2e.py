@@ -143,3 +143,17 @@ def test_stop_reaches_the_running_search_and_visitors_are_isolated(server, tmp_p
         other.predict("a parachute", 1.0, api_name="/erase")
     with pytest.raises(AppError, match="no prompt pairs yet"):
         other.predict(*SEARCH_ARGS, api_name="/search")
+
+
+def test_upload_errors_name_the_users_file_and_keep_the_pairs(server, tmp_path):
+    client = _client(server, tmp_path)
+    client.predict("parachute", api_name="/load_pack")
+    garbage = tmp_path / "garbage.jsonl"
+    garbage.write_text('{"positive": "a cat"}\n')
+    with pytest.raises(AppError) as err:
+        client.predict(handle_file(str(garbage)), "", "", api_name="/upload_concept")
+    assert str(err.value) == "garbage.jsonl, line 1: missing key 'negative'"  # no /tmp/gradio/<hash>/
+    client.predict(*SEARCH_ARGS, api_name="/check_search")  # passes: the session kept its pairs
+    fresh = _client(server, tmp_path)
+    with pytest.raises(AppError, match="no prompt pairs yet"):  # (the same check fails without pairs)
+        fresh.predict(*SEARCH_ARGS, api_name="/check_search")
