@@ -275,7 +275,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         "probe_train_accuracy": report.probe_train_accuracy,
         "sweep": [asdict(r) for r in report.rows],
     }
-    print(json.dumps(out, indent=2))
+    try:
+        text = json.dumps(out, indent=2, allow_nan=False)
+    except ValueError:
+        raise ValueError("the evaluation produced NaN or infinity; nothing was printed") from None
+    print(text)
     return 0
 
 
