@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from clear_core.concepts import load_concept
 from clear_core.validation import ClearWarning, check_gamma, check_int
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {}
@@ -76,13 +77,6 @@ def _load_encoder(args: argparse.Namespace):
     return load_encoder(args.model, subfolder=getattr(args, "text_encoder", None))
 
 
-def _load_concept(name: str):
-    """A concept file, or a built-in pack by slug (``parachute``); an unknown slug lists the packs."""
-    from clear_core.concepts import load_concept
-
-    return load_concept(name)
-
-
 def _output_folder(path: str, overwrite: bool):
     """``--out`` for a folder output, checked before any work: writable, not a file, and empty
     unless ``--overwrite``."""
@@ -115,7 +109,11 @@ def _load_erasers(folders: list[str] | None):
 def _gamma_arg(text: str) -> float:
     """argparse type for ``--gamma``: finite, in [0, GAMMA_LIMIT] (a warning above the usual range)."""
     try:
-        return check_gamma(float(text), "--gamma")
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number, got {text!r}") from None
+    try:
+        return check_gamma(value, "--gamma")
     except ValueError as err:
         raise argparse.ArgumentTypeError(str(err).removeprefix("--gamma ")) from None
 
@@ -186,7 +184,7 @@ def cmd_search(args: argparse.Namespace) -> int:
     from clear_core.search import SearchConfig
     from clear_core.workflow import ClearRun, EraserOptions, save_run
 
-    concept = _load_concept(args.concept)
+    concept = load_concept(args.concept)
     out = _output_folder(args.out, args.overwrite)
     search = SearchConfig(
         steps=args.steps,
@@ -233,7 +231,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from clear_core.erasure import Eraser
     from clear_core.evaluation import DEFAULT_GAMMAS, evaluate
 
-    concept = _load_concept(args.concept)
+    concept = load_concept(args.concept)
     eraser = Eraser.load(args.eraser)
     if args.implicit:
         implicit = load_prompts(args.implicit)
@@ -288,7 +286,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     from analysis.layer_map import LayerMapConfig, run_layer_map, write_layer_map
     from clear_core.concepts import builtin_packs, load_implicit, load_prompts
 
-    concept = _load_concept(args.concept)
+    concept = load_concept(args.concept)
     out = _output_folder(args.out, args.overwrite)
     eraser = _load_erasers([args.eraser] if args.eraser else None)
     implicit = neutral = None
