@@ -163,40 +163,58 @@ def compare_erasers(encoder, r: dict, floor: float) -> list[dict]:
     return rows
 
 
+def implicit_score(encoder, eraser, implicit, unrelated, probe, gammas, floor) -> dict | None:
+    """Lowest mean concept probability (the leakage probe's, continuous, so less noisy than the share
+    detected) on ``implicit`` over γ keeping unrelated preservation ≥ ``floor``; None if no γ does."""
+    import numpy as np
+
+    original = encoder.encode(unrelated)
+    best = None
+    for gamma in gammas:
+        with eraser.applied(encoder, gamma=gamma):
+            emb = encoder.encode(implicit + unrelated)
+        erased = emb[len(implicit) :]
+        cos = (original * erased).sum(-1) / (
+            np.linalg.norm(original, axis=-1) * np.linalg.norm(erased, axis=-1)
+        )
+        if cos.mean() < floor:
+            continue
+        prob = float(probe.probability(emb[: len(implicit)]).mean())
+        if best is None or prob < best["prob"]:
+            best = {"gamma": gamma, "prob": prob, "preservation_unrelated": float(cos.mean())}
+    return best
+
+
 def brute_force_blocks(encoder, r: dict, steps: int, floor: float) -> dict:
-    """One SAE per block (the paper's brute force); each block scored by the lowest held-out implicit
-    leakage its own contrastive eraser reaches at the preservation floor (ties: positive leakage)."""
+    """One SAE per block (the paper's brute force, ``steps`` each); each block scored by the lowest mean
+    probability of the concept on *all* the pack's implicit prompts (an evaluation-only oracle: the
+    shipped eraser never sees the held-out half) that its own contrastive eraser reaches at the floor.
+    The search's own eraser is scored the same way. Blocks within 0.05 of the best count as tied."""
     run, baseline = r["_run"], r["_baseline"]
+    implicit = load_implicit(r["concept"])[0]
+    unrelated = unrelated_prompts()
     config = SearchConfig(**{**run.search.config.to_json(), "steps": steps, "layers": None})
     brute = run_brute_force(run.pos, run.neg, config)
-    gammas = (1.0, 2.0, 4.0, 6.0, 8.0)
+    gammas = (1.0, 2.0, 3.0, 4.0, 6.0, 8.0)
+
+    def score(eraser):
+        return implicit_score(encoder, eraser, implicit, unrelated, baseline.probe, gammas, floor)
+
+    unerased = float(baseline.probe.probability(encoder.encode(implicit)).mean())
     per_block = []
     for result in brute.results:
-        eraser = build_eraser(result, run.pos, run.neg, r["concept"], encoder.model_id)
-        best = at_floor(evaluate(encoder, eraser, gammas=gammas, baseline=baseline).rows, floor)
-        per_block.append(
-            {
-                "layer": result.layer,
-                "gamma": None if best is None else best.gamma,
-                "leakage_implicit": None if best is None else best.leakage_implicit,
-                "leakage_positive": None if best is None else best.leakage_positive,
-                "preservation_unrelated": None if best is None else best.preservation_unrelated,
-            }
-        )
+        best = score(build_eraser(result, run.pos, run.neg, r["concept"], encoder.model_id))
+        per_block.append({"layer": result.layer, **(best or {"gamma": None, "prob": None})})
     scored = [b for b in per_block if b["gamma"] is not None]
-    best = min(scored, key=lambda b: (b["leakage_implicit"], b["leakage_positive"])) if scored else None
-    tied = [
-        b["layer"]
-        for b in scored
-        if best
-        and (b["leakage_implicit"], b["leakage_positive"])
-        == (best["leakage_implicit"], best["leakage_positive"])
-    ]
+    best = min(scored, key=lambda b: b["prob"]) if scored else None
+    tied = [b["layer"] for b in scored if best and b["prob"] <= best["prob"] + 0.05]
     return {
         "blocks": per_block,
         "best": None if best is None else best["layer"],
         "tied_best": tied,
         "lclear_best": brute.layer,
+        "unerased_prob": unerased,
+        "search_eraser": score(run.eraser),
         "steps": steps,
     }
 
@@ -284,15 +302,16 @@ def main() -> None:
             ok = r["layer"] in b["tied_best"]
             agree.append(ok)
             blocks = ", ".join(
-                f"{x['layer']}:{x['leakage_implicit']:.2f}@γ{x['gamma']:g}"
-                if x["gamma"]
-                else f"{x['layer']}:-"
+                f"{x['layer']}:{x['prob']:.2f}@γ{x['gamma']:g}" if x["gamma"] else f"{x['layer']}:-"
                 for x in b["blocks"]
             )
+            se = b["search_eraser"]
+            own = "-" if se is None else f"{se['prob']:.2f}@γ{se['gamma']:g}"
             print(
                 f"  BRUTE {slug}: search chose {r['layer']} (p {max(r['probs']):.2f}, decisive "
-                f"{r['uncertainty']['decisive']}); brute-force best {b['best']} (tied {b['tied_best']}; "
-                f"L_CLEAR best {b['lclear_best']}); agree {ok}; per block {blocks}"
+                f"{r['uncertainty']['decisive']}); brute-force best {b['best']} (within 0.05: {b['tied_best']}; "
+                f"L_CLEAR best {b['lclear_best']}); agree {ok}. Mean implicit concept probability: unerased "
+                f"{b['unerased_prob']:.2f}; per block, own SAE at the floor {blocks}; search's eraser {own}"
             )
         if "sae_step" in r:
             e = r["sae_step"]

@@ -64,8 +64,9 @@ class SearchConfig:
     """λ in L_SAE of the "relu" SAE (inputs have unit mean norm)."""
     sae_kind: str = "topk"
     """SAE activation: "topk" (default: exactly ``k`` features per token), "batchtopk" or "relu" (L1)."""
-    k: int = 32
-    """Active features per token of the top-k SAEs (capped at ``d_sae``)."""
+    k: int = 64
+    """Active features per token of the top-k SAEs (capped at ``d_sae``). Measured on parachute (held-out
+    implicit leakage at the calibrated γ): k = 32 left 0.42, k = 64 reached 0.00 like the L1 SAE (L0 ≈ 120)."""
     clip_grad: float | None = 1.0
     """Gradient-norm clipping of the SAE update (SAELens' trainer); None to switch off."""
     lr_sae: float = 1e-3
