@@ -19,12 +19,11 @@ from app.common import ProgressFn, hide_path, session_status, user_errors
 from app.state import Session
 from clear_core.concepts import (
     ASSETS_DIR,
-    MAX_PROMPT_CHARS,
     ConceptSet,
     builtin_packs,
-    is_blank,
     load_builtin,
     load_implicit,
+    prompt_lines,
 )
 
 __all__ = [
@@ -58,18 +57,7 @@ def pack_choices() -> list[tuple[str, str]]:
 def parse_prompt_lines(text: str | None, what: str = "prompts") -> list[str]:
     """One prompt a line, blank lines skipped; a line of only invisible characters or over the length
     limit is an error naming its line (the same rules as prompt files, clear_core.concepts)."""
-    prompts = []
-    for i, line in enumerate((text or "").splitlines(), start=1):
-        if not line.strip():
-            continue
-        if is_blank(line):
-            raise ValueError(f"{what}, line {i}: the prompt has only invisible characters")
-        if len(line) > MAX_PROMPT_CHARS:
-            raise ValueError(
-                f"{what}, line {i}: the prompt is {len(line):,} characters long; the limit is {MAX_PROMPT_CHARS:,}"
-            )
-        prompts.append(line.strip())
-    return prompts
+    return prompt_lines(text or "", what)
 
 
 def _held_out(implicit_text: str | None, neutral_text: str | None) -> tuple[list[str], list[str]]:

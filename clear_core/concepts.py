@@ -30,11 +30,13 @@ __all__ = [
     "ConceptPair",
     "ConceptSet",
     "builtin_packs",
+    "check_prompt",
     "is_blank",
     "load_builtin",
     "load_concept",
     "load_implicit",
     "load_prompts",
+    "prompt_lines",
     "unrelated_prompts",
 ]
 
@@ -50,6 +52,20 @@ def is_blank(text: str) -> bool:
     characters (U+200B, U+FEFF, ...), which ``str.strip`` keeps and a tokenizer turns into a real
     'prompt'."""
     return all(ch.isspace() or unicodedata.category(ch) in ("Cf", "Cc", "Zs", "Zl", "Zp") for ch in text)
+
+
+def check_prompt(text: str, where: str, what: str = "prompt") -> str:
+    """``text`` unchanged, or a ValueError naming ``where``: empty, only invisible characters, or
+    longer than :data:`MAX_PROMPT_CHARS` (the rule for every prompt: files, pairs, the app's boxes)."""
+    if is_blank(text):
+        raise ValueError(
+            f"{where}: the {what} is empty" + (" (only invisible characters)" if text.strip() else "")
+        )
+    if len(text) > MAX_PROMPT_CHARS:
+        raise ValueError(
+            f"{where}: the {what} is {len(text):,} characters long; the limit is {MAX_PROMPT_CHARS:,}"
+        )
+    return text
 
 
 @dataclass(frozen=True)
@@ -134,16 +150,7 @@ class ConceptSet:
             for label, value in (("positive", pos), ("negative", neg)):
                 if not isinstance(value, str):
                     raise ValueError(f"{where}: the {label} prompt must be text, got {type(value).__name__}")
-                if is_blank(value):
-                    raise ValueError(
-                        f"{where}: the {label} prompt is empty"
-                        + (" (only invisible characters)" if value.strip() else "")
-                    )
-                if len(value) > MAX_PROMPT_CHARS:
-                    raise ValueError(
-                        f"{where}: the {label} prompt is {len(value):,} characters long; "
-                        f"the limit is {MAX_PROMPT_CHARS:,}"
-                    )
+                check_prompt(value, where, f"{label} prompt")
             if _norm(pos) == _norm(neg):
                 raise ValueError(
                     f"{where}: the positive and negative prompts are identical ({pos.strip()!r})"
@@ -300,19 +307,19 @@ def load_prompts(path: str | Path) -> list[str]:
         text = path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError:
         raise ValueError(f"{path}: not valid UTF-8; save the file as UTF-8") from None
-    lines = [(i, line.strip()) for i, line in enumerate(text.splitlines(), start=1) if line.strip()]
-    for i, line in lines:
-        if is_blank(line):
-            raise ValueError(f"{path}, line {i}: the prompt has only invisible characters")
-    prompts = [line for _, line in lines]
+    prompts = prompt_lines(text, str(path))
     if not prompts:
         raise ValueError(f"{path}: the file is empty; expected one prompt a line")
-    for i, p in enumerate(prompts, start=1):
-        if len(p) > MAX_PROMPT_CHARS:
-            raise ValueError(
-                f"{path}: prompt {i} is {len(p):,} characters long; the limit is {MAX_PROMPT_CHARS:,}"
-            )
     return prompts
+
+
+def prompt_lines(text: str, source: str) -> list[str]:
+    """One prompt a line (stripped), blank lines skipped, each checked by :func:`check_prompt`."""
+    return [
+        check_prompt(line, f"{source}, line {i}").strip()
+        for i, line in enumerate(text.splitlines(), start=1)
+        if line.strip()
+    ]
 
 
 def load_implicit(slug: str) -> tuple[list[str], list[str]]:

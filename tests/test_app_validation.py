@@ -86,7 +86,9 @@ def test_a_poisoned_artifact_names_the_upload_and_keeps_the_eraser(small_run, tm
 
 
 def test_held_out_prompts_refuse_invisible_and_overlong_lines():
-    with pytest.raises(gr.Error, match="paraphrases, line 2: the prompt has only invisible characters"):
+    with pytest.raises(
+        gr.Error, match=r"paraphrases, line 2: the prompt is empty \(only invisible characters\)"
+    ):
         concept_tab.parse_text(
             '{"positive": "a red hat", "negative": "a hat"}',
             "jsonl",

@@ -217,7 +217,7 @@ def test_the_same_eraser_twice_is_refused(files, eraser_dir, tmp_path, capsys):
         (["search", "--block", "99"], "--block 99 does not exist: minilm has blocks 0..5"),
         (["analyze", "--eraser", "{corrupt}"], "eraser.json: not valid JSON"),
         (["analyze", "--out", "{full}"], "exists and is not empty; pass --overwrite"),
-        (["embed", "--prompts", "{invisible}"], "line 2: the prompt has only invisible characters"),
+        (["embed", "--prompts", "{invisible}"], "line 2: the prompt is empty (only invisible characters)"),
     ],
 )
 def test_cheap_checks_fail_fast(argv, expected, files, tmp_path, capsys):

@@ -108,7 +108,7 @@ def test_invisible_prompts_are_refused(tmp_path):
         ConceptSet.from_text(
             '{"positive": "a", "negative": "b"}\n{"positive": "\\u200b\\u200b", "negative": "b"}'
         )
-    with pytest.raises(ValueError, match="z.txt, line 2: the prompt has only invisible characters"):
+    with pytest.raises(ValueError, match=r"z.txt, line 2: the prompt is empty \(only invisible characters\)"):
         load_prompts(_write(tmp_path, "z.txt", "a cat\n\u200b\ufeff\u200b\n"))
 
 
