@@ -134,6 +134,26 @@ def _block_arg(text: str) -> int:
         raise argparse.ArgumentTypeError(f"must be a block number ≥ 0, got {text!r}") from None
 
 
+def _write_whole(out: Path, write: Callable[[Path], list[Path]]) -> list[Path]:
+    """Run ``write(folder)`` into a temporary folder beside ``out``, then move each file into ``out``
+    (``os.replace``: a file there is the old one or the new one, never half of one)."""
+    import tempfile
+
+    from clear_core.io import FILE_MODE
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=f".{out.name}.", dir=out.parent) as tmp:
+        written = write(Path(tmp))
+        out.mkdir(exist_ok=True)
+        final = []
+        for path in written:
+            target = out / Path(path).relative_to(tmp)
+            os.chmod(path, FILE_MODE)
+            os.replace(path, target)
+            final.append(target)
+    return final
+
+
 def _check_finite_output(array, what: str) -> None:
     from clear_core.validation import check_finite
 
@@ -309,7 +329,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         import dataclasses
 
         result = dataclasses.replace(result, chosen_layer=eraser[0].layer)
-    paths = write_layer_map(result, out)
+    paths = _write_whole(out, lambda folder: write_layer_map(result, folder))
     print("wrote " + ", ".join(str(p) for p in paths), file=sys.stderr)
     return 0
 

@@ -295,3 +295,24 @@ def test_small_concept_warns_and_progress_is_plain_lines_without_a_terminal(tmp_
         for name in ("eraser.json", "eraser.safetensors", "history.jsonl")
     }
     assert len(modes) == 1, modes
+
+
+def test_analyze_writes_whole_files_and_never_replaces_them_silently(files, tmp_path, capsys):
+    import os
+    import stat
+
+    from clear_core.io import FILE_MODE
+
+    concept, _ = files
+    out = tmp_path / "map"
+    args = ["analyze", "--concept", str(concept), "--out", str(out), "--methods", "pca"]
+    assert main(args) == 0
+    names = {"analysis.json", "separability.html", "projections_pca.html"}
+    assert {p.name for p in out.iterdir()} == names
+    assert {stat.S_IMODE(os.stat(out / n).st_mode) for n in names} == {FILE_MODE}
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary folder left
+    before = (out / "analysis.json").read_bytes()
+    capsys.readouterr()
+    _one_line_error(capsys, main(args), "exists and is not empty; pass --overwrite")
+    assert (out / "analysis.json").read_bytes() == before
+    assert main([*args, "--overwrite"]) == 0
