@@ -164,3 +164,21 @@ def test_a_tiny_concept_warns_before_the_heavy_jobs(monkeypatch):
     shown.clear()
     search_tab.check_search(**FORM, session=pack_session())
     assert shown == []
+
+
+def test_search_eta_counts_the_calibration():
+    from types import SimpleNamespace
+
+    event = SimpleNamespace(step=10, total=20, elapsed=5.0)
+    assert search_tab._eta(event, 10.0) == ", about 15 s left (calibration included)"
+
+    class SlowEncoder:  # 10 ms a prompt
+        def encode(self, prompts):
+            import time
+
+            time.sleep(0.01 * len(prompts))
+
+    options = search_tab.eraser_options("SAE (CLEAR)", "contrastive", "search", 8, "0, 1, 2")
+    seconds = search_tab.calibration_seconds(SlowEncoder(), options, n_pairs=24, n_other=100)
+    # (2 × 8 calibration pairs + 100 other prompts) × (1 unerased + 2 γ > 0) × 10 ms ≈ 3.5 s
+    assert 3.0 < seconds < 5.0
