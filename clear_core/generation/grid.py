@@ -39,7 +39,6 @@ from clear_core.provenance import library_versions
 
 __all__ = ["GridResult", "check_erasers", "check_out", "check_prompts", "generate_grid", "prepare_steering"]
 
-MAX_PROMPT_CHARS = 2000
 Progress = Callable[[int, int, str], None]
 
 
@@ -54,17 +53,19 @@ class GridResult:
 
 
 def check_prompts(prompts: Sequence[str]) -> list[str]:
-    """Non-empty prompts of at most 2,000 characters (the CLI's limit), as a list."""
+    """The prompts as a list, each checked by the one rule for every prompt (clear_core.concepts:
+    not empty, not only invisible characters, at most 2,000 characters)."""
+    from clear_core.concepts import check_prompt
+
     if isinstance(prompts, str):
         prompts = [prompts]
     prompts = list(prompts)
     if not prompts:
         raise ValueError("no prompts given")
     for i, p in enumerate(prompts):
-        if not isinstance(p, str) or not "".join(ch for ch in p if ch.isprintable()).strip():
-            raise ValueError(f"prompt {i + 1} is empty")
-        if len(p) > MAX_PROMPT_CHARS:
-            raise ValueError(f"prompt {i + 1} has {len(p):,} characters; the limit is {MAX_PROMPT_CHARS:,}")
+        if not isinstance(p, str):
+            raise ValueError(f"prompt {i + 1} is not text: {p!r}")
+        check_prompt(p, f"prompt {i + 1}")
     return prompts
 
 
