@@ -44,6 +44,7 @@ from analysis import figures
 from analysis.probes import (
     ProbeResult,
     SeparabilityScores,
+    auc_interval,
     context_masks,
     fold_indices,
     probe_layer,
@@ -245,19 +246,24 @@ def _probe_json(probe: ProbeResult) -> dict[str, Any]:
     out = {"error": _nulls(probe.error), "ci_low": _nulls(probe.ci_low), "ci_high": _nulls(probe.ci_high)}
     if probe.auc is not None:
         out["auc"] = _nulls(probe.auc)
+    if probe.auc_ci_low is not None:
+        out["auc_ci_low"], out["auc_ci_high"] = _nulls(probe.auc_ci_low), _nulls(probe.auc_ci_high)
     return {**out, "n_test": int(probe.n_test)}
 
 
 def _probe_from(obj: dict[str, Any]) -> ProbeResult:
     auc = _floats(obj["auc"]) if "auc" in obj else None
+    low = _floats(obj["auc_ci_low"]) if "auc_ci_low" in obj else None
+    high = _floats(obj["auc_ci_high"]) if "auc_ci_high" in obj else None
     return ProbeResult(
-        _floats(obj["error"]), _floats(obj["ci_low"]), _floats(obj["ci_high"]), obj["n_test"], auc
+        _floats(obj["error"]), _floats(obj["ci_low"]), _floats(obj["ci_high"]), obj["n_test"], auc, low, high
     )
 
 
 def _pending_probe(n_layers: int, n_test: int, with_auc: bool = False) -> ProbeResult:
     nan = np.full(n_layers, np.nan)
-    return ProbeResult(nan.copy(), nan.copy(), nan.copy(), n_test, nan.copy() if with_auc else None)
+    auc = [nan.copy() if with_auc else None for _ in range(3)]
+    return ProbeResult(nan.copy(), nan.copy(), nan.copy(), n_test, *auc)
 
 
 # ------------------------------------------------------------------------------------ inputs
@@ -549,6 +555,9 @@ def _set(probe: ProbeResult, layer: int, error: float, auc: float | None = None)
     probe.error[layer], probe.ci_low[layer], probe.ci_high[layer] = error, low, high
     if auc is not None and probe.auc is not None:
         probe.auc[layer] = auc
+        if probe.auc_ci_low is not None:
+            half = probe.n_test // 2  # transfer: as many implicit as neutral prompts
+            probe.auc_ci_low[layer], probe.auc_ci_high[layer] = auc_interval(auc, half, probe.n_test - half)
 
 
 @contextmanager

@@ -54,6 +54,7 @@ from threadpoolctl import threadpool_limits
 __all__ = [
     "ProbeResult",
     "SeparabilityScores",
+    "auc_interval",
     "check_labelled",
     "fisher_ratio",
     "fold_indices",
@@ -84,6 +85,10 @@ class ProbeResult:
     """Test predictions per layer (the n of the interval)."""
     auc: np.ndarray | None = None
     """(n_layers,) ROC AUC of the probe's scores (threshold-free); None when not computed."""
+    auc_ci_low: np.ndarray | None = None
+    """(n_layers,) lower end of the AUC's 95% interval (:func:`auc_interval`); None with ``auc``."""
+    auc_ci_high: np.ndarray | None = None
+    """(n_layers,) upper end."""
 
 
 @dataclass
@@ -134,6 +139,21 @@ def wilson_interval(errors: np.ndarray | float, n: int, z: float = Z95) -> tuple
     half = z * np.sqrt(p * (1 - p) / n + z**2 / (4 * n**2)) / denom
     # the interval always contains p; minimum/maximum remove rounding (2.8e-17 above an error of 0)
     return np.clip(np.minimum(centre - half, p), 0, 1), np.clip(np.maximum(centre + half, p), 0, 1)
+
+
+def auc_interval(auc: float, n_pos: int, n_neg: int, z: float = Z95) -> tuple[float, float]:
+    """95% interval of a ROC AUC from ``n_pos`` and ``n_neg`` scored examples (Hanley & McNeil 1982).
+
+    The transfer error's Wilson interval is wide on a pack's few dozen implicit prompts and depends on
+    the threshold; the AUC uses every score, and its interval says how much the depth curve can be read.
+    """
+    if n_pos < 1 or n_neg < 1:
+        raise ValueError(f"need examples of both classes, got {n_pos} and {n_neg}")
+    a = float(auc)
+    q1, q2 = a / (2 - a), 2 * a * a / (1 + a)
+    var = (a * (1 - a) + (n_pos - 1) * (q1 - a * a) + (n_neg - 1) * (q2 - a * a)) / (n_pos * n_neg)
+    half = z * np.sqrt(max(var, 0.0))
+    return max(a - half, 0.0), min(a + half, 1.0)
 
 
 # ------------------------------------------------------------------------------------ probes

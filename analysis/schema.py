@@ -45,6 +45,8 @@ _PROBE = {
         "ci_low": _LAYER_VALUES,
         "ci_high": _LAYER_VALUES,
         "auc": {**_LAYER_VALUES, "description": "ROC AUC of the probe's scores (transfer only)."},
+        "auc_ci_low": {**_LAYER_VALUES, "description": "95% interval of the AUC (Hanley-McNeil; optional)."},
+        "auc_ci_high": _LAYER_VALUES,
         "n_test": {"type": "integer", "minimum": 1},
     },
     "additionalProperties": False,

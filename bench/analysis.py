@@ -88,13 +88,59 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pairs", type=int, default=500)
     parser.add_argument("--curves", default="", help="comma-separated built-in packs: print depth curves")
+    parser.add_argument(
+        "--probability", default="", help="comma-separated built-in packs: concept probability calibration"
+    )
     args = parser.parse_args()
     if args.curves:
         curves(args.curves.split(","))
+    if args.probability:
+        probability(args.probability.split(","))
+    if args.curves or args.probability:
         return
     with tempfile.TemporaryDirectory(prefix="clear-bench-") as cache:
         os.environ["CLEAR_CACHE_DIR"] = cache
         run(args.pairs)
+
+
+def probability(slugs: list[str]) -> None:
+    """Concept probability of held-out unrelated prompts: the pair-trained leakage probe vs the concept
+    probe calibrated on the other half of the unrelated prompts (evaluation.Baseline.concept_probe)."""
+    import numpy as np
+    import torch
+
+    from clear_core.concepts import load_builtin, load_implicit, unrelated_prompts
+    from clear_core.encoders import load_encoder
+    from clear_core.evaluation import Baseline, split_implicit, split_unrelated
+
+    torch.set_num_threads(1)
+    encoder = load_encoder("minilm")
+    unrelated = unrelated_prompts()
+    held = split_unrelated(len(unrelated))[1]
+    probes = ("leakage probe (pairs only)", "concept probe (+ unrelated)")
+    print(
+        "| concept | probe | unrelated held out: mean p | share p > 0.5 | implicit held out: mean p "
+        "| positives: mean p | 'a bowl of ramen' p [90% bootstrap] |"
+    )
+    print("| --- | --- | --- | --- | --- | --- | --- |")
+    for slug in slugs:
+        concept = load_builtin(slug)
+        implicit = split_implicit(load_implicit(slug)[0])[1]
+        base = Baseline.build(encoder, concept.positives, concept.negatives, implicit, unrelated)
+        ramen = encoder.encode(["a bowl of ramen"])
+        for name, probe in zip(probes, (base.probe, base.concept_probe)):
+            p_un = probe.probability(base.original["unrelated"][held])
+            p_im = probe.probability(base.original["implicit"])
+            p_pos = probe.probability(base.original["positive"])
+            p, lo, hi = (
+                probe.probability_interval(ramen) if probe.ensemble else (probe.probability(ramen),) * 3
+            )
+            interval = f" [{lo[0]:.2f}, {hi[0]:.2f}]" if probe.ensemble else ""
+            print(
+                f"| {slug} | {name} | {p_un.mean():.3f} | {np.mean(p_un > 0.5):.3f} | {p_im.mean():.2f} | "
+                f"{p_pos.mean():.2f} | {p[0]:.2f}{interval} |",
+                flush=True,
+            )
 
 
 def curves(slugs: list[str]) -> None:

@@ -106,8 +106,19 @@ def one_concept(
     if eval_pairs and eval_pairs < len(pairs):  # evenly spaced subset: faster sweeps on a busy machine
         pairs = pairs[:: len(pairs) // eval_pairs][:eval_pairs]
     positives, negatives = [p.positive for p in pairs], [p.negative for p in pairs]
-    baseline = Baseline.build(encoder, positives, negatives, implicit, unrelated, concept_probe=False)
+    baseline = Baseline.build(encoder, positives, negatives, implicit, unrelated)
     report = evaluate(encoder, eraser, gammas=gammas, baseline=baseline)
+    # the same held-out implicit prompts judged by the concept probe (also trained against unrelated prompts)
+    with eraser.applied(encoder, gamma=eraser.gamma):
+        erased_implicit = encoder.encode(implicit)
+    judged_by_concept_probe = {
+        "unerased": float(baseline.concept_probe.detect(baseline.original["implicit"]).mean()),
+        "erased": float(baseline.concept_probe.detect(erased_implicit).mean()),
+        "leakage_probe_unrelated_false_positive": float(
+            baseline.probe.detect(baseline.original["unrelated"]).mean()
+        ),
+        "concept_probe_unrelated_false_positive": baseline.unrelated_false_positive,
+    }
     out = {
         "concept": slug,
         "use_con": use_con,
@@ -124,6 +135,7 @@ def one_concept(
             "calibrate": total - marks.get("calibrate", total),
         },
         "at_default": asdict(report.row(eraser.gamma)),
+        "implicit_by_concept_probe": judged_by_concept_probe,
         "unerased": asdict(report.row(0.0)),
         "sweep": [asdict(r) for r in report.rows],
     }
@@ -231,6 +243,13 @@ def print_concept(r: dict, table: bool = True) -> None:
         f"positive {u['leakage_positive']:.2f} -> {d['leakage_positive']:.2f}, "
         f"preservation unrelated {d['preservation_unrelated']:.3f}, negative {d['preservation_negative']:.3f}"
     )
+    c = r.get("implicit_by_concept_probe")
+    if c:
+        print(
+            f"  held-out implicit judged by the concept probe: {c['unerased']:.2f} -> {c['erased']:.2f} "
+            f"(unrelated prompts detected: leakage probe {c['leakage_probe_unrelated_false_positive']:.2f}, "
+            f"concept probe {c['concept_probe_unrelated_false_positive']:.2f} on its held-out half)"
+        )
     if table:
         print("     γ   leak_pos  leak_impl  pres_neg  pres_unrel  min_unrel")
         for row in r["sweep"]:

@@ -60,6 +60,8 @@ def test_final_result_contents(stream):
     assert result.transfer.n_test == 4
     assert np.all((result.probe.ci_low <= result.probe.error) & (result.probe.error <= result.probe.ci_high))
     assert np.isfinite(result.transfer.auc).all()
+    t = result.transfer
+    assert np.all((t.auc_ci_low <= t.auc) & (t.auc <= t.auc_ci_high))
     # an explicit concept word: the last block separates the pairs (DESIGN.md, "Pitfalls")
     assert result.probe.error[-1] <= 0.25 and result.separability.fisher[-1] > 0.5
     assert result.points.kinds.count("implicit") == 2 and result.points.note is None
@@ -115,7 +117,7 @@ def test_write_layer_map(stream, tmp_path):
     validate_analysis(obj)
     assert obj["chosen_layer"] == 5 and obj["config"]["methods"] == ["pca"]
     page = (tmp_path / "out" / "separability.html").read_text()
-    assert not re.search(r"<script[^>]*\bsrc=", page) and "chosen: 5" in page
+    assert not re.search(r"<script[^>]*\bsrc=", page) and "chosen: block" in page
     assert PAIRS[1][0] in (tmp_path / "out" / "projections_pca.html").read_text()
 
 

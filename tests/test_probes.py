@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 
 from analysis.probes import (
+    auc_interval,
     check_labelled,
     context_masks,
     fisher_ratio,
@@ -148,3 +149,18 @@ def test_context_masks_keep_the_common_prefix():
     assert pm.tolist() == [True] * 3 + [False] * 7 and nm.tolist() == [True] * 3 + [False] * 4
     pm, nm = context_masks([9, 5, 6], [5, 6])  # no common prefix: fall back to the shared tokens
     assert pm.tolist() == [False, True, True] and nm.all()
+
+
+def test_auc_interval_hanley_mcneil():
+    low, high = auc_interval(0.9, 24, 24)
+    # Hanley & McNeil's SE for A = 0.9, 24 + 24 examples, by hand
+    q1, q2 = 0.9 / 1.1, 2 * 0.81 / 1.9
+    se = np.sqrt((0.9 * 0.1 + 23 * (q1 - 0.81) + 23 * (q2 - 0.81)) / 576)
+    assert low == pytest.approx(0.9 - 1.959964 * se, abs=1e-6) and high == pytest.approx(
+        0.9 + 1.959964 * se, abs=1e-6
+    )
+    assert auc_interval(1.0, 10, 10) == (1.0, 1.0)
+    wide, narrow = auc_interval(0.8, 10, 10), auc_interval(0.8, 200, 200)
+    assert wide[1] - wide[0] > narrow[1] - narrow[0]
+    with pytest.raises(ValueError, match="both classes"):
+        auc_interval(0.5, 0, 3)
