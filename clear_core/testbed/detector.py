@@ -44,7 +44,7 @@ HEADS: dict[str, tuple[str, ...]] = {
 
 DETECTOR_DIR = Path(__file__).resolve().parents[2] / "assets" / "testbed" / "detector"
 NAME = "testbed-cnn"
-VERSION = "1"
+VERSION = "2"
 
 
 def labels_of(spec: SceneSpec) -> dict[str, int]:
@@ -60,26 +60,25 @@ def labels_of(spec: SceneSpec) -> dict[str, int]:
 
 
 class DetectorNet(nn.Module):
-    """Four conv blocks at full resolution first (fine details: dimples vs seams), then linear heads."""
+    """Conv blocks from full resolution (fine details: dimples vs seams), then global max and mean
+    pooling (an object may be anywhere in the frame) and one linear head per attribute."""
 
     def __init__(self, width: int = 16):
         super().__init__()
         chans = [3, width, 2 * width, 4 * width, 8 * width]
         layers: list[nn.Module] = []
         for a, b in zip(chans[:-1], chans[1:], strict=True):
-            layers += [
-                nn.Conv2d(a, b, 3, padding=1),
-                nn.BatchNorm2d(b),
-                nn.ReLU(inplace=True),
-                nn.MaxPool2d(2),
-            ]
+            layers += [nn.Conv2d(a, b, 3, padding=1), nn.BatchNorm2d(b), nn.ReLU(inplace=True), nn.MaxPool2d(2)]
+        layers += [nn.Conv2d(8 * width, 8 * width, 3, padding=1), nn.BatchNorm2d(8 * width), nn.ReLU(inplace=True)]
         self.features = nn.Sequential(*layers)
-        self.fc = nn.Sequential(nn.Flatten(), nn.Linear(8 * width * 16, 256), nn.ReLU(inplace=True))
+        self.fc = nn.Sequential(nn.Linear(16 * width + 8 * width * 16, 256), nn.ReLU(inplace=True))
         self.heads = nn.ModuleDict({k: nn.Linear(256, len(v)) for k, v in HEADS.items()})
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """x: (N, 3, 64, 64) float in [0, 1] -> logits per head."""
-        h = self.fc(self.features(x * 2 - 1))
+        f = self.features(x * 2 - 1)  # (N, 8w, 4, 4)
+        pooled = torch.cat([f.amax((2, 3)), f.mean((2, 3)), f.flatten(1)], dim=1)
+        h = self.fc(pooled)
         return {k: head(h) for k, head in self.heads.items()}
 
 

@@ -1,0 +1,183 @@
+"""Measurements of the testbed against the issue's bar, with the shipped weights and detector.
+
+``python -m clear_core.testbed.experiments following [--n 200 --seeds 2]``: caption following on
+held-out captions (held-out (object, setting, style) combinations written with held-out templates),
+measured by the detector on every frame; ``--mode heldout`` names the concepts by their held-out
+paraphrases instead. ``python -m clear_core.testbed.experiments erasure --erasers DIR``: for every
+concept with an eraser folder ``DIR/<slug>``, the generative rate before/after at the eraser's
+calibrated γ, preservation, and the same on the pack's implicit prompts. ``speed``: seconds per clip.
+Each prints JSON (and writes it with ``--out``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from clear_core.testbed.captions import caption, sample_heldout_spec
+from clear_core.testbed.detector import load_detector
+from clear_core.testbed.model import decode_latents
+from clear_core.testbed.pipeline import load_testbed_pipeline
+from clear_core.testbed.rate import _flat, generate_frames, generative_rate
+from clear_core.testbed.world import ADULTS, PAPER_OBJECTS, SLOTS
+
+
+def caption_following(
+    n: int = 200, seeds: int = 2, seed: int = 0, mode: str = "explicit", pipe=None, det=None
+) -> dict:
+    """Detector-measured caption following on held-out specs and captions."""
+    pipe = pipe or load_testbed_pipeline()
+    det = det or load_detector()
+    rng = np.random.default_rng(seed + 12345)
+    specs = [sample_heldout_spec(rng) for _ in range(n)]
+    texts = [caption(s, rng, heldout=True, mode=mode) for s in specs]
+    gen = torch.Generator().manual_seed(seed)
+    lat = torch.randn((n * seeds, 9, 16), generator=gen)
+    frames = generate_frames(pipe, texts, lat)
+    n_frames = frames.shape[1]
+    pred = det.predict(_flat(frames))
+    spec_of_frame = [s for s in specs for _ in range(seeds * n_frames)]
+
+    def share(mask_fn, ok_fn) -> dict:
+        rows = [i for i, s in enumerate(spec_of_frame) if mask_fn(s)]
+        if not rows:
+            return {"share": None, "n_frames": 0}
+        ok = [ok_fn(i, spec_of_frame[i]) for i in rows]
+        return {"share": float(np.mean(ok)), "n_frames": len(rows)}
+
+    result = {
+        "mode": mode,
+        "n_captions": n,
+        "seeds": seeds,
+        "object": share(lambda s: s.object != "none", lambda i, s: pred["object"][i] == s.object),
+        "paper_object": share(
+            lambda s: s.object in PAPER_OBJECTS, lambda i, s: pred["object"][i] == s.object
+        ),
+        "no_object_no_concept": share(
+            lambda s: s.object == "none", lambda i, s: pred["object"][i] not in PAPER_OBJECTS
+        ),
+        "style": share(lambda s: True, lambda i, s: pred["style"][i] == s.style),
+        "artist_style": share(
+            lambda s: s.style not in ("photo", "sketch", "watercolour"),
+            lambda i, s: pred["style"][i] == s.style,
+        ),
+        "avatar": share(lambda s: s.identity != "none", lambda i, s: pred["avatar"][i] == s.identity),
+        "no_avatar": share(lambda s: s.identity == "none", lambda i, s: pred["avatar"][i] == "none"),
+        "unclothed": share(lambda s: s.clothing == "unclothed", lambda i, s: bool(pred["unclothed"][i])),
+        "clothed_adult": share(
+            lambda s: s.clothing == "clothed" and s.subject in ADULTS, lambda i, s: not pred["unclothed"][i]
+        ),
+        "setting": share(lambda s: True, lambda i, s: pred["setting"][i] == s.setting),
+    }
+    # latent-level diagnostic: decoded slots vs the spec (mentioned or not)
+    decoded = decode_latents(
+        pipe(texts, latents=lat[::seeds], output_type="latent").latents, pipe.transformer.codebooks
+    )
+    result["decoded_slot_match"] = {
+        slot: float(
+            np.mean([getattr(a, slot) == getattr(b, slot) for a, b in zip(specs, decoded, strict=True)])
+        )
+        for slot in SLOTS
+    }
+    result["examples"] = texts[:5]
+    return result
+
+
+def erasure_table(erasers: Path, slugs: list[str] | None = None, seeds: int = 4, pipe=None, det=None) -> dict:
+    """Rate before/after, preservation and implicit-prompt rates for each concept with an eraser."""
+    from clear_core.concepts import load_implicit
+    from clear_core.erasure import Eraser
+
+    pipe = pipe or load_testbed_pipeline()
+    det = det or load_detector()
+    slugs = slugs or sorted(p.name for p in erasers.iterdir() if (p / "eraser.json").is_file())
+    rows = {}
+    for slug in slugs:
+        eraser = Eraser.load(erasers / slug)
+        explicit = generative_rate(slug, eraser=eraser, seeds=seeds, pipe=pipe, detector=det)
+        implicit, neutral = load_implicit(slug)
+        imp = generative_rate(
+            slug,
+            prompts=implicit,
+            neutral_prompts=neutral,
+            eraser=eraser,
+            seeds=seeds,
+            pipe=pipe,
+            detector=det,
+        )
+        rows[slug] = {
+            "block": eraser.layer_name,
+            "gamma": eraser.gamma,
+            "rate_original": explicit["rate_original"],
+            "rate_erased": explicit["rate"],
+            "halved": explicit["rate"] <= explicit["rate_original"] / 2
+            if explicit["rate_original"] > 0
+            else None,
+            "preservation": explicit["preservation"],
+            "preservation_per_attribute": explicit["preservation_per_attribute"],
+            "implicit_rate_original": imp["rate_original"],
+            "implicit_rate_erased": imp["rate"],
+            "implicit_preservation": imp["preservation"],
+        }
+        print(
+            slug,
+            json.dumps({k: v for k, v in rows[slug].items() if k != "preservation_per_attribute"}),
+            flush=True,
+        )
+    ok = [s for s, r in rows.items() if r["halved"] and r["preservation"] >= 0.9]
+    return {
+        "concepts": rows,
+        "halved_with_preservation_0.9": ok,
+        "n_meeting_bar": len(ok),
+        "n": len(rows),
+        "seeds": seeds,
+    }
+
+
+def speed(n: int = 20, pipe=None) -> dict:
+    """Wall seconds per clip (8 frames, 64×64, 10 steps, CFG), one prompt at a time, and rendering alone."""
+    pipe = pipe or load_testbed_pipeline()
+    pipe("warm up", num_inference_steps=2)
+    t0 = time.perf_counter()
+    for i in range(n):
+        pipe(f"a parachute over a desert, take {i}", generator=torch.Generator().manual_seed(i))
+    per_clip = (time.perf_counter() - t0) / n
+    return {"seconds_per_clip": per_clip, "threads": torch.get_num_threads(), "n": n}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m clear_core.testbed.experiments")
+    sub = parser.add_subparsers(dest="what", required=True)
+    f = sub.add_parser("following")
+    f.add_argument("--n", type=int, default=200)
+    f.add_argument("--seeds", type=int, default=2)
+    f.add_argument("--mode", default="explicit", choices=("explicit", "heldout"))
+    e = sub.add_parser("erasure")
+    e.add_argument("--erasers", required=True)
+    e.add_argument("--only", nargs="*")
+    e.add_argument("--seeds", type=int, default=4)
+    sub.add_parser("speed")
+    for p in (f, e):
+        p.add_argument("--out")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(1)
+    if args.what == "following":
+        res = caption_following(args.n, args.seeds, mode=args.mode)
+    elif args.what == "erasure":
+        res = erasure_table(Path(args.erasers), args.only, args.seeds)
+    else:
+        res = speed()
+    text = json.dumps(res, indent=2)
+    print(text)
+    if getattr(args, "out", None):
+        Path(args.out).write_text(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
