@@ -440,6 +440,7 @@ def build_demo() -> gr.Blocks:
             [p.prompt, p.gamma, session],
             [p.scores, p.this, p.tokens, p.subtracted, p.numbers, session],
             api_name="erase",
+            show_progress="minimal",
         )
         p.generate.click(
             generate_media,

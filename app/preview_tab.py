@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import gradio as gr
 import numpy as np
 
-from app.common import ProgressFn, encoder_for, require_eraser, user_errors
+from app.common import ProgressFn, block_label, encoder_for, require_eraser, user_errors
 from app.generation import get_pipeline, preview_cache, render_settings
 from app.state import Session
 from clear_core.validation import check_gamma
@@ -92,13 +92,12 @@ def calibration_chart(eraser: Eraser) -> go.Figure | None:
 
 
 def check_prompt(prompt: str | None) -> str:
-    """The prompt, refused when empty, invisible or over 2,000 characters (the CLI's limit) — checked
-    before any model work, so a huge paste never ties up a worker."""
-    from clear_core.generation.grid import check_prompts
+    """The prompt, refused when empty, invisible or over 2,000 characters (the one rule of
+    clear_core.concepts, as on the CLI) — checked before any model work, so a huge paste never ties
+    up a worker."""
+    from clear_core.concepts import check_prompt as check
 
-    if prompt is None or not str(prompt).strip():
-        raise ValueError("enter a prompt")
-    return check_prompts([str(prompt)])[0]
+    return check("" if prompt is None else str(prompt), "prompt")
 
 
 def _percent(x: float | None) -> str:
@@ -126,7 +125,7 @@ def erase_prompt(
         x = explain_prompt(eraser, encoder, prompt, gamma)
         numbers: dict[str, Any] = {
             "gamma": gamma,
-            "block": eraser.layer,
+            "block": eraser.layer - 1,
             "block_name": eraser.layer_name,
             "prompt": {
                 "cosine_original_vs_erased": x.cosine,
@@ -171,7 +170,7 @@ def erase_prompt(
                 "on the whole concept."
             )
             verdict = ""
-    block = f"block {eraser.layer} (`{eraser.layer_name}`)"
+    block = block_label(eraser.layer, eraser.layer_name)
     recon = "" if x.recon_error is None else f"SAE reconstruction error **{x.recon_error:.3f}**, "
     this = (
         f"This prompt: {verdict}cosine original vs erased output **{x.cosine:.3f}**; at {block}: "

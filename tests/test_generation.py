@@ -304,7 +304,7 @@ def test_cli_generate_and_bad_input(pipes, tmp_path, capsys):
         "frames must be": ["--frames", "0"],
         "is a file": ["--out", str(tmp_path / "eraser" / "eraser.json")],
         "given twice": ["--eraser", str(tmp_path / "eraser")],
-        "gamma must be a finite": ["--gamma", "nan"],
+        "--gamma must be a finite number": ["--gamma", "nan"],
     }
     for message, extra in cases.items():
         argv = [*args, "--out", str(tmp_path / "new"), *extra]

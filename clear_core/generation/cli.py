@@ -107,13 +107,14 @@ def run(args: argparse.Namespace) -> int:
     from clear_core.generation.loading import load_pipeline
     from clear_core.generation.render import RenderSettings
     from clear_core.generation.variants import plan_variants
+    from clear_core.validation import check_gamma
 
     # cheap checks first: nothing below loads a model
     prompts = check_prompts([args.prompt] if args.prompt is not None else load_prompts(args.prompts))
     seeds = args.seed or [0]
     if any(s < 0 for s in seeds) or len(set(seeds)) != len(seeds):
         raise ValueError(f"--seed values must be distinct integers ≥ 0, got {seeds}")
-    gammas = [_finite(g, "--gamma") for g in args.gamma]
+    gammas = [check_gamma(g, "--gamma") for g in args.gamma]
     if gammas and not args.eraser:
         raise ValueError("--gamma needs --eraser")
     baselines = [b.strip() for b in args.baselines.split(",") if b.strip()]
