@@ -422,10 +422,19 @@ def build_eraser(
     mask: str = "contrastive",
     gamma: float = 1.0,
     layer: int | None = None,
+    protected: Activations | None = None,
+    protect_weight: float = 1.0,
 ) -> Eraser:
-    """An SAE eraser at the searched block (or ``layer``), masks computed on all the pairs."""
+    """An SAE eraser at the searched block (or ``layer``), masks computed on all the pairs.
+
+    ``protected``: prompts to keep (look-alikes, clear_core/lookalikes.py). Features they use count as
+    shared, not specific: m_spec ∝ ReLU(f̄_pos − max(f̄_neg, w·f̄_protected)) (contrastive mask only,
+    w = ``protect_weight``); None is the mask without them.
+    """
     if mask not in MASKS:
         raise ValueError(f"unknown mask {mask!r}; expected one of {MASKS}")
+    if protected is not None and mask != "contrastive":
+        raise ValueError(f"protected prompts need the contrastive mask, not {mask!r}")
     layer = result.layer if layer is None else layer
     if layer not in result.candidates:
         raise ValueError(f"layer {layer} was not a search candidate ({result.candidates})")
@@ -435,7 +444,11 @@ def build_eraser(
         f_neg = sae.encode(torch.from_numpy(neg.layer(layer)) / scale)
         m_shared, m_spec = paper_masks(f_neg, result.config.eps)
     else:
-        diff = torch.relu(feature_means(sae, pos, layer, scale) - feature_means(sae, neg, layer, scale))
+        f_neg = feature_means(sae, neg, layer, scale)
+        if protected is not None:
+            protect_weight = check_number(protect_weight, "protect_weight", minimum=0.0)
+            f_neg = torch.maximum(f_neg, protect_weight * feature_means(sae, protected, layer, scale))
+        diff = torch.relu(feature_means(sae, pos, layer, scale) - f_neg)
         m_spec = diff / (diff.max() + result.config.eps)
         m_shared = 1 - m_spec
     meta = {
@@ -448,6 +461,9 @@ def build_eraser(
         "search_cancelled": result.cancelled,
         "n_pairs": pos.n_prompts,
     }
+    if protected is not None:
+        meta["n_protected"] = protected.n_prompts
+        meta["protect_weight"] = protect_weight
     return Eraser(
         concept=concept,
         model_id=model_id,
