@@ -140,6 +140,12 @@ class GammaRow:
     leakage_implicit_calibration: float | None = None
     """Share of the *calibration half* of the implicit prompts still detected (set by a calibration,
     which moves its implicit leakage here so that ``leakage_implicit`` always means held-out prompts)."""
+    preservation_lookalike: float | None = None
+    """Mean cosine original vs erased on look-alike prompts (clear_core/lookalikes.py; issue 14): what
+    *near* the concept is kept, apart from unrelated prompts (None without look-alikes)."""
+    lookalike_told_apart: float | None = None
+    """Share of look-alike prompts (odd positions) that a probe trained on clean outputs of positives vs
+    the even-position look-alike prompts still reads as the look-alike, not the concept."""
 
 
 @dataclass
@@ -152,6 +158,7 @@ class Report:
     n_implicit: int
     n_unrelated: int
     probe_train_accuracy: float
+    n_lookalike: int = 0
     rows: list[GammaRow] = field(default_factory=list)
     chosen_gamma: float | None = None
     """The eraser's default γ (what ``gamma`` would be without an override)."""
@@ -191,6 +198,8 @@ class Baseline:
     refits: the concept probability to show for any prompt (None without unrelated prompts)."""
     unrelated_false_positive: float | None = None
     """Share of the held-out half of the unrelated prompts ``concept_probe`` calls the concept."""
+    lookalike_probe: LeakageProbe | None = None
+    """Concept (positives) vs look-alike (even-position look-alike prompts), on clean outputs."""
 
     @classmethod
     def build(
@@ -202,6 +211,7 @@ class Baseline:
         unrelated: Sequence[str] | None = None,
         batch_size: int = 64,
         concept_probe: bool = True,
+        lookalikes: Sequence[str] | None = None,
     ) -> Baseline:
         """Encode the sets and fit the probes (``concept_probe=False`` skips the bootstrap refits of
         the concept probe when only leakage is wanted, as in a calibration)."""
@@ -210,8 +220,13 @@ class Baseline:
             sets["implicit"] = list(implicit)
         if unrelated:
             sets["unrelated"] = list(unrelated)
+        if lookalikes:
+            if len(lookalikes) < 4:
+                raise ValueError(f"look-alike preservation needs at least 4 prompts, got {len(lookalikes)}")
+            sets["lookalike"] = list(lookalikes)
         original = _split(sets, encoder.encode(_flat(sets), batch_size=batch_size))
         probe = fit_probe(original["positive"], original["negative"])
+        lookalike_probe = fit_probe(original["positive"], original["lookalike"][0::2]) if lookalikes else None
         calibrated = false_positive = None
         if concept_probe and unrelated and len(unrelated) >= 4:
             fit_rows, held_rows = split_unrelated(len(unrelated))
@@ -222,7 +237,7 @@ class Baseline:
                 n_bootstrap=20,
             )
             false_positive = float(calibrated.detect(original["unrelated"][held_rows]).mean())
-        return cls(sets, original, probe, calibrated, false_positive)
+        return cls(sets, original, probe, calibrated, false_positive, lookalike_probe)
 
 
 def _flat(sets: dict[str, list[str]]) -> list[str]:
@@ -245,6 +260,7 @@ def evaluate(
     progress: Progress | None = None,
     batch_size: int = 64,
     baseline: Baseline | None = None,
+    lookalikes: Sequence[str] | None = None,
 ) -> Report:
     """Leakage and preservation of ``eraser`` (or several applied together) at each γ.
 
@@ -258,7 +274,7 @@ def evaluate(
     total = len(gammas) + 1
     if baseline is None:
         baseline = Baseline.build(
-            encoder, positives, negatives, implicit, unrelated, batch_size, concept_probe=False
+            encoder, positives, negatives, implicit, unrelated, batch_size, False, lookalikes
         )
     sets, original, probe = baseline.sets, baseline.original, baseline.probe
     flat = _flat(sets)
@@ -271,6 +287,7 @@ def evaluate(
         n_implicit=len(sets.get("implicit", [])),
         n_unrelated=len(sets.get("unrelated", [])),
         probe_train_accuracy=probe.train_accuracy,
+        n_lookalike=len(sets.get("lookalike", [])),
         chosen_gamma=erasers[0].gamma if len(erasers) == 1 else 1.0,
     )
     for i, gamma in enumerate(gammas, start=2):
@@ -293,6 +310,11 @@ def evaluate(
                 min_preservation_unrelated=None if unrelated_cos is None else float(unrelated_cos.min()),
             )
         )
+        if "lookalike" in sets:
+            row = report.rows[-1]
+            row.preservation_lookalike = float(_cosine(original["lookalike"], erased["lookalike"]).mean())
+            misread = baseline.lookalike_probe.detect(erased["lookalike"][1::2])
+            row.lookalike_told_apart = float(1.0 - misread.mean())
         if progress:
             progress(i, total)
     return report
@@ -325,8 +347,11 @@ def calibration_leakage(row: GammaRow) -> float:
     return 0.5 * (row.leakage_positive + implicit)
 
 
-def calibrate_gamma(report: Report, preserve_min: float = 0.95) -> float:
-    """The default γ: lowest :func:`calibration_leakage` while unrelated preservation ≥ ``preserve_min``.
+def calibrate_gamma(
+    report: Report, preserve_min: float = 0.95, lookalike_min: float | None = None
+) -> float:
+    """The default γ: lowest :func:`calibration_leakage` while unrelated preservation ≥ ``preserve_min``
+    (and, with ``lookalike_min`` and look-alike rows, look-alike preservation ≥ ``lookalike_min``).
 
     Pass a report evaluated with the *calibration half* of the implicit prompts (never the held-out
     half). When no γ keeps preservation, the smallest γ is returned.
@@ -337,6 +362,8 @@ def calibrate_gamma(report: Report, preserve_min: float = 0.95) -> float:
     if rows[0].preservation_unrelated is None:
         raise ValueError("calibration needs unrelated prompts to measure preservation")
     ok = [r for r in rows if r.preservation_unrelated >= preserve_min]
+    if lookalike_min is not None:
+        ok = [r for r in ok if r.preservation_lookalike is None or r.preservation_lookalike >= lookalike_min]
     if not ok:
         return min(r.gamma for r in rows)
     best = min(calibration_leakage(r) for r in ok)
