@@ -158,10 +158,11 @@ class Report:
     n_implicit: int
     n_unrelated: int
     probe_train_accuracy: float
-    n_lookalike: int = 0
     rows: list[GammaRow] = field(default_factory=list)
     chosen_gamma: float | None = None
     """The eraser's default γ (what ``gamma`` would be without an override)."""
+    n_lookalike: int = 0
+    """Look-alike prompts measured (0: none given)."""
 
     def row(self, gamma: float) -> GammaRow:
         for r in self.rows:
