@@ -93,10 +93,13 @@ def parse_preserve(text: str) -> list[str]:
 
 
 def concept_phrases(concept: ConceptSet) -> tuple[str, ...]:
-    """How the concept is written in its positives: the pack's phrases, or the set's name when every
-    positive contains it (a custom concept); ValueError when neither is known."""
+    """How the concept is written in its positives, longest first: a pack's forms without their
+    article ("dimpled golf ball": the concept's own attributes go with it, so no look-alike becomes a
+    "dimpled tennis ball") and its core phrases, or the set's name when most positives contain it (a
+    custom concept); ValueError when neither is known."""
     if concept.name in CONCEPT_PHRASES:
-        return CONCEPT_PHRASES[concept.name]
+        forms = [re.sub(r"^(?:an?|the)\s+", "", f, flags=re.IGNORECASE) for f in PACKS[concept.name].forms]
+        return tuple(sorted({*forms, *CONCEPT_PHRASES[concept.name]}, key=len, reverse=True))
     name = concept.name.replace("_", " ").strip()
     found = sum(name.casefold() in p.casefold() for p in concept.positives)
     if name and found >= max(2, len(concept) // 2):
