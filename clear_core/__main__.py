@@ -206,6 +206,7 @@ def cmd_search(args: argparse.Namespace) -> int:
 
     concept = load_concept(args.concept)
     out = _output_folder(args.out, args.overwrite)
+    preserve, preserve_prompts = _preserve_args(args)
     search = SearchConfig(
         steps=args.steps,
         seed=args.seed,
@@ -220,6 +221,8 @@ def cmd_search(args: argparse.Namespace) -> int:
         layer=None if args.block is None else args.block + 1,
         calibrate=args.gamma is None,
         gamma=1.0 if args.gamma is None else args.gamma,
+        preserve=preserve,
+        preserve_prompts=preserve_prompts,
     )
     encoder = _load_encoder(args)
     if args.block is not None and args.block >= encoder.n_blocks:
@@ -227,6 +230,8 @@ def cmd_search(args: argparse.Namespace) -> int:
             f"--block {args.block} does not exist: {encoder.model_id} has blocks 0..{encoder.n_blocks - 1}"
         )
     run = ClearRun(encoder, concept, search, options)
+    if run.preserve:
+        print(f"keeping look-alikes: {', '.join(run.preserve.names)}", file=sys.stderr)
     with _progress("search") as progress:
         for stage in run.run():
             progress(stage.fraction, f"{stage.name}: {stage.message}")
@@ -240,6 +245,23 @@ def cmd_search(args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     return 0
+
+
+def _preserve_args(args: argparse.Namespace) -> tuple[tuple[str, ...] | None, tuple[str, ...]]:
+    """(preserve names or None for the built-in list, whole prompts) from --preserve, --preserve-file
+    and --no-preserve, checked before any model loads."""
+    from clear_core.concepts import load_prompts
+    from clear_core.lookalikes import parse_preserve
+
+    if args.no_preserve and args.preserve is not None:
+        raise ValueError("--no-preserve and --preserve contradict each other; give one")
+    names = () if args.no_preserve else None
+    if args.preserve is not None:
+        names = tuple(parse_preserve(args.preserve))
+        if not names:
+            raise ValueError("--preserve is empty; name look-alikes separated by commas, or use --no-preserve")
+    prompts = tuple(load_prompts(args.preserve_file)) if args.preserve_file else ()
+    return names, prompts
 
 
 @command("evaluate")
@@ -260,12 +282,16 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     else:
         implicit = None
     unrelated = load_prompts(args.unrelated) if args.unrelated else unrelated_prompts()
+    lookalike_names, lookalikes = _evaluation_lookalikes(eraser, concept)
     encoder = _load_encoder(args)
     eraser.check_encoder(encoder)
     gammas = sorted(
         {0.0, *DEFAULT_GAMMAS, eraser.gamma} | ({args.gamma} if args.gamma is not None else set())
     )
-    report = evaluate(encoder, eraser, concept.positives, concept.negatives, implicit, unrelated, gammas)
+    report = evaluate(
+        encoder, eraser, concept.positives, concept.negatives, implicit, unrelated, gammas,
+        lookalikes=lookalikes or None,
+    )
     gamma = eraser.gamma if args.gamma is None else args.gamma
     chosen, base = report.row(gamma), report.row(0.0)
     out = {
@@ -288,8 +314,16 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         "preservation": {
             "negative": chosen.preservation_negative,
             "unrelated": chosen.preservation_unrelated,
+            "lookalike": chosen.preservation_lookalike,
+            "lookalike_told_apart": chosen.lookalike_told_apart,
         },
-        "n": {"positive": report.n_positive, "implicit": report.n_implicit, "unrelated": report.n_unrelated},
+        "lookalikes": lookalike_names,
+        "n": {
+            "positive": report.n_positive,
+            "implicit": report.n_implicit,
+            "unrelated": report.n_unrelated,
+            "lookalike": report.n_lookalike,
+        },
         "probe_train_accuracy": report.probe_train_accuracy,
         "sweep": [asdict(r) for r in report.rows],
     }
@@ -299,6 +333,23 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         raise ValueError("the evaluation produced NaN or infinity; nothing was printed") from None
     print(text)
     return 0
+
+
+def _evaluation_lookalikes(eraser, concept) -> tuple[list[str], list[str]]:
+    """(names, held-out prompts) of the look-alikes to report: those the eraser protected (its
+    eraser.json), else the pack's built-in list, so an unprotected eraser is measured on them too."""
+    from clear_core.lookalikes import default_preserve, preserve_set
+
+    record = eraser.meta.get("preserve") or {}
+    names = [n for n in record.get("lookalikes", []) if n != "file"] or default_preserve(concept.name)
+    if not names:
+        return [], []
+    seed = record.get("seed", (eraser.meta.get("search") or {}).get("seed", 0))
+    try:
+        held_out = preserve_set(concept, names, seed=int(seed)).held_out_prompts
+    except ValueError:  # a concept whose look-alike prompts cannot be written: report without them
+        return [], []
+    return names, held_out
 
 
 @command("analyze")
@@ -397,6 +448,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="erase at this block (block b is encoder.layer.b / encoder.block.b) instead of the chosen one",
     )
     p.add_argument("--gamma", type=_gamma_arg, help="fix the default gamma (≥ 0) instead of calibrating it")
+    p.add_argument(
+        "--preserve",
+        metavar="NAMES",
+        help='look-alikes to keep, comma-separated ("tennis ball,ping-pong ball"); replaces the built-in list',
+    )
+    p.add_argument("--preserve-file", help="prompts to keep, one a line (added to the preserve list)")
+    p.add_argument(
+        "--no-preserve", action="store_true", help="switch the built-in preserve list of a pack off"
+    )
     p.add_argument("--overwrite", action="store_true", help="allow writing into a non-empty --out")
 
     p = add("evaluate", "Leakage and preservation of an eraser, with a gamma sweep, as JSON on stdout.")

@@ -21,6 +21,7 @@ from clear_core.encoders import Activations, CaptureConfig, TextEncoder
 from clear_core.erasure import MASKS, Eraser, build_eraser, steering_eraser
 from clear_core.evaluation import DEFAULT_GAMMAS, Report, calibrate_gamma, evaluate, split_implicit
 from clear_core.io import atomic_path
+from clear_core.lookalikes import PreserveSet, default_preserve, preserve_set
 from clear_core.search import (
     BruteForceResult,
     LayerSearch,
@@ -62,6 +63,16 @@ class EraserOptions:
     calibrate_on_implicit: bool = True
     """Also minimise leakage on the calibration half of the implicit prompts (``split_implicit``);
     the other half stays held out. False: explicit positives only (the behaviour before issue 12)."""
+    preserve: tuple[str, ...] | None = None
+    """Look-alikes to keep (clear_core/lookalikes.py, issue 14): prompts about them, written from the
+    pairs, are protected negatives of the mask and the calibration keeps them ≥ ``lookalike_min``.
+    None: the pack's built-in preserve list (none for other concepts); ``()`` switches it off."""
+    preserve_prompts: tuple[str, ...] = ()
+    """Whole prompts to keep as well (a user's file), protected and held out the same way."""
+    lookalike_min: float = 0.98
+    """Calibration floor on the mean cosine of the look-alikes' protect-half prompts."""
+    protect_weight: float = 1.0
+    """w in m_spec ∝ ReLU(f̄_pos − max(f̄_neg, w·f̄_protected))."""
 
     def __post_init__(self) -> None:
         if self.kind not in ("sae", "steering"):
@@ -72,6 +83,12 @@ class EraserOptions:
             raise ValueError(f"method must be 'search' or 'brute_force', got {self.method!r}")
         if not 0 < self.preserve_min <= 1:
             raise ValueError(f"preserve_min must be in (0, 1], got {self.preserve_min}")
+        if not 0 < self.lookalike_min <= 1:
+            raise ValueError(f"lookalike_min must be in (0, 1], got {self.lookalike_min}")
+        self.protect_weight = check_number(self.protect_weight, "protect_weight", minimum=0.0)
+        if self.preserve is not None:
+            self.preserve = tuple(self.preserve)
+        self.preserve_prompts = tuple(self.preserve_prompts)
         if self.calibration_pairs < 2:
             raise ValueError(f"calibration_pairs must be ≥ 2, got {self.calibration_pairs}")
         self.gamma = check_gamma(self.gamma)
@@ -110,6 +127,8 @@ class RunResult:
     history: list[SearchEvent] = field(default_factory=list)
     cancelled: bool = False
     elapsed: float = 0.0
+    preserve: PreserveSet | None = None
+    """The look-alikes the eraser protected (None: nothing protected)."""
 
 
 class ClearRun:
@@ -146,6 +165,14 @@ class ClearRun:
         if implicit is None and concept.name in builtin_packs():
             implicit = load_implicit(concept.name)[0]
         self.implicit = list(implicit or [])
+        opts = self.options
+        names = default_preserve(concept.name) if opts.preserve is None else list(opts.preserve)
+        protects = opts.kind == "sae" and opts.mask == "contrastive"
+        self.preserve = (
+            preserve_set(concept, names, opts.preserve_prompts, seed=self.search_config.seed)
+            if protects and (names or opts.preserve_prompts)
+            else None
+        )
         self.result: RunResult | None = None
 
     def run(self, should_stop: Callable[[], bool] | None = None) -> Iterator[Stage]:
@@ -189,9 +216,20 @@ class ClearRun:
                 layer_probs=search.probs, candidates=search.candidates, search=search.config.to_json()
             )
         else:
+            protected = None
+            if self.preserve:
+                yield Stage("search", 0.8, f"capturing look-alikes to keep: {', '.join(self.preserve.names)}")
+                protected = self.encoder.capture(self.preserve.protect_prompts, self.capture_config)
             eraser = build_eraser(
-                search, pos, neg, self.concept.name, self.encoder.model_id, opts.mask, opts.gamma, layer
+                search, pos, neg, self.concept.name, self.encoder.model_id, opts.mask, opts.gamma, layer,
+                protected=protected, protect_weight=opts.protect_weight,
             )
+            if self.preserve:
+                eraser.meta["preserve"] = {
+                    **self.preserve.to_json(),
+                    "seed": self.search_config.seed,
+                    "lookalike_min": opts.lookalike_min,
+                }
         eraser.meta["model_revision"] = self.encoder.revision
         eraser.meta.update(self.encoder.provenance())  # component, encoding profile, weights fingerprint
         if brute is not None:
@@ -213,10 +251,11 @@ class ClearRun:
                 implicit=implicit_cal or None,
                 unrelated=self.unrelated,
                 gammas=opts.gammas,
+                lookalikes=self._calibration_lookalikes(),
             )
             for row in report.rows:  # calibration prompts, not held out: keep "leakage_implicit" honest
                 row.leakage_implicit_calibration, row.leakage_implicit = row.leakage_implicit, None
-            eraser.gamma = calibrate_gamma(report, opts.preserve_min)
+            eraser.gamma = calibrate_gamma(report, opts.preserve_min, opts.lookalike_min)
             report.chosen_gamma = eraser.gamma
             eraser.meta["calibration"] = {
                 "preserve_min": opts.preserve_min,
@@ -224,10 +263,13 @@ class ClearRun:
                 "n_implicit": len(implicit_cal),
                 "implicit_split": "even positions calibrate, odd positions held out (split_implicit)",
                 "n_unrelated": len(self.unrelated),
+                "n_lookalike": report.n_lookalike,
+                "lookalike_min": opts.lookalike_min if report.n_lookalike else None,
                 "rows": [asdict(r) for r in report.rows],
             }
         self.result = RunResult(
-            eraser, search, report, pos, neg, brute, history, cancelled, time.perf_counter() - start
+            eraser, search, report, pos, neg, brute, history, cancelled, time.perf_counter() - start,
+            self.preserve if eraser.kind == "sae" else None,
         )
         u = search.uncertainty
         note = "" if u.decisive or opts.layer is not None else (
@@ -238,6 +280,18 @@ class ClearRun:
             1.0,
             f"erase at {eraser.layer_name} (layer {eraser.layer}), default γ = {eraser.gamma:g}{note}",
         )
+
+
+    def _calibration_lookalikes(self) -> list[str] | None:
+        """Up to :data:`CALIBRATION_LOOKALIKES` protect-half prompts per look-alike (the held-out half
+        is never used), or None when nothing is protected."""
+        if not self.preserve or self.options.kind != "sae":
+            return None
+        return [p for n in self.preserve.names for p in self.preserve.protect[n][:CALIBRATION_LOOKALIKES]]
+
+
+CALIBRATION_LOOKALIKES = 16
+"""Look-alike prompts per look-alike in the γ calibration (each one costs an encode per γ)."""
 
 
 def _search_message(event: SearchEvent) -> str:
