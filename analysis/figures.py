@@ -52,6 +52,7 @@ SWEEP_SERIES = {
     "leakage_implicit": ("leakage: held-out paraphrases", KIND_COLORS["implicit"]),
     "preservation_negative": ("preservation: negative prompts", KIND_COLORS["negative"]),
     "preservation_unrelated": ("preservation: unrelated prompts", KIND_COLORS["neutral"]),
+    "preservation_lookalike": ("preservation: look-alikes", "#9467bd"),
 }
 """(legend name, colour) of each γ-sweep series, keyed like ``clear_core.evaluation.GammaRow``."""
 _OWN_TICKS = dict(tickmode="array", tickvals=[0, 0.25, 0.5, 0.75, 1])
@@ -456,9 +457,11 @@ def gamma_sweep_chart(
     series: Mapping[str, Sequence[float | None]],
     chosen: float | None = None,
     preserve_min: float | None = None,
+    lookalike_min: float | None = None,
 ) -> go.Figure:
     """Leakage (share still detected, first axis) and preservation (cosine kept, dotted, second axis)
-    against γ, the chosen γ as a vertical line and the preservation floor as a dashed horizontal one.
+    against γ, the chosen γ as a vertical line and the preservation floor as a dashed horizontal one
+    (``lookalike_min``: the look-alikes' own floor, in their colour; issue 14).
 
     ``series`` maps keys of :data:`SWEEP_SERIES` (the fields of a γ-sweep row) to one value per γ;
     a series that is all None (implicit leakage in a calibration, which never sees them) is left out.
@@ -470,7 +473,7 @@ def gamma_sweep_chart(
         )
     n, x = len(gammas), np.asarray(gammas, dtype=float)
     fig = make_subplots(specs=[[{"secondary_y": True}]])
-    kept = [] if preserve_min is None else [preserve_min]
+    kept = [m for m in (preserve_min, lookalike_min) if m is not None]
     for key in (k for k in SWEEP_SERIES if k in series):
         y = _values(series[key], n, key)
         if np.isnan(y).all():
@@ -500,6 +503,14 @@ def gamma_sweep_chart(
             line=dict(color=SERIES_COLORS["tau"], dash="dash", width=1.5),
             annotation_text=f"preservation floor: cosine {preserve_min:g} (right axis) →",
             annotation_position="bottom right",
+            secondary_y=True,
+        )
+    if lookalike_min is not None and "preservation_lookalike" in series:
+        fig.add_hline(
+            y=lookalike_min,
+            line=dict(color=SWEEP_SERIES["preservation_lookalike"][1], dash="dash", width=1.5),
+            annotation_text=f"look-alike floor: cosine {lookalike_min:g} →",
+            annotation_position="top right",
             secondary_y=True,
         )
     low = min(kept, default=0.9)
