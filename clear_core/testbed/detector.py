@@ -68,8 +68,17 @@ class DetectorNet(nn.Module):
         chans = [3, width, 2 * width, 4 * width, 8 * width]
         layers: list[nn.Module] = []
         for a, b in zip(chans[:-1], chans[1:], strict=True):
-            layers += [nn.Conv2d(a, b, 3, padding=1), nn.BatchNorm2d(b), nn.ReLU(inplace=True), nn.MaxPool2d(2)]
-        layers += [nn.Conv2d(8 * width, 8 * width, 3, padding=1), nn.BatchNorm2d(8 * width), nn.ReLU(inplace=True)]
+            layers += [
+                nn.Conv2d(a, b, 3, padding=1),
+                nn.BatchNorm2d(b),
+                nn.ReLU(inplace=True),
+                nn.MaxPool2d(2),
+            ]
+        layers += [
+            nn.Conv2d(8 * width, 8 * width, 3, padding=1),
+            nn.BatchNorm2d(8 * width),
+            nn.ReLU(inplace=True),
+        ]
         self.features = nn.Sequential(*layers)
         self.fc = nn.Sequential(nn.Linear(16 * width + 8 * width * 16, 256), nn.ReLU(inplace=True))
         self.heads = nn.ModuleDict({k: nn.Linear(256, len(v)) for k, v in HEADS.items()})
@@ -206,6 +215,15 @@ def accuracy(det: Detector, frames: np.ndarray, labels: dict[str, np.ndarray]) -
     return out
 
 
+def _augment(x: torch.Tensor, gen: np.random.Generator) -> torch.Tensor:
+    """Random horizontal flips and shifts of up to 4 px (edge-replicated): more views of the same labels."""
+    flip = torch.from_numpy(gen.random(len(x)) < 0.5)
+    x = torch.where(flip[:, None, None, None], x.flip(-1), x)
+    dy, dx = (int(v) for v in gen.integers(-4, 5, size=2))
+    x = torch.nn.functional.pad(x, (4, 4, 4, 4), mode="replicate")
+    return x[:, :, 4 + dy : 4 + dy + 64, 4 + dx : 4 + dx + 64]
+
+
 def train(
     out: Path,
     clips: int = 16000,
@@ -215,16 +233,21 @@ def train(
     seed: int = 0,
     threads: int = 1,
     progress: bool = True,
+    frames_per_clip: int = 2,
+    init: Path | None = None,
+    augment: bool = True,
 ) -> dict:
     from tqdm import tqdm
 
     torch.set_num_threads(threads)
     torch.manual_seed(seed)
     t0 = time.time()
-    x_train, y_train = render_dataset(clips, seed)
+    x_train, y_train = render_dataset(clips, seed, frames_per_clip)
     x_test, y_test = render_dataset(1500, seed + 10_000)
     render_s = time.time() - t0
     net = DetectorNet()
+    if init is not None:
+        net.load_state_dict(load_file(Path(init) / "detector.safetensors"))
     opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.1)
     gen = np.random.default_rng(seed)
@@ -235,6 +258,8 @@ def train(
     for _ in bar:
         rows = gen.integers(0, len(x_train), batch)
         x = _as_input(x_train[rows])
+        if augment:
+            x = _augment(x, gen)
         outs = net(x)
         loss = sum(loss_fn(outs[k], torch.from_numpy(y_train[k][rows]).long()) for k in HEADS)
         opt.zero_grad(set_to_none=True)
@@ -266,7 +291,10 @@ def train(
         },
         "render_seconds": round(render_s, 1),
         "train_seconds": round(train_s, 1),
-        "command": f"python -m clear_core.testbed.detector --out {out} --clips {clips} --steps {steps} --seed {seed}",
+        "command": (
+            f"python -m clear_core.testbed.detector --out {out} --clips {clips} --frames-per-clip {frames_per_clip} "
+            f"--steps {steps} --batch {batch} --lr {lr} --seed {seed}" + (f" --init {init}" if init else "")
+        ),
     }
     (out / "detector.json").write_text(json.dumps(meta, indent=2))
     return meta
@@ -283,8 +311,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lr", type=float, default=2e-3)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--frames-per-clip", type=int, default=2)
+    parser.add_argument("--init", help="start from the weights in this detector folder (fine-tuning)")
+    parser.add_argument("--no-augment", action="store_true")
     args = parser.parse_args(argv)
-    meta = train(Path(args.out), args.clips, args.steps, args.batch, args.lr, args.seed, args.threads)
+    meta = train(
+        Path(args.out),
+        args.clips,
+        args.steps,
+        args.batch,
+        args.lr,
+        args.seed,
+        args.threads,
+        frames_per_clip=args.frames_per_clip,
+        init=Path(args.init) if args.init else None,
+        augment=not args.no_augment,
+    )
     print(json.dumps(meta["accuracy"], indent=2))
     return 0
 

@@ -109,38 +109,48 @@ class TestbedTransformer(ModelMixin, ConfigMixin):
         self.out = nn.Linear(d_model, slot_dim)
         self.register_buffer("codebooks", make_codebooks(codebook_seed), persistent=True)
 
+    def prepare_text(self, encoder_hidden_states: torch.Tensor, text_repeats: int = 1):
+        """(projected text with the null token first, key padding mask): constant over sampling steps,
+        so the pipeline computes it once per call. All-zero rows are masked."""
+        ehs = encoder_hidden_states.float()
+        if ehs.ndim != 3 or ehs.shape[-1] != self.config.text_dim:
+            raise ValueError(
+                f"encoder_hidden_states must be (B, T, {self.config.text_dim}), got {tuple(ehs.shape)}"
+            )
+        pad = ehs.abs().sum(-1) == 0  # (B, T): zeroed positions
+        keep = int((~pad).sum(0).nonzero().max()) + 1 if (~pad).any() else 0
+        ehs, pad = ehs[:, :keep], pad[:, :keep]  # trailing positions that are zero everywhere
+        text = self.text_proj(self.text_norm(ehs))
+        if text_repeats > 1:
+            text, pad = text.repeat(text_repeats, 1, 1), pad.repeat(text_repeats, 1)
+        b = text.shape[0]
+        text = torch.cat([self.null_token.expand(b, 1, -1), text], dim=1)
+        pad = torch.cat([torch.zeros(b, 1, dtype=torch.bool, device=pad.device), pad], dim=1)
+        return text, pad
+
     def forward(
         self,
         latents: torch.Tensor,
         timestep: torch.Tensor,
-        encoder_hidden_states: torch.Tensor,
+        encoder_hidden_states: torch.Tensor | None = None,
         text_repeats: int = 1,
+        text_cache: tuple[torch.Tensor, torch.Tensor] | None = None,
     ) -> torch.Tensor:
-        """``text_repeats`` > 1 (training): the text batch is tiled that many times to match the
-        latents, after its projection (the projection is the costliest part)."""
+        """Velocity (B, 9, 16). ``text_repeats`` > 1 (training): the text batch is tiled that many times
+        after its projection. ``text_cache``: the output of :meth:`prepare_text` (skips the projection)."""
         b, n, d = latents.shape
         if (n, d) != (self.config.n_slots, self.config.slot_dim):
             raise ValueError(
                 f"latents must be (B, {self.config.n_slots}, {self.config.slot_dim}), got {tuple(latents.shape)}"
             )
-        if (
-            encoder_hidden_states.shape[0] * text_repeats != b
-            or encoder_hidden_states.shape[-1] != self.config.text_dim
-        ):
-            raise ValueError(
-                f"encoder_hidden_states must be ({b}, T, {self.config.text_dim}), got {tuple(encoder_hidden_states.shape)}"
-            )
+        text, pad = (
+            text_cache if text_cache is not None else self.prepare_text(encoder_hidden_states, text_repeats)
+        )
+        if text.shape[0] != b:
+            raise ValueError(f"{text.shape[0]} text rows for {b} latents")
         timestep = timestep.reshape(-1).expand(b) if timestep.numel() == 1 else timestep.reshape(b)
-        t = timestep.float() / 1000.0
-        temb = self.t_mlp(_timestep_embedding(t, self.config.d_model))
+        temb = self.t_mlp(_timestep_embedding(timestep.float() / 1000.0, self.config.d_model))
         x = self.inp(latents) + self.slot_pos
-        ehs = encoder_hidden_states.float()
-        pad = ehs.abs().sum(-1) == 0  # (B, T): zeroed positions
-        text = self.text_proj(self.text_norm(ehs))
-        if text_repeats > 1:
-            text, pad = text.repeat(text_repeats, 1, 1), pad.repeat(text_repeats, 1)
-        text = torch.cat([self.null_token.expand(b, 1, -1), text], dim=1)
-        pad = torch.cat([torch.zeros(b, 1, dtype=torch.bool, device=pad.device), pad], dim=1)
         for block in self.blocks:
             x = block(x, temb, text, pad)
         shift, scale = self.ada_out(temb)[:, None].chunk(2, dim=-1)
