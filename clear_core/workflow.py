@@ -218,7 +218,7 @@ class ClearRun:
         else:
             protected = None
             if self.preserve:
-                yield Stage("search", 0.8, f"capturing look-alikes to keep: {', '.join(self.preserve.names)}")
+                yield Stage("capture", 0.8, f"capturing look-alikes to keep: {', '.join(self.preserve.names)}")
                 protected = self.encoder.capture(self.preserve.protect_prompts, self.capture_config)
             eraser = build_eraser(
                 search, pos, neg, self.concept.name, self.encoder.model_id, opts.mask, opts.gamma, layer,
