@@ -1,8 +1,8 @@
 """Look-alikes: what sits *next to* a concept and must survive its erasure (issue 14).
 
 The packs' negatives are the positive sentence with the concept removed, so nothing in a search tells
-the SAE mask that "tennis ball" must stay when "golf ball" goes; the default golf-ball eraser left
-tennis-ball prompts at a mean cosine of 0.81 where unrelated prompts kept 0.97. A *preserve list*
+the SAE mask that "tennis ball" must stay when "golf ball" goes (issue 14 measured tennis-ball prompts
+at a mean cosine of 0.81 under the default golf-ball eraser, unrelated prompts at 0.97). A *preserve list*
 names the look-alikes to keep. Their prompts are written from the concept's own pairs by swapping
 the concept's words for the look-alike's ("a muddy golf ball on a putting green" -> "a muddy tennis
 ball on a putting green"), so they differ from the concept exactly where the concept does: the same
