@@ -207,6 +207,8 @@ def cmd_search(args: argparse.Namespace) -> int:
     concept = load_concept(args.concept)
     out = _output_folder(args.out, args.overwrite)
     preserve, preserve_prompts = _preserve_args(args)
+    if args.eraser_type == "sae" and args.mask == "contrastive":
+        _check_preserve(concept, preserve, preserve_prompts)
     search = SearchConfig(
         steps=args.steps,
         seed=args.seed,
@@ -262,6 +264,14 @@ def _preserve_args(args: argparse.Namespace) -> tuple[tuple[str, ...] | None, tu
             raise ValueError("--preserve is empty; name look-alikes separated by commas, or use --no-preserve")
     prompts = tuple(load_prompts(args.preserve_file)) if args.preserve_file else ()
     return names, prompts
+
+
+def _check_preserve(concept, names: tuple[str, ...] | None, prompts: tuple[str, ...]) -> None:
+    """Write the look-alike prompts once before any model loads: a name that cannot be swapped into
+    the concept's pairs fails here, in one line."""
+    from clear_core.lookalikes import default_preserve, preserve_set
+
+    preserve_set(concept, default_preserve(concept.name) if names is None else names, prompts)
 
 
 @command("evaluate")

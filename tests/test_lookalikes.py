@@ -190,6 +190,10 @@ def test_cli_preserve_flags_are_checked_before_models_load(tmp_path, capsys):
     assert "contradict" in capsys.readouterr().err
     assert main(["search", "--concept", "golf_ball", "--out", out, "--preserve", " , "]) == 2
     assert "--preserve is empty" in capsys.readouterr().err
+    custom = tmp_path / "cat.jsonl"
+    custom.write_text('{"positive": "a cat on a sofa", "negative": "a sofa"}\n' * 1)
+    code = main(["search", "--concept", str(custom), "--out", out, "--preserve", "dog", "--model", "/nonexistent"])
+    assert code == 2 and "--preserve-file" in capsys.readouterr().err  # before the (missing) model loads
 
 
 def test_cli_search_records_preserve_and_evaluate_reports_lookalikes(tmp_path, capsys):
