@@ -150,6 +150,29 @@ def speed(n: int = 20, pipe=None) -> dict:
     return {"seconds_per_clip": per_clip, "threads": torch.get_num_threads(), "n": n}
 
 
+def contact_sheet(erasers: Path, slugs: list[str], out: Path, seed: int = 0, pipe=None) -> Path:
+    """A PNG: per concept, frames 0/4/7 of the pack's first positive prompt, original | erased (same latent)."""
+    from PIL import Image
+
+    from clear_core.erasure import Eraser
+    from clear_core.testbed.rate import pack_prompts
+    from clear_core.testbed.render import to_uint8
+
+    pipe = pipe or load_testbed_pipeline()
+    rows = []
+    for i, slug in enumerate(slugs):
+        prompt = pack_prompts(slug, 1)[0][0]
+        lat = torch.randn((1, 9, 16), generator=torch.Generator().manual_seed(seed + i))
+        a = pipe(prompt, latents=lat).frames[0]
+        with Eraser.load(erasers / slug).applied(pipe):
+            b = pipe(prompt, latents=lat).frames[0]
+        gap = np.ones((64, 6, 3), np.float32)
+        rows.append(np.concatenate([a[0], a[4], a[7], gap, b[0], b[4], b[7]], axis=1))
+    img = to_uint8(np.concatenate(rows, axis=0))
+    Image.fromarray(img).resize((img.shape[1] * 2, img.shape[0] * 2), Image.NEAREST).save(out)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m clear_core.testbed.experiments")
     sub = parser.add_subparsers(dest="what", required=True)
@@ -162,6 +185,10 @@ def main(argv: list[str] | None = None) -> int:
     e.add_argument("--only", nargs="*")
     e.add_argument("--seeds", type=int, default=4)
     sub.add_parser("speed")
+    c = sub.add_parser("sheet")
+    c.add_argument("--erasers", required=True)
+    c.add_argument("--only", nargs="+", required=True)
+    c.add_argument("--png", required=True)
     for p in (f, e):
         p.add_argument("--out")
     args = parser.parse_args(argv)
@@ -170,6 +197,8 @@ def main(argv: list[str] | None = None) -> int:
         res = caption_following(args.n, args.seeds, mode=args.mode)
     elif args.what == "erasure":
         res = erasure_table(Path(args.erasers), args.only, args.seeds)
+    elif args.what == "sheet":
+        res = {"png": str(contact_sheet(Path(args.erasers), args.only, Path(args.png)))}
     else:
         res = speed()
     text = json.dumps(res, indent=2)
