@@ -3,6 +3,8 @@
     python bench/lookalikes.py                                  # golf_ball, french_horn (the bar)
     python bench/lookalikes.py --concepts golf_ball,tench,van_gogh --weights 0.5,1
     python bench/lookalikes.py --all --json runs/lookalikes.json # every pack with a built-in list
+    python bench/lookalikes.py --concepts golf_ball --block 2    # erase at another block (same SAE)
+    python bench/lookalikes.py --from-json runs/lookalikes.json  # the table again, re-judged, no encoding
 
 For each concept: one default search (the same SAE and block for every row), then for each look-alike
 of its built-in preserve list the γ sweep of the eraser without the preserve list and with it (at each
@@ -30,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from clear_core.encoders import load_encoder  # noqa: E402
 from clear_core.lookalikes import DEFAULT_LOOKALIKES  # noqa: E402
 from clear_core.search import SearchConfig  # noqa: E402
-from clear_core.window import WINDOW_GAMMAS, WindowCriteria, concept_windows  # noqa: E402
+from clear_core.window import WINDOW_GAMMAS, WindowCriteria, concept_windows, from_json, judge  # noqa: E402
 
 
 def _span(gammas: list[float]) -> str:
@@ -65,10 +67,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--weights", default="1", help="protect weights w, comma-separated")
     parser.add_argument("--gammas", default=",".join(f"{g:g}" for g in WINDOW_GAMMAS))
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--block", type=int, help="erase at block B (encoder.layer.B) instead of the search's")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (1 on shared cores)")
     parser.add_argument("--json", type=Path, help="also write every sweep here")
     parser.add_argument("--sweeps", action="store_true", help="print every γ row, not only the table")
+    parser.add_argument("--from-json", type=Path, help="re-print the table of an earlier --json dump (no encoding)")
     args = parser.parse_args(argv)
+    if args.from_json:
+        results = [judge(from_json(d)) for d in json.loads(args.from_json.read_text())]
+        _print_table([_row_text(r) for r in results])
+        return 0
     torch.set_num_threads(args.threads)
     slugs = list(DEFAULT_LOOKALIKES) if args.all else [s.strip() for s in args.concepts.split(",") if s.strip()]
     weights = [float(w) for w in args.weights.split(",")]
@@ -80,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
         t = time.perf_counter()
         results = concept_windows(
             encoder, slug, search=SearchConfig(seed=args.seed), gammas=gammas, criteria=criteria,
-            seed=args.seed, protect_weights=weights,
+            seed=args.seed, protect_weights=weights, layer=None if args.block is None else args.block + 1,
         )
         print(f"{slug}: block {results[0].layer_name}, {time.perf_counter() - t:.0f} s", file=sys.stderr)
         for r in results:
@@ -96,6 +104,14 @@ def main(argv: list[str] | None = None) -> int:
                         f"        {x.preservation_unrelated:.3f}          {'yes' if x.ok else 'no'}"
                         f" ({'yes' if x.ok_vs_lookalike else 'no'})"
                     )
+    _print_table(lines)
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(dump, indent=2))
+    return 0
+
+
+def _print_table(lines: list[str]) -> None:
     print(
         "\n| concept | look-alike | block | protected | window (leakage probe) | window (look-alike-aware "
         "probe) | look-alike read as concept, unerased | at the best γ (no window: the halving γ keeping "
@@ -103,10 +119,6 @@ def main(argv: list[str] | None = None) -> int:
     )
     print("| --- | --- | --- | --- | --- | --- | --- | --- |")
     print("\n".join(lines))
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(dump, indent=2))
-    return 0
 
 
 if __name__ == "__main__":

@@ -36,7 +36,16 @@ from clear_core.evaluation import fit_probe, split_implicit
 from clear_core.lookalikes import PreserveSet, default_preserve, preserve_set
 from clear_core.search import LayerSearch, SearchConfig
 
-__all__ = ["WINDOW_GAMMAS", "WindowCriteria", "WindowResult", "WindowRow", "concept_windows", "sweep_window"]
+__all__ = [
+    "WINDOW_GAMMAS",
+    "WindowCriteria",
+    "WindowResult",
+    "WindowRow",
+    "concept_windows",
+    "from_json",
+    "judge",
+    "sweep_window",
+]
 
 WINDOW_GAMMAS = (0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 6.0, 8.0)
 
@@ -51,9 +60,12 @@ class WindowCriteria:
     """Look-alike's held-out prompts: mean cosine to their originals at least this."""
     told_apart_min: float = 0.9
     """Look-alike's held-out prompts still read as the look-alike (not the concept) at least this often."""
+    min_unerased: float = 0.25
+    """A judge that detects fewer of the implicit prompts than this *before* erasure cannot show a
+    halving (on 12 prompts, 0.17 → 0.08 is one prompt): no window by that judge."""
 
     def __post_init__(self) -> None:
-        for name in ("leakage_ratio", "cosine_min", "told_apart_min"):
+        for name in ("leakage_ratio", "cosine_min", "told_apart_min", "min_unerased"):
             if not 0 < getattr(self, name) <= 1:
                 raise ValueError(f"{name} must be in (0, 1], got {getattr(self, name)}")
 
@@ -170,17 +182,38 @@ def sweep_window(
             preservation_unrelated=float(_cosine(original[2], erased[2]).mean()),
             leakage_implicit_vs_lookalike=float(strict_probe.detect(erased[0]).mean()),
         )
+        result.rows.append(row)
+    return judge(result, criteria)
+
+
+def judge(result: WindowResult, criteria: WindowCriteria | None = None) -> WindowResult:
+    """Set every row's ``ok`` / ``ok_vs_lookalike`` from its measured numbers (also re-judges a sweep
+    read back from JSON under other criteria); returns ``result``."""
+    criteria = criteria or WindowCriteria()
+    base, strict = result.unerased_implicit, result.unerased_implicit_vs_lookalike
+    for row in result.rows:
         kept = (
             row.preservation_lookalike >= criteria.cosine_min
             and row.lookalike_told_apart >= criteria.told_apart_min
         )
-        row.ok = kept and base_leak > 0 and row.leakage_implicit <= criteria.leakage_ratio * base_leak + 1e-9
-        strict = result.unerased_implicit_vs_lookalike
-        row.ok_vs_lookalike = (
-            kept and strict > 0 and row.leakage_implicit_vs_lookalike <= criteria.leakage_ratio * strict + 1e-9
+        row.ok = (
+            kept
+            and base >= criteria.min_unerased
+            and row.leakage_implicit <= criteria.leakage_ratio * base + 1e-9
         )
-        result.rows.append(row)
+        row.ok_vs_lookalike = (
+            kept
+            and strict is not None
+            and strict >= criteria.min_unerased
+            and row.leakage_implicit_vs_lookalike <= criteria.leakage_ratio * strict + 1e-9
+        )
     return result
+
+
+def from_json(data: dict) -> WindowResult:
+    """A :class:`WindowResult` from :meth:`WindowResult.to_json` (windows are recomputed, not read)."""
+    fields = {k: v for k, v in data.items() if k not in ("rows", "window", "window_vs_lookalike")}
+    return WindowResult(**fields, rows=[WindowRow(**r) for r in data["rows"]])
 
 
 def _cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -196,10 +229,12 @@ def concept_windows(
     criteria: WindowCriteria | None = None,
     seed: int = 0,
     protect_weights: Sequence[float] = (1.0,),
+    layer: int | None = None,
 ) -> list[WindowResult]:
     """For a built-in pack: one search, then for each look-alike (default: its built-in preserve list)
     the window without the preserve list, then with it at each of ``protect_weights`` (w in
-    ``build_eraser``: 1 is the plain max).
+    ``build_eraser``: 1 is the plain max). ``layer``: erase there instead of at the search's choice
+    (capture index: block b is layer b + 1).
     """
     concept = load_builtin(slug)
     names = list(lookalikes) if lookalikes is not None else default_preserve(slug)
@@ -212,10 +247,10 @@ def concept_windows(
     for _ in runner.run():
         pass
     protected = encoder.capture(preserve.protect_prompts)
-    erasers = [(build_eraser(runner.result, pos, neg, slug, encoder.model_id), [])]
+    erasers = [(build_eraser(runner.result, pos, neg, slug, encoder.model_id, layer=layer), [])]
     for w in protect_weights:
         kept = build_eraser(
-            runner.result, pos, neg, slug, encoder.model_id, protected=protected, protect_weight=w
+            runner.result, pos, neg, slug, encoder.model_id, layer=layer, protected=protected, protect_weight=w
         )
         erasers.append((kept, names))
     unrelated = unrelated_prompts()

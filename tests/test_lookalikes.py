@@ -164,19 +164,19 @@ def test_window_flags_only_gammas_meeting_every_criterion(minilm, small_run, sma
         UNRELATED,
         "kite",
         gammas=(0.5, 4.0),
-        criteria=WindowCriteria(leakage_ratio=1.0, cosine_min=0.5, told_apart_min=0.5),
+        criteria=WindowCriteria(leakage_ratio=1.0, cosine_min=0.5, told_apart_min=0.5, min_unerased=0.5),
     )
     for r in result.rows:
         expected = (
             r.leakage_implicit <= result.unerased_implicit
-            and result.unerased_implicit > 0
+            and result.unerased_implicit >= 0.5
             and r.preservation_lookalike >= 0.5
             and r.lookalike_told_apart >= 0.5
         )
         assert r.ok == expected
         aware = r.leakage_implicit_vs_lookalike <= result.unerased_implicit_vs_lookalike
         assert r.ok_vs_lookalike == (
-            aware and result.unerased_implicit_vs_lookalike > 0 and r.preservation_lookalike >= 0.5
+            aware and result.unerased_implicit_vs_lookalike >= 0.5 and r.preservation_lookalike >= 0.5
             and r.lookalike_told_apart >= 0.5
         )
     assert result.window == [r.gamma for r in result.rows if r.ok]
