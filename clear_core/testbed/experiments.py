@@ -139,6 +139,35 @@ def erasure_table(erasers: Path, slugs: list[str] | None = None, seeds: int = 4,
     }
 
 
+def lookalikes(erasers: Path, slugs: list[str], n: int = 16, seeds: int = 2, pipe=None, det=None) -> dict:
+    """For each erased paper object: how often its look-alikes (kite for parachute, tennis ball for golf
+    ball, ...) are still generated, on ``n`` seeded explicit captions per look-alike, same latents."""
+    from clear_core.erasure import Eraser
+    from clear_core.testbed.world import LOOKALIKE_OF, SceneSpec
+
+    pipe = pipe or load_testbed_pipeline()
+    det = det or load_detector()
+    out = {}
+    for slug in slugs:
+        eraser = Eraser.load(erasers / slug)
+        for look in [k for k, v in LOOKALIKE_OF.items() if v == slug]:
+            rng = np.random.default_rng(7)
+            settings = ("field", "street", "garden", "lake", "town")
+            specs = [SceneSpec(object=look, setting=str(rng.choice(settings))) for _ in range(n)]
+            texts = [caption(sp, rng) for sp in specs]
+            lat = torch.randn((n * seeds, 9, 16), generator=torch.Generator().manual_seed(0))
+            before = det.predict(_flat(generate_frames(pipe, texts, lat)))["object"]
+            after = det.predict(_flat(generate_frames(pipe, texts, lat, eraser)))["object"]
+            out[f"{slug}->{look}"] = {
+                "lookalike_rate_before": float(np.mean(before == look)),
+                "lookalike_rate_after": float(np.mean(after == look)),
+                "erased_concept_after": float(np.mean(after == slug)),
+                "gamma": eraser.gamma,
+            }
+            print(slug, look, json.dumps(out[f"{slug}->{look}"]), flush=True)
+    return out
+
+
 def speed(n: int = 20, pipe=None) -> dict:
     """Wall seconds per clip (8 frames, 64×64, 10 steps, CFG), one prompt at a time, and rendering alone."""
     pipe = pipe or load_testbed_pipeline()
@@ -185,6 +214,10 @@ def main(argv: list[str] | None = None) -> int:
     e.add_argument("--only", nargs="*")
     e.add_argument("--seeds", type=int, default=4)
     sub.add_parser("speed")
+    k = sub.add_parser("lookalikes")
+    k.add_argument("--erasers", required=True)
+    k.add_argument("--only", nargs="+", required=True)
+    k.add_argument("--out")
     c = sub.add_parser("sheet")
     c.add_argument("--erasers", required=True)
     c.add_argument("--only", nargs="+", required=True)
@@ -197,6 +230,8 @@ def main(argv: list[str] | None = None) -> int:
         res = caption_following(args.n, args.seeds, mode=args.mode)
     elif args.what == "erasure":
         res = erasure_table(Path(args.erasers), args.only, args.seeds)
+    elif args.what == "lookalikes":
+        res = lookalikes(Path(args.erasers), args.only)
     elif args.what == "sheet":
         res = {"png": str(contact_sheet(Path(args.erasers), args.only, Path(args.png)))}
     else:
