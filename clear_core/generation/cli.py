@@ -8,7 +8,6 @@ frame; errors are one line and exit with status 2 (clear_core/__main__.py).
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import sys
 from pathlib import Path
@@ -67,12 +66,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(run=run)
 
 
-def _finite(value: float, name: str, minimum: float = 0.0) -> float:
-    if not math.isfinite(value) or value < minimum:
-        raise ValueError(f"{name} must be a finite number ≥ {minimum:g}, got {value}")
-    return value
-
-
 class _Bar:
     """tqdm when stderr is a terminal, else a plain line every 10% (logs and CI stay readable)."""
 
@@ -107,7 +100,7 @@ def run(args: argparse.Namespace) -> int:
     from clear_core.generation.loading import load_pipeline
     from clear_core.generation.render import RenderSettings
     from clear_core.generation.variants import plan_variants
-    from clear_core.validation import check_gamma
+    from clear_core.validation import check_gamma, check_number
 
     # cheap checks first: nothing below loads a model
     prompts = check_prompts([args.prompt] if args.prompt is not None else load_prompts(args.prompts))
@@ -130,7 +123,7 @@ def run(args: argparse.Namespace) -> int:
         frames=args.frames,
         height=args.height,
         width=args.width,
-        guidance=None if args.guidance is None else _finite(args.guidance, "--guidance"),
+        guidance=None if args.guidance is None else check_number(args.guidance, "--guidance", minimum=0.0),
         max_sequence_length=args.max_sequence_length,
     )
     if args.fps < 1:

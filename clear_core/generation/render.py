@@ -123,17 +123,18 @@ class Latents:
 
         def prepare_latents(*args: Any, **kwargs: Any) -> Any:
             if self.value is None:
-                self.value = _clone(original(*args, **kwargs))
-            return _clone(self.value)
+                self.value = clone_output(original(*args, **kwargs))
+            return clone_output(self.value)
 
         return prepare_latents
 
 
-def _clone(value: Any) -> Any:
+def clone_output(value: Any) -> Any:
+    """A copy of a module output: tensors cloned, inside tuples and lists too."""
     if isinstance(value, torch.Tensor):
         return value.clone()
-    if isinstance(value, tuple):
-        return tuple(_clone(v) for v in value)
+    if isinstance(value, (tuple, list)):
+        return type(value)(clone_output(v) for v in value)
     return value
 
 

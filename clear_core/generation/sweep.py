@@ -21,6 +21,7 @@ import torch
 from clear_core.encoders import TextEncoder
 from clear_core.erasure import Eraser
 from clear_core.generation.conditioning import Conditioning, encode
+from clear_core.generation.render import clone_output
 from clear_core.hooks import Handler, scoped_hooks
 
 __all__ = ["BlockPrefix", "encode_sweep"]
@@ -31,16 +32,6 @@ def _key(args: tuple, kwargs: dict) -> str:
     h = hashlib.sha256(str((tuple(hidden.shape), hidden.dtype)).encode())
     h.update(hidden.detach().float().cpu().contiguous().numpy().tobytes())
     return h.hexdigest()
-
-
-def _clone(value: Any) -> Any:
-    if isinstance(value, torch.Tensor):
-        return value.clone()
-    if isinstance(value, tuple):
-        return tuple(_clone(v) for v in value)
-    if isinstance(value, list):
-        return [_clone(v) for v in value]
-    return value
 
 
 class BlockPrefix:
@@ -58,10 +49,10 @@ class BlockPrefix:
             key = (index, _key(args, kwargs))
             if key in self.outputs:
                 self.hits += 1
-                return _clone(self.outputs[key])
+                return clone_output(self.outputs[key])
             self.misses += 1
             output = self._original[index](*args, **kwargs)
-            self.outputs[key] = _clone(output)
+            self.outputs[key] = clone_output(output)
             return output
 
         return Handler(block, replace, kind="replace")
