@@ -3,10 +3,11 @@
     python bench/lookalikes.py                                  # golf_ball, french_horn (the bar)
     python bench/lookalikes.py --concepts golf_ball,tench,van_gogh --weights 0.5,1
     python bench/lookalikes.py --all --json runs/lookalikes.json # every pack with a built-in list
-    python bench/lookalikes.py --concepts golf_ball --block 2    # erase at another block (same SAE)
+    python bench/lookalikes.py --concepts golf_ball --block 2    # erase at block 2 instead
     python bench/lookalikes.py --from-json runs/lookalikes.json  # the table again, re-judged, no encoding
 
-For each concept: one default search (the same SAE and block for every row), then for each look-alike
+For each concept: the default search without the preserve list and one with it (its look-alike
+prompts as extra negatives: the SAE learns them, L_con counts them as shared), then for each look-alike
 of its built-in preserve list the γ sweep of the eraser without the preserve list and with it (at each
 protect weight w of m_spec ∝ ReLU(f̄_pos − max(f̄_neg, w·f̄_protected))). A γ is in the window when
 the held-out implicit leakage is at most half its unerased value, the look-alike's held-out prompts
@@ -67,18 +68,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--weights", default="1", help="protect weights w, comma-separated")
     parser.add_argument("--gammas", default=",".join(f"{g:g}" for g in WINDOW_GAMMAS))
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--block", type=int, help="erase at block B (encoder.layer.B) instead of the search's")
+    parser.add_argument(
+        "--block", type=int, help="erase at block B (encoder.layer.B) instead of the search's"
+    )
     parser.add_argument("--threads", type=int, default=1, help="torch threads (1 on shared cores)")
     parser.add_argument("--json", type=Path, help="also write every sweep here")
     parser.add_argument("--sweeps", action="store_true", help="print every γ row, not only the table")
-    parser.add_argument("--from-json", type=Path, help="re-print the table of an earlier --json dump (no encoding)")
+    parser.add_argument(
+        "--from-json", type=Path, help="re-print the table of an earlier --json dump (no encoding)"
+    )
     args = parser.parse_args(argv)
     if args.from_json:
         results = [judge(from_json(d)) for d in json.loads(args.from_json.read_text())]
         _print_table([_row_text(r) for r in results])
         return 0
     torch.set_num_threads(args.threads)
-    slugs = list(DEFAULT_LOOKALIKES) if args.all else [s.strip() for s in args.concepts.split(",") if s.strip()]
+    slugs = (
+        list(DEFAULT_LOOKALIKES) if args.all else [s.strip() for s in args.concepts.split(",") if s.strip()]
+    )
     weights = [float(w) for w in args.weights.split(",")]
     gammas = [float(g) for g in args.gammas.split(",")]
     encoder = load_encoder("minilm")
@@ -87,15 +94,23 @@ def main(argv: list[str] | None = None) -> int:
     for slug in slugs:
         t = time.perf_counter()
         results = concept_windows(
-            encoder, slug, search=SearchConfig(seed=args.seed), gammas=gammas, criteria=criteria,
-            seed=args.seed, protect_weights=weights, layer=None if args.block is None else args.block + 1,
+            encoder,
+            slug,
+            search=SearchConfig(seed=args.seed),
+            gammas=gammas,
+            criteria=criteria,
+            seed=args.seed,
+            protect_weights=weights,
+            layer=None if args.block is None else args.block + 1,
         )
         print(f"{slug}: block {results[0].layer_name}, {time.perf_counter() - t:.0f} s", file=sys.stderr)
         for r in results:
             lines.append(_row_text(r))
             dump.append(r.to_json())
             if args.sweeps:
-                print(f"-- {r.concept} vs {r.lookalike}, protected {r.protected or 'nothing'}, w {r.protect_weight}")
+                print(
+                    f"-- {r.concept} vs {r.lookalike}, protected {r.protected or 'nothing'}, w {r.protect_weight}"
+                )
                 print("   γ   implicit  (aware)  look-alike cos  told apart  unrelated cos  window (aware)")
                 for x in r.rows:
                     print(

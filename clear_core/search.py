@@ -272,14 +272,26 @@ class LayerSearch:
     """A search over the blocks of paired captures. Iterate :meth:`run`; read :attr:`result`.
 
     ``pos`` and ``neg`` are captures of the positive and negative prompts (pair ``i`` is prompt ``i``
-    of each). Stopping early — leaving the loop, closing the generator, or ``should_stop()`` returning
+    of each). ``protected``: a capture of look-alike prompts to keep (clear_core/lookalikes.py): each
+    step adds a batch of them to the negatives, so the SAE learns their features too and L_con counts
+    what they use as shared. Stopping early — leaving the loop, closing the generator, or ``should_stop()`` returning
     True — still leaves a :attr:`result` (with ``cancelled=True``) built from the state reached.
     """
 
-    def __init__(self, pos: Activations, neg: Activations, config: SearchConfig | None = None) -> None:
+    def __init__(
+        self,
+        pos: Activations,
+        neg: Activations,
+        config: SearchConfig | None = None,
+        protected: Activations | None = None,
+    ) -> None:
         self.config = config or SearchConfig()
         if pos.layer_names != neg.layer_names or pos.d_model != neg.d_model:
             raise ValueError("positive and negative captures come from different encoders or layers")
+        if protected is not None and (
+            protected.layer_names != pos.layer_names or protected.d_model != pos.d_model
+        ):
+            raise ValueError("the look-alike capture comes from a different encoder or layer layout")
         if pos.n_prompts != neg.n_prompts:
             raise ValueError(
                 f"{pos.n_prompts} positive but {neg.n_prompts} negative prompts; pairs must match"
@@ -292,6 +304,7 @@ class LayerSearch:
         if bad:
             raise ValueError(f"candidate layers {bad} out of range 0..{pos.n_layers - 1}")
         self.pos, self.neg = pos, neg
+        self.protected = protected if protected is not None and protected.n_prompts else None
         self.result: SearchResult | None = None
         self._gen = torch.Generator().manual_seed(self.config.seed)
         self.scales = layer_scales([pos, neg], self.candidates, seed=self.config.seed)
@@ -337,6 +350,10 @@ class LayerSearch:
                 tau = self._tau(step - 1)
                 pairs = torch.randperm(n_pairs, generator=self._gen)[:batch].numpy()
                 xp, xn = self._batch(self.pos, pairs), self._batch(self.neg, pairs)
+                if self.protected is not None:  # look-alikes: more negatives, and SAE training tokens
+                    n_keep = self.protected.n_prompts
+                    keep = torch.randperm(n_keep, generator=self._gen)[: min(batch, n_keep)].numpy()
+                    xn = torch.cat([xn, self._batch(self.protected, keep)], 1)
                 x = torch.cat([xp, xn], 1)
                 noise = gumbel_noise(len(self.candidates), self._gen)
                 p_fixed = gumbel_softmax(self.alpha.detach(), tau, noise)
@@ -415,10 +432,14 @@ class BruteForceResult:
 
 
 @torch.no_grad()
-def _score(result: SearchResult, pos: Activations, neg: Activations) -> float:
+def _score(
+    result: SearchResult, pos: Activations, neg: Activations, protected: Activations | None = None
+) -> float:
     layer, scale = result.layer, result.scale
     xp = torch.from_numpy(pos.layer(layer)) / scale
     xn = torch.from_numpy(neg.layer(layer)) / scale
+    if protected is not None and protected.n_prompts:
+        xn = torch.cat([xn, torch.from_numpy(protected.layer(layer)) / scale])
     out = result.sae(torch.cat([xp, xn]))
     con, _ = _con_loss(out.features[: len(xp)], out.features[len(xp) :], result.config.eps)
     return float(out.loss + con)
@@ -429,8 +450,10 @@ def brute_force_search(
     neg: Activations,
     config: SearchConfig | None = None,
     should_stop: Callable[[], bool] | None = None,
+    protected: Activations | None = None,
 ) -> Iterator[tuple[int, SearchEvent]]:
-    """Train an SAE per candidate block (L× the cost of one search) and score each.
+    """Train an SAE per candidate block (L× the cost of one search) and score each (``protected``:
+    look-alike prompts as extra negatives, as in :class:`LayerSearch`).
 
     Yields ``(candidate_position, event)``; the :class:`BruteForceResult` is the generator's return
     value (``StopIteration.value``; use :func:`run_brute_force` for a plain call).
@@ -442,11 +465,11 @@ def brute_force_search(
     results, scores = [], []
     for i, layer in enumerate(candidates):
         single = SearchConfig(**{**asdict(config), "layers": (layer,)})
-        search = LayerSearch(pos, neg, single)
+        search = LayerSearch(pos, neg, single, protected=protected)
         for event in search.run(should_stop):
             yield i, event
         results.append(search.result)
-        scores.append(_score(search.result, pos, neg))
+        scores.append(_score(search.result, pos, neg, protected))
         if search.result.cancelled:
             break
     best = candidates[int(np.argmin(scores))] if scores else candidates[0]

@@ -1,8 +1,10 @@
 """Is there a γ that erases the concept and keeps its look-alike? (issue 14, "Find the window")
 
-For one concept and one look-alike, one search gives one SAE and block; two erasers are built from
-it, the mask without and with the preserve list (``build_eraser(protected=...)``), so the only
-difference between them is what the mask protects. At each γ of a grid, a γ is *in the window* when
+For one concept and one look-alike, two erasers are compared: the default search and mask without the
+preserve list, and with it — the look-alike's protect-half prompts enter the search as extra negatives
+(``LayerSearch(protected=...)``: the SAE learns their features, L_con counts them as shared) and the
+mask as protected negatives (``build_eraser(protected=...)``). At each γ of a grid, a γ is *in the
+window* when
 
 * the concept's **held-out implicit leakage** (odd positions of the pack's implicit prompts, judged by
   the leakage probe on clean positive vs negative outputs) is at most ``leakage_ratio`` (½) of its
@@ -231,8 +233,8 @@ def concept_windows(
     protect_weights: Sequence[float] = (1.0,),
     layer: int | None = None,
 ) -> list[WindowResult]:
-    """For a built-in pack: one search, then for each look-alike (default: its built-in preserve list)
-    the window without the preserve list, then with it at each of ``protect_weights`` (w in
+    """For a built-in pack: a search without and one with the preserve list, then for each look-alike
+    (default: its built-in preserve list) the window without it, then with it at each of ``protect_weights`` (w in
     ``build_eraser``: 1 is the plain max). ``layer``: erase there instead of at the search's choice
     (capture index: block b is layer b + 1).
     """
@@ -243,14 +245,24 @@ def concept_windows(
     preserve: PreserveSet = preserve_set(concept, names, seed=seed)
     implicit = split_implicit(load_implicit(slug)[0])[1]
     pos, neg = encoder.capture(concept.positives), encoder.capture(concept.negatives)
-    runner = LayerSearch(pos, neg, search or SearchConfig())
-    for _ in runner.run():
-        pass
     protected = encoder.capture(preserve.protect_prompts)
-    erasers = [(build_eraser(runner.result, pos, neg, slug, encoder.model_id, layer=layer), [])]
+    plain, kept_search = (
+        LayerSearch(pos, neg, search or SearchConfig(), protected=p) for p in (None, protected)
+    )
+    for runner in (plain, kept_search):
+        for _ in runner.run():
+            pass
+    erasers = [(build_eraser(plain.result, pos, neg, slug, encoder.model_id, layer=layer), [])]
     for w in protect_weights:
         kept = build_eraser(
-            runner.result, pos, neg, slug, encoder.model_id, layer=layer, protected=protected, protect_weight=w
+            kept_search.result,
+            pos,
+            neg,
+            slug,
+            encoder.model_id,
+            layer=layer,
+            protected=protected,
+            protect_weight=w,
         )
         erasers.append((kept, names))
     unrelated = unrelated_prompts()

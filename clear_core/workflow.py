@@ -185,9 +185,14 @@ class ClearRun:
             "capture", 0.1, f"captured {pos.n_tokens + neg.n_tokens:,} tokens × {pos.n_layers} layers"
         )
 
+        protected = None
+        if self.preserve:  # look-alikes to keep: extra negatives in the search, protected in the mask
+            yield Stage("capture", 0.1, f"capturing look-alikes to keep: {', '.join(self.preserve.names)}")
+            protected = self.encoder.capture(self.preserve.protect_prompts, self.capture_config)
+
         brute = None
         if opts.method == "brute_force":
-            gen = brute_force_search(pos, neg, self.search_config, should_stop)
+            gen = brute_force_search(pos, neg, self.search_config, should_stop, protected=protected)
             n = len(self.search_config.layers or pos.block_indices)
             while True:
                 try:
@@ -204,7 +209,7 @@ class ClearRun:
                 raise ValueError("the brute-force search was stopped before any block finished")
             history, cancelled = [e for r in brute.results for e in r.history], len(brute.results) < n
         else:
-            runner = LayerSearch(pos, neg, self.search_config)
+            runner = LayerSearch(pos, neg, self.search_config, protected=protected)
             for event in runner.run(should_stop):
                 yield Stage("search", 0.1 + 0.7 * event.step / event.total, _search_message(event), event)
             search, history, cancelled = runner.result, runner.result.history, runner.result.cancelled
@@ -216,13 +221,17 @@ class ClearRun:
                 layer_probs=search.probs, candidates=search.candidates, search=search.config.to_json()
             )
         else:
-            protected = None
-            if self.preserve:
-                yield Stage("capture", 0.8, f"capturing look-alikes to keep: {', '.join(self.preserve.names)}")
-                protected = self.encoder.capture(self.preserve.protect_prompts, self.capture_config)
             eraser = build_eraser(
-                search, pos, neg, self.concept.name, self.encoder.model_id, opts.mask, opts.gamma, layer,
-                protected=protected, protect_weight=opts.protect_weight,
+                search,
+                pos,
+                neg,
+                self.concept.name,
+                self.encoder.model_id,
+                opts.mask,
+                opts.gamma,
+                layer,
+                protected=protected,
+                protect_weight=opts.protect_weight,
             )
             if self.preserve:
                 eraser.meta["preserve"] = {
@@ -268,19 +277,30 @@ class ClearRun:
                 "rows": [asdict(r) for r in report.rows],
             }
         self.result = RunResult(
-            eraser, search, report, pos, neg, brute, history, cancelled, time.perf_counter() - start,
+            eraser,
+            search,
+            report,
+            pos,
+            neg,
+            brute,
+            history,
+            cancelled,
+            time.perf_counter() - start,
             self.preserve if eraser.kind == "sae" else None,
         )
         u = search.uncertainty
-        note = "" if u.decisive or opts.layer is not None else (
-            f"; undecided search (p = {u.top_prob:.2f}, margin {u.margin:.2f}): compare blocks before trusting it"
+        note = (
+            ""
+            if u.decisive or opts.layer is not None
+            else (
+                f"; undecided search (p = {u.top_prob:.2f}, margin {u.margin:.2f}): compare blocks before trusting it"
+            )
         )
         yield Stage(
             "done",
             1.0,
             f"erase at {eraser.layer_name} (layer {eraser.layer}), default γ = {eraser.gamma:g}{note}",
         )
-
 
     def _calibration_lookalikes(self) -> list[str] | None:
         """Up to :data:`CALIBRATION_LOOKALIKES` protect-half prompts per look-alike (the held-out half

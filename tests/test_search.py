@@ -176,3 +176,40 @@ def test_search_on_the_planted_block_is_decisive():
     list(search.run())
     u = search.result.uncertainty
     assert search.result.layer == 3 and u.decisive, u
+
+
+def _lookalike_world(seed: int = 0):
+    """Positives carry a strong direction A at block 3 and a weaker B at block 2; the look-alike's
+    prompts carry A at block 3 too, so only block 2 tells the concept from its look-alike."""
+    from clear_core.encoders import Activations
+
+    pos, neg, a = synthetic_pairs(planted_layer=3, seed=seed)
+    rng = np.random.default_rng(seed + 1)
+    b = rng.normal(size=a.shape)
+    b *= 2.0 / np.linalg.norm(b)
+    for i in range(pos.n_prompts):
+        pos.data[2, pos.offsets[i] + 1 : pos.offsets[i] + 3] += b.astype(np.float32)
+    noise = rng.normal(size=neg.data.shape).astype(np.float32) / np.sqrt(neg.d_model)
+    names = [f"look {i}" for i in range(neg.n_prompts)]
+    look = Activations(noise, neg.offsets.copy(), neg.layer_names, names, "synthetic")
+    for i in range(look.n_prompts):
+        look.data[3, look.offsets[i] + 1 : look.offsets[i] + 3] += a.astype(np.float32)
+    return pos, neg, look
+
+
+def test_lookalikes_in_the_search_move_it_to_the_block_that_tells_them_apart():
+    pos, neg, look = _lookalike_world()
+    config = SearchConfig(steps=200, d_sae=64, batch_pairs=8, k=8)
+    plain = LayerSearch(pos, neg, config)
+    list(plain.run())
+    kept = LayerSearch(pos, neg, config, protected=look)
+    list(kept.run())
+    assert plain.result.layer == 3  # the strongest concept direction
+    assert kept.result.layer == 2  # the only one the look-alike does not share
+
+
+def test_lookalike_capture_must_match_the_encoder():
+    pos, neg, _ = synthetic_pairs(n_pairs=8)
+    other, _, _ = synthetic_pairs(n_pairs=8, d=8)
+    with pytest.raises(ValueError, match="look-alike capture"):
+        LayerSearch(pos, neg, protected=other)
