@@ -33,10 +33,13 @@ from app.preview_tab import (
     fill_prompt,
     generate_media,
     measure_media,
+    rate_over_seeds,
+    rerate_media,
     rerender_media,
 )
-from app.search_tab import GAMMA_MAX, KINDS, check_search, run_search, stop_search
+from app.search_tab import GAMMA_MAX, KINDS, check_search, default_keep, run_search, stop_search
 from app.state import DEFAULT_MODEL, Session, cleanup_session, new_session
+from clear_core.lookalikes import default_preserve
 
 __all__ = ["DEFAULT_PACK", "TITLE", "build_demo"]
 
@@ -151,6 +154,15 @@ def _search_tab() -> SimpleNamespace:
         ui.steps = gr.Slider(20, 3000, value=300, step=10, label="Steps")
         ui.d_sae = gr.Dropdown([256, 512, 1024, 2048, 4096, 8192], value=2048, label="SAE features (d_sae)")
         ui.seed = gr.Number(0, precision=0, label="Seed")
+    ui.keep = gr.Textbox(
+        ", ".join(default_preserve(DEFAULT_PACK)),
+        label="Keep (look-alikes)",
+        info="comma-separated neighbours of the concept that must survive its erasure (a pack's own list "
+        "is filled in when its pairs load); prompts about them are written from the pairs and protected "
+        "in the mask and the γ calibration. Empty: protect nothing",
+        max_lines=1,
+        max_length=1000,
+    )
     with gr.Accordion("Ablations and calibration", open=False):
         with gr.Row():
             ui.use_con = gr.Checkbox(
@@ -273,6 +285,12 @@ def _preview_tab() -> SimpleNamespace:
     ui.strip = gr.Image(
         label="Frame strip: original (top) and erased (bottom)", type="filepath", interactive=False
     )
+    ui.rate_note = gr.Markdown()
+    with gr.Row():
+        ui.rate_chart = gr.Plot(
+            label="Testbed: generative rate over seeds, original vs erased", visible=False
+        )
+        ui.rate_numbers = gr.JSON(label="Rate over seeds (numbers)", visible=False)
     with gr.Row():
         ui.detector = gr.Dropdown(
             DETECTORS,
@@ -341,27 +359,31 @@ def build_demo() -> gr.Blocks:
         # Step 1 ----------------------------------------------------------------------------------
         timer.tick(model_tick, [session], [status, timer], api_name="model_status", show_progress="hidden")
         pack_outputs = [c.table, c.name, c.implicit, c.neutral, c.summary, status, session]
-        demo.load(load_pack, [c.pack, session], pack_outputs, api_name="init", show_progress="hidden")
-        c.load_pack.click(load_pack, [c.pack, session], pack_outputs, api_name="load_pack")
-        # a bad file or paste fails in a first event without outputs: the message shows and the pairs
-        # table keeps its pairs instead of wearing an error badge
         light = dict(concurrency_limit=None, show_progress="hidden")
         private = dict(light, api_visibility="private")
+        # new pairs refill the Search tab's Keep box with their pack's look-alikes ("" for a custom set)
+        keep = dict(fn=default_keep, inputs=[session], outputs=[s.keep], **private)
+        demo.load(
+            load_pack, [c.pack, session], pack_outputs, api_name="init", show_progress="hidden"
+        ).success(**keep)
+        c.load_pack.click(load_pack, [c.pack, session], pack_outputs, api_name="load_pack").success(**keep)
+        # a bad file or paste fails in a first event without outputs: the message shows and the pairs
+        # table keeps its pairs instead of wearing an error badge
         upload_inputs = [c.upload, c.implicit, c.neutral, session]
         c.upload.upload(checked(load_upload), upload_inputs, None, **private).success(
             load_upload,
             upload_inputs,
             [c.table, c.name, c.summary, status, session],
             api_name="upload_concept",
-        )
+        ).success(**keep)
         parse_inputs = [c.paste, c.fmt, c.name, c.implicit, c.neutral, session]
         c.parse.click(checked(parse_text), parse_inputs, None, **private).success(
             parse_text, parse_inputs, [c.table, c.summary, status, session], api_name="parse_text"
-        )
+        ).success(**keep)
         table_inputs = [c.table, c.name, c.implicit, c.neutral, session]
         c.use_table.click(checked(use_table), table_inputs, None, **private).success(
             use_table, table_inputs, [c.summary, status, session], api_name="use_table"
-        )
+        ).success(**keep)
         c.load_model.click(
             load_model, [c.model, session], [c.model_info, status, session], api_name="load_model"
         )
@@ -396,6 +418,7 @@ def build_demo() -> gr.Blocks:
             s.method,
             s.calibration_pairs,
             s.gammas,
+            s.keep,
             session,
         ]
         s.start.click(check_search, search_inputs, None, api_name="check_search", **light).success(
@@ -442,13 +465,24 @@ def build_demo() -> gr.Blocks:
             api_name="erase",
             show_progress="minimal",
         )
+        # the testbed's rate over seeds follows the clips in the same pipeline queue (one denoising
+        # job at a time); with another pipeline it only hides its chart, without model work
+        media_inputs = [p.prompt, p.gamma, p.media_seed, p.pipeline, p.media_steps, session]
+        rate_outputs = [p.rate_chart, p.rate_note, p.rate_numbers]
+        pipeline_queue = dict(concurrency_limit=1, concurrency_id="generate")
         p.generate.click(
             generate_media,
-            [p.prompt, p.gamma, p.media_seed, p.pipeline, p.media_steps, session],
+            media_inputs,
             [p.original, p.erased, p.strip, p.media_files, p.media_info],
             api_name="generate",
-            concurrency_limit=1,
-            concurrency_id="generate",
+            **pipeline_queue,
+        ).success(
+            rate_over_seeds,
+            media_inputs,
+            rate_outputs,
+            api_name="rate_over_seeds",
+            show_progress_on=[p.rate_note],
+            **pipeline_queue,
         )
         p.measure.click(
             measure_media,
@@ -458,14 +492,14 @@ def build_demo() -> gr.Blocks:
             concurrency_limit=1,
             concurrency_id="generate",
         )
+        rerender_inputs = [p.auto, p.original, *media_inputs]
         p.gamma.release(
             rerender_media,
-            [p.auto, p.original, p.prompt, p.gamma, p.media_seed, p.pipeline, p.media_steps, session],
+            rerender_inputs,
             [p.original, p.erased, p.strip, p.media_files, p.media_info],
             api_name="rerender",
-            concurrency_limit=1,
-            concurrency_id="generate",
-        )
+            **pipeline_queue,
+        ).success(rerate_media, rerender_inputs, rate_outputs, api_name="rerate", **pipeline_queue)
         for button, kind in (
             (p.ex_explicit, "explicit"),
             (p.ex_implicit, "implicit"),

@@ -1,8 +1,13 @@
-"""The "Measure" button of Erase & preview: run a detector over the clips just generated.
+"""The "Measure" button of Erase & preview, and the testbed's generative rate over seeds.
 
-Callbacks only (the lead wires the button in ``app/layout.py``): :func:`measure_clips` is the plain
-function (tests call it), :func:`on_measure` is the Gradio callback with errors shown as ``gr.Error``.
-Detectors are loaded once per spec and shared (they are read-only at inference).
+:func:`measure_clips` runs a detector over the clips just generated (:func:`on_measure` is its Gradio
+callback with errors shown as ``gr.Error``). Detectors are loaded once per spec and shared (they are
+read-only at inference).
+
+:func:`seed_rates` renders the preview prompt on the CPU testbed with :data:`RATE_SEEDS` seeds, without
+and with the eraser from the same latents, and counts the clips in which the testbed detector finds the
+concept (issue 10, item 5): one clip says little, a handful of seeds with a 95% Wilson interval says how
+sure the difference is. :func:`seed_rate_chart` draws it.
 """
 
 from __future__ import annotations
@@ -20,7 +25,17 @@ from clear_core.video_eval.frames import read_video, sample_indices
 if TYPE_CHECKING:
     import plotly.graph_objects as go
 
-__all__ = ["DEFAULT_FRAMES", "MeasureResult", "measure_clips", "on_measure", "rates_chart"]
+__all__ = [
+    "DEFAULT_FRAMES",
+    "RATE_SEEDS",
+    "MeasureResult",
+    "measure_clips",
+    "on_measure",
+    "rates_chart",
+    "seed_rate_chart",
+    "seed_rates",
+    "testbed_detector",
+]
 
 DEFAULT_FRAMES = 8
 THUMB_HEIGHT = 128
@@ -40,6 +55,14 @@ class MeasureResult:
 @lru_cache(maxsize=4)
 def _detector(spec: str, concept: str | None) -> Detector:
     return make_detector(spec, concept=concept)
+
+
+@lru_cache(maxsize=1)
+def testbed_detector() -> Any:
+    """The shipped testbed detector, loaded once and shared (read-only at inference)."""
+    from clear_core.testbed.detector import load_detector
+
+    return load_detector()
 
 
 def _thumbnail(frame: np.ndarray, det: FrameDetections, i: int) -> np.ndarray:
@@ -140,3 +163,119 @@ def on_measure(original: str | None, erased: str | None, detector_spec: str, con
     with user_errors():
         result = measure_clips({"original": original, "erased": erased}, detector_spec, concept=concept)
         return result.strip, result.figure, result.numbers
+
+
+RATE_SEEDS = 8
+"""Seeds of the testbed's rate over seeds: a testbed clip takes ~0.05 s, and 8 clips narrow a 95% Wilson
+interval from [0.51, 1] (4 of 4) to [0.68, 1] (8 of 8)."""
+
+
+def seed_latents(seed: int, seeds: int) -> Any:
+    """(seeds, 9, 16) testbed latents, row i drawn from seed ``seed + i`` the way the pipeline draws
+    them (so row 0 is the latent of the preview clip with seed ``seed``)."""
+    import torch
+
+    return torch.cat(
+        [torch.randn((1, 9, 16), generator=torch.Generator().manual_seed(seed + i)) for i in range(seeds)]
+    )
+
+
+def seed_rates(
+    pipe: Any,
+    detector: Any,
+    prompt: str,
+    eraser: Any,
+    gamma: float,
+    seed: int = 0,
+    steps: int = 10,
+    seeds: int = RATE_SEEDS,
+    progress: Any = None,
+) -> dict[str, Any]:
+    """Generative rate of the eraser's concept on ``prompt`` over ``seeds`` testbed clips (seeds
+    ``seed`` … ``seed + seeds − 1``), original and erased at ``gamma`` from the same latents.
+
+    A clip counts when the detector finds the concept in at least half of its frames; the interval is
+    the 95% Wilson interval over clips (frames of one clip are not independent draws). The share of
+    frames is reported too. ValueError when the concept has no testbed attribute (only built-in packs
+    do: :func:`clear_core.testbed.detector.concept_attribute`).
+    """
+    import torch
+
+    from clear_core.generation.render import pipeline_lock
+    from clear_core.testbed.detector import concept_attribute, concept_present
+    from clear_core.testbed.rate import generate_frames, wilson
+
+    slug = eraser.concept
+    head, cls = concept_attribute(slug)
+    if seeds < 1:
+        raise ValueError(f"seeds must be ≥ 1, got {seeds}")
+    latents = seed_latents(int(seed), seeds)
+    numbers: dict[str, Any] = {}
+    arms = (("original", None, None), (f"erased γ={gamma:g}", eraser, gamma))
+    for i, (label, e, g) in enumerate(arms):
+        if progress is not None:
+            progress(i / len(arms), desc=f"rate over {seeds} seeds: {label}")
+        if e is not None and g == 0:
+            numbers[label] = {**numbers["original"]}
+            continue
+        with pipeline_lock(pipe), torch.no_grad():
+            frames = generate_frames(pipe, [prompt], latents, e, g, steps)
+        found = concept_present(detector.predict(frames.reshape(-1, *frames.shape[2:])), slug)
+        per_clip = found.reshape(seeds, -1).mean(1)
+        k = int((per_clip >= 0.5).sum())
+        numbers[label] = {
+            "rate": k / seeds,
+            "ci95": list(wilson(k, seeds)),
+            "clips_with_concept": k,
+            "clips": seeds,
+            "frame_share": float(found.mean()),
+            "per_seed_frame_share": [round(float(x), 4) for x in per_clip],
+        }
+    if progress is not None:
+        progress(1.0, desc="rate over seeds: done")
+    numbers["setup"] = {
+        "prompt": prompt,
+        "concept": slug,
+        "detector_attribute": head if cls is None else f"{head} = {cls}",
+        "seeds": list(range(int(seed), int(seed) + seeds)),
+        "steps": steps,
+        "gamma": gamma,
+        "detector": detector.report(),
+    }
+    return numbers
+
+
+def seed_rate_chart(numbers: dict[str, Any]) -> go.Figure:
+    """Bars of the share of seeds whose clip shows the concept, original vs erased, with 95% Wilson
+    intervals as error bars (``numbers`` from :func:`seed_rates`)."""
+    import plotly.graph_objects as go
+
+    arms = [k for k in numbers if k != "setup"]
+    rates = [numbers[a]["rate"] for a in arms]
+    lo = [numbers[a]["rate"] - numbers[a]["ci95"][0] for a in arms]
+    hi = [numbers[a]["ci95"][1] - numbers[a]["rate"] for a in arms]
+    setup = numbers["setup"]
+    fig = go.Figure(
+        go.Bar(
+            x=arms,
+            y=rates,
+            error_y={"type": "data", "symmetric": False, "array": hi, "arrayminus": lo, "thickness": 1.5},
+            text=[
+                f"{numbers[a]['clips_with_concept']}/{numbers[a]['clips']} seeds · "
+                f"{100 * numbers[a]['frame_share']:.0f}% of frames"
+                for a in arms
+            ],
+            textposition="inside",
+            marker_color=["#d62728" if r > 0 else "#2ca02c" for r in rates],
+            customdata=[numbers[a]["ci95"] for a in arms],
+            hovertemplate="%{x}: %{y:.2f} (95% CI %{customdata[0]:.2f}–%{customdata[1]:.2f})<extra></extra>",
+        )
+    )
+    seeds = setup["seeds"]
+    fig.update_layout(
+        title=f"Testbed generative rate of {setup['concept']} over seeds {seeds[0]}–{seeds[-1]} (95% Wilson)",
+        yaxis={"title": "share of seeds whose clip shows it", "range": [0, 1.05]},
+        height=320,
+        margin={"l": 50, "r": 20, "t": 50, "b": 40},
+    )
+    return fig

@@ -5,8 +5,11 @@ outputs, reconstruction error and activation-norm drift at the block, where on t
 lands and which SAE features were subtracted (:func:`analysis.features.explain_prompt`). For the
 concept as a whole: leakage and preservation at this γ (:func:`clear_core.evaluation.evaluate`),
 against a :class:`clear_core.evaluation.Baseline` cached in the session, so that moving γ re-encodes
-only the erased prompts. The γ sweep of the eraser's calibration is drawn by :func:`calibration_chart`.
-Original-vs-erased media appear when a generation backend is installed (:mod:`app.generation`).
+only the erased prompts; the look-alikes the eraser protected are scored on their held-out prompts
+(:func:`lookalike_prompts`, issue 14). The γ sweep of the eraser's calibration, with the look-alikes'
+own curve and floor, is drawn by :func:`calibration_chart`. Original-vs-erased media appear when a
+generation backend is installed (:mod:`app.generation`); on the CPU testbed they are followed by the
+concept's generative rate over a few seeds with 95% intervals (:func:`rate_over_seeds`).
 """
 
 from __future__ import annotations
@@ -35,6 +38,8 @@ __all__ = [
     "evaluation_baseline",
     "generate_media",
     "matching_pairs",
+    "rate_over_seeds",
+    "rerate_media",
 ]
 
 EVAL_PAIRS = 32
@@ -58,6 +63,7 @@ def evaluation_baseline(
     negatives: list[str],
     implicit: list[str] | None = None,
     unrelated: list[str] | None = None,
+    lookalikes: list[str] | None = None,
 ) -> tuple[Baseline, Session]:
     """Original outputs and leakage probe of these prompts: (baseline, session that caches it).
 
@@ -68,17 +74,41 @@ def evaluation_baseline(
     key = (
         encoder.model_id,
         encoder.revision,
-        *(tuple(p or ()) for p in (positives, negatives, implicit, unrelated)),
+        *(tuple(p or ()) for p in (positives, negatives, implicit, unrelated, lookalikes)),
     )
     if session.baseline is not None and session.baseline[0] == key:
         return session.baseline[1], session
-    baseline = Baseline.build(encoder, positives, negatives, implicit, unrelated)
+    baseline = Baseline.build(encoder, positives, negatives, implicit, unrelated, lookalikes=lookalikes)
     return baseline, session.with_(baseline=(key, baseline))
+
+
+EVAL_LOOKALIKES = 16
+"""Held-out prompts per look-alike in the preview's scores (each is encoded again per γ)."""
+
+
+def lookalike_prompts(session: Session, eraser: Eraser) -> tuple[list[str], list[str]]:
+    """(names, held-out prompts) of the look-alikes the eraser protected (``eraser.meta["preserve"]``),
+    written from the session's pairs with the search's seed, so none was seen by the mask or the
+    calibration; ([], []) when it protected none or they cannot be written from these pairs."""
+    from clear_core.lookalikes import preserve_set
+
+    record = eraser.meta.get("preserve") or {}
+    names = [n for n in record.get("lookalikes", []) if n != "file"]
+    if not names or session.concept is None or session.concept.name != eraser.concept:
+        return [], []
+    seed = record.get("seed", (eraser.meta.get("search") or {}).get("seed", 0))
+    try:
+        held_out = preserve_set(session.concept, names, seed=int(seed)).held_out
+    except ValueError:
+        return [], []
+    prompts = [p for n in names for p in held_out.get(n, [])[:EVAL_LOOKALIKES]]
+    return (names, prompts) if len(prompts) >= 4 else ([], [])
 
 
 def calibration_chart(eraser: Eraser) -> go.Figure | None:
     """The γ sweep of the eraser's calibration (plotly figure), its default γ and the preservation
-    floor marked; None when it was not calibrated."""
+    floors marked (unrelated prompts, and look-alikes when the eraser protected some: their own curve
+    and floor, issue 14); None when it was not calibrated."""
     from analysis.figures import SWEEP_SERIES, gamma_sweep_chart
 
     calibration = eraser.meta.get("calibration") or {}
@@ -87,7 +117,11 @@ def calibration_chart(eraser: Eraser) -> go.Figure | None:
         return None
     series = {key: [r.get(key) for r in rows] for key in SWEEP_SERIES}
     return gamma_sweep_chart(
-        [r["gamma"] for r in rows], series, chosen=eraser.gamma, preserve_min=calibration.get("preserve_min")
+        [r["gamma"] for r in rows],
+        series,
+        chosen=eraser.gamma,
+        preserve_min=calibration.get("preserve_min"),
+        lookalike_min=calibration.get("lookalike_min"),
     )
 
 
@@ -102,6 +136,16 @@ def check_prompt(prompt: str | None) -> str:
 
 def _percent(x: float | None) -> str:
     return "n/a" if x is None else f"{100 * x:.0f}%"
+
+
+def lookalike_scores(names: list[str], n: int, base: Any, row: Any) -> str:
+    """The preview's look-alike paragraph: how much of each protected neighbour survives (cosine) and
+    whether a probe still tells it apart from the concept, unerased vs at this γ."""
+    return (
+        f"\n\n**Look-alikes kept** ({', '.join(names)}; {n} held-out prompts): cosine original vs erased "
+        f"**{row.preservation_lookalike:.3f}**; told apart from *the concept* "
+        f"**{_percent(row.lookalike_told_apart)}** (unerased {_percent(base.lookalike_told_apart)})."
+    )
 
 
 def erase_prompt(
@@ -138,8 +182,14 @@ def erase_prompt(
         new = session
         if pairs is not None:
             progress(0.3, desc="original outputs and concept probe")
+            names, lookalikes = lookalike_prompts(session, eraser)
             baseline, new = evaluation_baseline(
-                session, encoder, *pairs, implicit=session.implicit or None, unrelated=unrelated_prompts()
+                session,
+                encoder,
+                *pairs,
+                implicit=session.implicit or None,
+                unrelated=unrelated_prompts(),
+                lookalikes=lookalikes or None,
             )
             original = encoder.encode([prompt])
             with eraser.applied(encoder, gamma=gamma):
@@ -150,6 +200,8 @@ def erase_prompt(
             report = evaluate(encoder, eraser, baseline=baseline, gammas=(0.0, gamma) if gamma else (0.0,))
             base, row = report.rows[0], report.rows[-1]
             numbers["scores"] = {"baseline": vars(base), "erased": vars(row), "n_pairs": len(pairs[0])}
+            if lookalikes:
+                numbers["scores"]["lookalikes"] = {"names": names, "n_held_out": len(lookalikes)}
             scores = (
                 f"**Leakage** (share still detected as *{eraser.concept}*): positive prompts "
                 f"**{_percent(row.leakage_positive)}** (unerased {_percent(base.leakage_positive)})"
@@ -162,6 +214,7 @@ def erase_prompt(
                 + f"\n\n**Preservation** (cosine original vs erased): negative prompts "
                 f"**{row.preservation_negative:.3f}**, unrelated prompts **{row.preservation_unrelated:.3f}** "
                 f"(worst {row.min_preservation_unrelated:.3f}). On {len(pairs[0])} pairs at γ = {gamma:g}."
+                + (lookalike_scores(names, len(lookalikes), base, row) if lookalikes else "")
             )
             verdict = f"concept probability **{p0:.2f} → {p1:.2f}**; "
         else:
@@ -187,6 +240,17 @@ def erase_prompt(
     return scores, this, tokens, subtracted, numbers, new
 
 
+def _check_media(prompt, gamma, seed, steps, eraser: Eraser) -> tuple[str, float, int, int]:
+    """(prompt, γ, seed, steps) of the video panel, each checked (ValueError naming the bad one)."""
+    prompt = check_prompt(prompt)
+    gamma = check_gamma(eraser.gamma if gamma is None else gamma, "γ")
+    if seed is None or not float(seed).is_integer() or seed < 0:
+        raise ValueError(f"the seed must be a whole number ≥ 0, got {seed}")
+    if steps is None or not float(steps).is_integer() or not 1 <= steps <= 100:
+        raise ValueError(f"steps must be a whole number in 1..100, got {steps}")
+    return prompt, gamma, int(seed), int(steps)
+
+
 def generate_media(
     prompt: str,
     gamma: float,
@@ -203,12 +267,7 @@ def generate_media(
         from clear_core.generation.media import contact_sheet
 
         eraser = require_eraser(session)
-        prompt = check_prompt(prompt)
-        gamma = check_gamma(eraser.gamma if gamma is None else gamma, "γ")
-        if seed is None or not float(seed).is_integer() or seed < 0:
-            raise ValueError(f"the seed must be a whole number ≥ 0, got {seed}")
-        if steps is None or not float(steps).is_integer() or not 1 <= steps <= 100:
-            raise ValueError(f"steps must be a whole number in 1..100, got {steps}")
+        prompt, gamma, seed, steps = _check_media(prompt, gamma, seed, steps, eraser)
         if not pipeline or not str(pipeline).strip():
             raise ValueError("choose a pipeline: 'testbed', a diffusers folder or a Hugging Face id")
         pipeline = str(pipeline).strip()
@@ -262,6 +321,70 @@ def rerender_media(
     if not auto or not current or session.eraser is None:
         return (gr.skip(),) * 5
     return generate_media(prompt, gamma, seed, pipeline, steps, session, progress)
+
+
+def rate_over_seeds(
+    prompt: str,
+    gamma: float,
+    seed: float,
+    pipeline: str,
+    steps: float,
+    session: Session,
+    progress: ProgressFn = gr.Progress(),
+) -> tuple[dict, str, dict]:
+    """After the clips: on the testbed, the generative rate of the eraser's concept over
+    :data:`app.measure.RATE_SEEDS` seeds of the prompt, original vs erased from the same latents, with
+    95% Wilson intervals: (chart update, note, numbers update). Another pipeline hides the chart at once (no
+    model work); a concept the testbed detector cannot see gets a one-line note instead of a chart."""
+    hidden = gr.update(visible=False, value=None)
+    if str(pipeline or "").strip() != "testbed" or session.eraser is None:
+        return hidden, "", hidden
+    with user_errors():
+        from app.measure import seed_rate_chart, seed_rates, testbed_detector
+        from clear_core.testbed.detector import concept_attribute
+
+        eraser = session.eraser
+        prompt, gamma, seed, steps = _check_media(prompt, gamma, seed, steps, eraser)
+        try:
+            concept_attribute(eraser.concept)
+        except ValueError:
+            return (
+                hidden,
+                f"*No rate over seeds: the testbed detector has no attribute for* `{eraser.concept}` "
+                "*(only the built-in packs' concepts are drawn in the testbed world).*",
+                hidden,
+            )
+        progress(0.0, desc="loading the testbed and its detector…")
+        numbers = seed_rates(
+            get_pipeline("testbed"), testbed_detector(), prompt, eraser, gamma, seed, steps, progress=progress
+        )
+    arms = [k for k in numbers if k != "setup"]
+    a, b = (numbers[k] for k in arms)
+    note = (
+        f"Testbed detector, {a['clips']} seeds from {seed}: the concept shows in "
+        f"**{a['clips_with_concept']}/{a['clips']}** original clips and **{b['clips_with_concept']}/{b['clips']}** "
+        f"erased ones (γ = {gamma:g}; a clip counts when the concept is in at least half its frames); "
+        "whiskers are 95% Wilson intervals over the clips."
+    )
+    shown = gr.update(visible=True, value=seed_rate_chart(numbers))
+    return shown, note, gr.update(visible=True, value=numbers)
+
+
+def rerate_media(
+    auto: bool,
+    current: str | None,
+    prompt: str,
+    gamma: float,
+    seed: float,
+    pipeline: str,
+    steps: float,
+    session: Session,
+    progress: ProgressFn = gr.Progress(),
+):
+    """γ slider released: follow the rate over seeds the way :func:`rerender_media` follows the clips."""
+    if not auto or not current or session.eraser is None:
+        return (gr.skip(),) * 3
+    return rate_over_seeds(prompt, gamma, seed, pipeline, steps, session, progress)
 
 
 def example_prompt(kind: str, session: Session) -> str:

@@ -4,6 +4,11 @@
 and streams the layer probabilities over steps (the paper's Fig. 5), the losses and τ while it runs.
 "Stop" ends the search early; the run still builds an eraser from the state reached and calibrates
 it, so stopping never throws work away. The session changes only on the last yield.
+
+The Keep box names the look-alikes to protect (issue 14; EraserOptions.preserve, the CLI's
+``--preserve``): a pack's built-in list is filled in when its pairs load, an empty box protects
+nothing. The summary says what was protected, and warns, naming the runner-up block, when the search
+did not settle on one block (``layer_uncertainty``).
 """
 
 from __future__ import annotations
@@ -37,12 +42,16 @@ __all__ = [
     "GAMMA_MAX",
     "KINDS",
     "check_search",
+    "default_keep",
     "eraser_options",
     "parse_gammas",
+    "parse_keep",
+    "keep_summary",
     "run_search",
     "search_figures",
     "search_summary",
     "stop_search",
+    "undecided_warning",
 ]
 
 JOB = "search"
@@ -74,6 +83,43 @@ def parse_gammas(text: str | None) -> tuple[float, ...]:
     return tuple(sorted(set(values)))
 
 
+def default_keep(session: Session | None) -> str:
+    """The Keep box's text for the session's concept: its pack's built-in look-alikes, comma-separated
+    ("" for a concept without a built-in list)."""
+    from clear_core.lookalikes import default_preserve
+
+    concept = session.concept if session is not None else None
+    return ", ".join(default_preserve(concept.name)) if concept is not None else ""
+
+
+def parse_keep(text: str | None) -> tuple[str, ...]:
+    """EraserOptions.preserve from the Keep box: the names listed (an empty box switches protection
+    off, like the CLI's ``--no-preserve``); ValueError on a name listed twice or an invisible one."""
+    from clear_core.lookalikes import parse_preserve
+
+    try:
+        return tuple(parse_preserve(text or ""))
+    except ValueError as err:
+        raise ValueError(f"Keep (look-alikes): {str(err).removeprefix('preserve list: ')}") from None
+
+
+def check_keep(concept, options) -> None:
+    """Write the look-alike prompts once, before any model work (as the CLI does): a name that cannot
+    be swapped into the concept's pairs fails here, in one line. Only the contrastive SAE mask
+    protects look-alikes, so only then is the list checked."""
+    from clear_core.lookalikes import preserve_set
+
+    if not options.preserve or options.kind != "sae" or options.mask != "contrastive":
+        return
+    try:
+        preserve_set(concept, options.preserve)
+    except ValueError as err:
+        # the library's hint names the CLI's --preserve-file, which the app does not have
+        message = str(err).split("; give whole")[0].removeprefix("preserve list: ")
+        fix = "empty the box" if message.startswith("concept ") else "remove it from the list"
+        raise ValueError(f"Keep (look-alikes): {message}; {fix}") from None
+
+
 def search_figures(
     history: list[SearchEvent], layer_names: list[str], candidates: list[int], chosen: int | None = None
 ) -> tuple[Any, Any]:
@@ -97,8 +143,51 @@ def search_figures(
     return prob_fig, loss_chart(steps, losses, [e.tau for e in history])
 
 
+def undecided_warning(result: RunResult) -> str | None:
+    """A markdown warning when the search did not settle on one block (``layer_uncertainty`` in
+    eraser.json, clear_core/search.py: the chosen block below p = 0.5 or under twice the runner-up),
+    naming the runner-up; None when it did, for brute force (one SAE per block, no distribution) and
+    for a single candidate."""
+    e, s = result.eraser, result.search
+    if result.brute_force is not None or len(s.candidates) < 2:
+        return None
+    u = e.meta.get("layer_uncertainty") or s.uncertainty.to_json()
+    if u.get("decisive", True):
+        return None
+    order = sorted(range(len(s.probs)), key=lambda i: s.probs[i], reverse=True)
+    top, runner = s.candidates[order[0]], s.candidates[order[1]]
+    more = min(3000, max(2 * s.config.steps, 600))
+    return (
+        f"⚠️ **Undecided search**: block {top - 1} has p = {s.probs[order[0]]:.2f}, the runner-up "
+        f"**{block_label(runner, s.layer_names[runner])}** p = {s.probs[order[1]]:.2f} "
+        f"(margin {u.get('margin', s.probs[order[0]] - s.probs[order[1]]):.2f}). Do not trust the block yet: "
+        f"search again with more steps (e.g. {more:,}), or choose **brute force (one SAE per block)** "
+        "under *Ablations* to compare the blocks directly."
+    )
+
+
+def keep_summary(result: RunResult) -> str:
+    """One line: which look-alikes the eraser protected (``eraser.meta["preserve"]``), or why none."""
+    e = result.eraser
+    record = e.meta.get("preserve") or {}
+    names = record.get("lookalikes") or []
+    if names:
+        n = sum((record.get("n_protect") or {}).values())
+        floor = record.get("lookalike_min")
+        return (
+            f"Look-alikes kept: **{', '.join(names)}** ({n} prompts protected in the mask"
+            + (f"; the γ calibration keeps them at cosine ≥ {floor:g}" if floor is not None else "")
+            + "; the other half of their prompts is held out for the preview)."
+        )
+    if e.kind != "sae":
+        return "Look-alikes: not protected (a steering vector cannot; the contrastive SAE eraser does)."
+    if e.mask != "contrastive":
+        return "Look-alikes: not protected (the paper's mask cannot; the contrastive mask does)."
+    return "Look-alikes: none protected (the Keep list was empty)."
+
+
 def search_summary(result: RunResult) -> str:
-    """Markdown: which block, how sure, which γ, and how the run went."""
+    """Markdown: which block, how sure, which γ, what was protected, and how the run went."""
     e, s = result.eraser, result.search
     p = s.probs[s.candidates.index(s.layer)] if s.layer in s.candidates else float("nan")
     steps = result.history[-1].step if result.history else 0
@@ -108,6 +197,9 @@ def search_summary(result: RunResult) -> str:
         f"The search {how} after {steps} of {s.config.steps} steps in {result.elapsed:.1f} s "
         f"(seed {s.config.seed}); p(block {s.layer - 1}) = {p:.2f}.",
     ]
+    warning = undecided_warning(result)
+    if warning:
+        lines.append(warning)
     if e.layer != s.layer:
         lines.append(f"The eraser was placed at block {e.layer - 1} by request, not at the search's choice.")
     if e.kind == "sae":
@@ -118,17 +210,30 @@ def search_summary(result: RunResult) -> str:
         )
     else:
         lines.append("Steering-vector baseline: one dense direction subtracted from every token.")
+    lines.append(keep_summary(result))
     if result.calibration is not None:
         cal = result.eraser.meta.get("calibration", {})
+        lookalike = ""
+        if cal.get("lookalike_min") is not None:
+            lookalike = f" and look-alikes at cosine ≥ {cal['lookalike_min']:g}"
         lines.append(
             f"Default γ = **{e.gamma:g}**: the lowest leakage among the γ that keep unrelated prompts at "
-            f"cosine ≥ {cal.get('preserve_min', 0.95):g} (calibrated on {cal.get('n_pairs', '?')} pairs)."
+            f"cosine ≥ {cal.get('preserve_min', 0.95):g}{lookalike} (calibrated on {cal.get('n_pairs', '?')} pairs)."
         )
     return "\n\n".join(lines)
 
 
-def eraser_options(kind: str, mask: str, method: str, calibration_pairs: float, gammas_text: str):
-    """The engine's EraserOptions from the UI's labels (ValueError on a bad value)."""
+def eraser_options(
+    kind: str,
+    mask: str,
+    method: str,
+    calibration_pairs: float,
+    gammas_text: str,
+    keep_text: str | None = None,
+):
+    """The engine's EraserOptions from the UI's labels (ValueError on a bad value). ``keep_text`` is
+    the Keep box: None leaves the pack's built-in look-alikes (EraserOptions.preserve = None), "" keeps
+    none, else the names listed."""
     from clear_core.workflow import EraserOptions
 
     return EraserOptions(
@@ -137,6 +242,7 @@ def eraser_options(kind: str, mask: str, method: str, calibration_pairs: float, 
         method="brute_force" if method.startswith("brute") else "search",
         calibration_pairs=int(calibration_pairs),
         gammas=parse_gammas(gammas_text),
+        preserve=None if keep_text is None else parse_keep(keep_text),
     )
 
 
@@ -165,7 +271,7 @@ def calibration_seconds(encoder, options, n_pairs: int, n_other: int) -> float:
     return per_prompt * prompts * (1 + sum(g > 0 for g in options.gammas))
 
 
-def _settings(steps, d_sae, seed, use_con, kind, mask, method, calibration_pairs, gammas_text):
+def _settings(steps, d_sae, seed, use_con, kind, mask, method, calibration_pairs, gammas_text, keep_text):
     """(SearchConfig, EraserOptions) from the form, every number checked (ValueError on a bad one)."""
     from clear_core.search import SearchConfig
     from clear_core.validation import check_int
@@ -176,17 +282,32 @@ def _settings(steps, d_sae, seed, use_con, kind, mask, method, calibration_pairs
         seed=check_int(seed, "seed", minimum=0),
         use_con=bool(use_con),
     )
-    return search, eraser_options(kind, mask, method, calibration_pairs, gammas_text)
+    return search, eraser_options(kind, mask, method, calibration_pairs, gammas_text, keep_text)
 
 
 def check_search(
-    steps, d_sae, seed, use_con, kind, mask, method, calibration_pairs, gammas_text, session: Session
+    steps,
+    d_sae,
+    seed,
+    use_con,
+    kind,
+    mask,
+    method,
+    calibration_pairs,
+    gammas_text,
+    keep_text,
+    session: Session,
 ) -> None:
-    """The light half of "Start search", run outside the heavy queue: a missing concept, a bad number
-    or a model that failed to load is reported at once, not after another visitor's search."""
+    """The light half of "Start search", run outside the heavy queue: a missing concept, a bad number,
+    a look-alike that cannot be written or a model that failed to load is reported at once, not after
+    another visitor's search."""
     with user_errors():
-        warn_if_small(require_concept(session))
-        _settings(steps, d_sae, seed, use_con, kind, mask, method, calibration_pairs, gammas_text)
+        concept = require_concept(session)
+        warn_if_small(concept)
+        _search, options = _settings(
+            steps, d_sae, seed, use_con, kind, mask, method, calibration_pairs, gammas_text, keep_text
+        )
+        check_keep(concept, options)
         error = models.load_error(session.model)
         if error:
             raise ValueError(f"the model {session.model!r} failed to load: {error}")
@@ -202,6 +323,7 @@ def run_search(
     method: str,
     calibration_pairs: float,
     gammas_text: str,
+    keep_text: str | None,
     session: Session,
     progress: ProgressFn = gr.Progress(),
 ) -> Iterator[tuple]:
@@ -212,8 +334,9 @@ def run_search(
 
         concept = require_concept(session)
         search, options = _settings(
-            steps, d_sae, seed, use_con, kind, mask, method, calibration_pairs, gammas_text
+            steps, d_sae, seed, use_con, kind, mask, method, calibration_pairs, gammas_text, keep_text
         )
+        check_keep(concept, options)
         progress(0.0, desc="loading the model…")
         encoder = encoder_for(session)
         run = ClearRun(encoder, concept, search=search, options=options)

@@ -35,6 +35,7 @@ FAST_SEARCH = dict(
     method="Gumbel-softmax search",
     calibration_pairs=8,
     gammas_text="0, 1, 2",
+    keep_text="kite, hot-air balloon, umbrella",
 )
 
 
@@ -289,6 +290,42 @@ def test_ablation_labels_map_to_engine_options():
     assert (default.kind, default.method) == ("sae", "search")
 
 
+def test_summary_says_which_lookalikes_were_kept(fitted):
+    record = fitted.eraser.meta["preserve"]
+    assert record["lookalikes"] == ["kite", "hot-air balloon", "umbrella"]  # from the Keep box
+    summary = search_tab.search_summary(fitted.run)
+    assert "Look-alikes kept: **kite, hot-air balloon, umbrella**" in summary
+    assert f"({sum(record['n_protect'].values())} prompts protected" in summary
+    assert "look-alikes at cosine ≥ 0.98" in summary  # the calibration's second floor
+    meta = {k: v for k, v in fitted.eraser.meta.items() if k != "preserve"}
+    bare = dataclasses.replace(fitted.run, eraser=dataclasses.replace(fitted.eraser, meta=meta))
+    assert "Look-alikes: none protected (the Keep list was empty)" in search_tab.search_summary(bare)
+
+
+def test_an_undecided_search_is_flagged_with_its_runner_up(fitted):
+    run = fitted.run
+    candidates = run.search.candidates
+    decisive = [0.02] * len(candidates)
+    decisive[-1] = 1 - 0.02 * (len(candidates) - 1)
+
+    def with_probs(probs):
+        from clear_core.search import layer_uncertainty
+
+        search = dataclasses.replace(run.search, probs=probs, layer=candidates[probs.index(max(probs))])
+        meta = {**run.eraser.meta, "layer_uncertainty": layer_uncertainty(probs).to_json()}
+        return dataclasses.replace(run, search=search, eraser=dataclasses.replace(run.eraser, meta=meta))
+
+    assert search_tab.undecided_warning(with_probs(decisive)) is None
+    assert "Undecided" not in search_tab.search_summary(with_probs(decisive))
+    split = [0.0] * len(candidates)
+    split[1], split[3], split[0] = 0.4, 0.35, 0.25  # p = 0.40 < 0.5, runner-up block at candidates[3]
+    summary = search_tab.search_summary(with_probs(split))
+    runner = candidates[3]
+    assert "⚠️ **Undecided search**" in summary and "margin 0.05" in summary
+    assert f"runner-up **block {runner - 1} (`{run.search.layer_names[runner]}`)** p = 0.35" in summary
+    assert "more steps" in summary and "brute force" in summary
+
+
 def test_summary_names_the_steering_baseline(fitted):
     steering = dataclasses.replace(fitted.run, eraser=steering_like(fitted.eraser))
     summary = search_tab.search_summary(steering)
@@ -353,6 +390,28 @@ def test_erase_reports_prompt_and_concept_scores(fitted):
     assert subtracted.data[0].orientation == "h"
     assert any(s == 1.0 for _t, s in tokens)
     assert new.baseline is not None and fitted.baseline is None
+    # the protected look-alikes are measured on their held-out prompts, unerased and at this γ
+    kept = numbers["scores"]["lookalikes"]
+    assert kept["names"] == fitted.eraser.meta["preserve"]["lookalikes"] and kept["n_held_out"] >= 4
+    assert 0 < erased["preservation_lookalike"] <= 1 and baseline["preservation_lookalike"] == pytest.approx(
+        1
+    )
+    assert 0 <= erased["lookalike_told_apart"] <= 1
+    assert "**Look-alikes kept** (kite, hot-air balloon, umbrella" in scores and "told apart" in scores
+    protect = {p for n, ps in new.baseline[1].sets.items() if n == "lookalike" for p in ps}
+    from clear_core.lookalikes import preserve_set
+
+    seen = preserve_set(fitted.concept, kept["names"], seed=0).protect_prompts
+    assert protect and not protect & set(seen)  # only prompts the eraser never saw
+
+
+def test_calibration_chart_draws_the_lookalikes_with_their_floor(fitted):
+    chart = preview_tab.calibration_chart(fitted.eraser)
+    lookalike = [t for t in chart.data if t.name == "preservation: look-alikes"]
+    assert lookalike and len(lookalike[0].y) == 3 and all(y is not None for y in lookalike[0].y)
+    floors = [a.text for a in chart.layout.annotations]
+    assert any("look-alike floor: cosine 0.98" in t for t in floors)
+    assert any("preservation floor: cosine 0.95" in t for t in floors)
 
 
 def test_moving_gamma_reuses_the_cached_baseline(fitted, monkeypatch):
@@ -386,6 +445,7 @@ def test_moving_gamma_reuses_the_cached_baseline(fitted, monkeypatch):
         implicit=baseline.sets.get("implicit"),
         unrelated=baseline.sets.get("unrelated"),
         gammas=(2.0,),
+        lookalikes=baseline.sets.get("lookalike"),
     )
     assert dataclasses.asdict(fresh.rows[0]) == pytest.approx(second["scores"]["erased"], abs=1e-6)
 
@@ -514,6 +574,28 @@ def test_every_event_is_scriptable_and_the_page_builds_without_torch():
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     n, named, torch_loaded = out.stdout.split()
     assert int(n) >= 17 and named == n and torch_loaded == "False"
+
+
+def test_new_pairs_refill_keep_and_the_rate_follows_the_clips_in_the_pipeline_queue():
+    from app.layout import build_demo
+
+    demo = build_demo()
+    deps = demo.config["dependencies"]
+    by_id = {d["id"]: d for d in deps}
+    labels = {c["id"]: c.get("props", {}).get("label") for c in demo.config["components"]}
+    keep = next(i for i, label in labels.items() if label == "Keep (look-alikes)")
+    refills = {
+        by_id[d["trigger_after"]]["api_name"]
+        for d in deps
+        if d["outputs"] == [keep] and d["trigger_only_on_success"]
+    }
+    assert refills == {"init", "load_pack", "upload_concept", "parse_text", "use_table"}
+    assert keep in by_id[next(d["id"] for d in deps if d["api_name"] == "search")]["inputs"]
+    for first, then in (("generate", "rate_over_seeds"), ("rerender", "rerate")):
+        dep = next(d for d in deps if d["api_name"] == then)
+        assert by_id[dep["trigger_after"]]["api_name"] == first and dep["trigger_only_on_success"]
+        fns = {demo.fns[d["id"]].concurrency_id for d in deps if d["api_name"] in (first, then)}
+        assert fns == {"generate"}  # one denoising job at a time, with the clips
 
 
 def test_default_pack_exists():

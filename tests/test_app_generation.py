@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import gradio as gr
@@ -88,3 +89,80 @@ def test_measure_runs_a_real_detector_over_the_clips_on_show(session):
     assert numbers["original"]["rate"] == 0.0  # noise-like 16×16 clips show no nudity
     with pytest.raises(gr.Error, match="no clips to measure"):
         preview_tab.measure_media(None, None, "nudenet", session)
+
+
+@pytest.fixture(scope="module")
+def testbed_session():
+    if not generation.testbed_available():
+        pytest.skip("the testbed's weights are not installed")
+    import torch
+
+    torch.set_num_threads(1)
+    eraser = make_eraser(generation.get_pipeline("testbed"), layer=5)
+    return Session(concept=ConceptSet("parachute", load_builtin("parachute").pairs[:8]), eraser=eraser)
+
+
+class Recorder:
+    def __init__(self):
+        self.calls = []
+
+    def __call__(self, fraction, desc=None, **_):
+        self.calls.append((fraction, desc))
+
+
+def test_rate_over_seeds_on_the_testbed_has_wilson_intervals_and_shared_latents(testbed_session):
+    from app.measure import RATE_SEEDS
+    from clear_core.testbed.rate import wilson
+
+    progress = Recorder()
+    prompt = "a skydiver with a parachute over a desert"
+    chart, note, numbers = preview_tab.rate_over_seeds(
+        prompt, 2.0, 3, "testbed", 10, testbed_session, progress
+    )
+    assert chart["visible"] and numbers["visible"]
+    fig, numbers = chart["value"], numbers["value"]
+    original, erased = numbers["original"], numbers["erased γ=2"]
+    assert numbers["setup"]["seeds"] == list(range(3, 3 + RATE_SEEDS))
+    assert original["clips"] == erased["clips"] == RATE_SEEDS
+    assert (
+        original["clips_with_concept"] >= RATE_SEEDS // 2
+    )  # the testbed draws the parachute it is asked for
+    for arm in (original, erased):
+        assert arm["ci95"] == list(wilson(arm["clips_with_concept"], RATE_SEEDS))
+        assert arm["ci95"][0] <= arm["rate"] <= arm["ci95"][1]
+    bars = fig.data[0]
+    assert list(bars.x) == ["original", "erased γ=2"] and list(bars.y) == [original["rate"], erased["rate"]]
+    assert list(bars.error_y.array) == [arm["ci95"][1] - arm["rate"] for arm in (original, erased)]
+    assert f"**{original['clips_with_concept']}/{RATE_SEEDS}** original" in note
+    assert progress.calls and progress.calls[-1][0] == 1.0
+
+    # an eraser that subtracts nothing renders the erased clips from the same latents: the same rate
+    import torch
+
+    noop = dataclasses.replace(testbed_session.eraser, m_spec=torch.zeros_like(testbed_session.eraser.m_spec))
+    _, _, same = preview_tab.rate_over_seeds(
+        prompt, 2.0, 3, "testbed", 10, testbed_session.with_(eraser=noop), quiet
+    )
+    same = same["value"]
+    assert same["erased γ=2"]["per_seed_frame_share"] == same["original"]["per_seed_frame_share"]
+    assert same["original"] == original  # and the original arm does not depend on the eraser
+
+
+def test_rate_over_seeds_is_skipped_off_the_testbed_and_explained_for_a_custom_concept(
+    testbed_session, monkeypatch
+):
+    def no_model_work(name):
+        raise AssertionError(f"loaded {name}")
+
+    monkeypatch.setattr(preview_tab, "get_pipeline", no_model_work)
+    chart, note, numbers = preview_tab.rate_over_seeds(
+        "a cat", 1.0, 0, "tiny-cogvideox", 2, testbed_session, quiet
+    )
+    assert chart["visible"] is False and numbers["visible"] is False and note == ""
+    custom = testbed_session.with_(eraser=dataclasses.replace(testbed_session.eraser, concept="my hat"))
+    chart, note, _ = preview_tab.rate_over_seeds("a cat", 1.0, 0, "testbed", 2, custom, quiet)
+    assert chart["visible"] is False and "no attribute for* `my hat`" in note
+    with pytest.raises(gr.Error, match="seed"):
+        preview_tab.rate_over_seeds("a cat", 1.0, -1, "testbed", 2, testbed_session, quiet)
+    skipped = preview_tab.rerate_media(False, "x.mp4", "a cat", 1.0, 0, "testbed", 2, testbed_session, quiet)
+    assert skipped == (gr.skip(),) * 3

@@ -26,6 +26,7 @@ FORM = dict(
     method="Gumbel-softmax search",
     calibration_pairs=8,
     gammas_text="0, 1, 2",
+    keep_text="kite, umbrella",
 )
 
 
@@ -57,6 +58,53 @@ def test_checks_say_what_is_missing_without_running_anything():
 def test_bad_search_numbers_are_refused_up_front(field, value, message):
     with pytest.raises(gr.Error, match=message):
         search_tab.check_search(**{**FORM, field: value}, session=pack_session())
+
+
+@pytest.mark.parametrize(
+    ("keep", "message"),
+    [
+        ("kite, Kite", "Keep \\(look-alikes\\): 'Kite' is listed twice"),
+        ("kite, \u200b", "Keep \\(look-alikes\\): the look-alike name is empty"),
+    ],
+)
+def test_a_bad_keep_list_is_one_line_up_front(keep, message):
+    with pytest.raises(gr.Error, match=message) as err:
+        search_tab.check_search(**{**FORM, "keep_text": keep}, session=pack_session())
+    assert "\n" not in err.value.message and "--preserve" not in err.value.message
+
+
+def test_keep_list_maps_onto_eraser_options_like_the_cli():
+    options = search_tab.eraser_options(
+        "SAE (CLEAR)", "contrastive", "Gumbel-softmax search", 8, "1", "kite, tuba"
+    )
+    assert options.preserve == ("kite", "tuba")
+    assert (
+        search_tab.eraser_options("SAE (CLEAR)", "contrastive", "search", 8, "1", " , ").preserve == ()
+    )  # off
+    assert (
+        search_tab.eraser_options("SAE (CLEAR)", "contrastive", "search", 8, "1").preserve is None
+    )  # built-in
+    assert search_tab.default_keep(pack_session()) == "kite, hot-air balloon, umbrella"
+    assert search_tab.default_keep(Session()) == ""
+    custom = pack_session().with_(
+        concept=concept_tab.parse_text(
+            '{"positive": "a dog with a hat", "negative": "a dog"}\n{"positive": "a cat with a hat", "negative": "a cat"}',
+            "jsonl",
+            "hats",
+            "",
+            "",
+            Session(),
+        )[-1].concept
+    )
+    assert search_tab.default_keep(custom) == ""
+    # a look-alike that cannot be written from a custom concept's pairs fails before any model work
+    with pytest.raises(
+        gr.Error, match="Keep \\(look-alikes\\): concept 'hats': cannot tell.*; empty the box"
+    ) as err:
+        search_tab.check_search(**FORM, session=custom)
+    assert "--preserve-file" not in err.value.message
+    search_tab.check_search(**{**FORM, "keep_text": ""}, session=custom)  # nothing to keep: fine
+    search_tab.check_search(**{**FORM, "mask": "paper"}, session=custom)  # the paper mask protects nothing
 
 
 def test_upload_errors_name_the_users_file_not_the_server_path(tmp_path):
@@ -155,7 +203,7 @@ def test_a_tiny_concept_warns_before_the_heavy_jobs(monkeypatch):
     pairs = '{"positive": "a red hat", "negative": "a hat"}\n{"positive": "a red cat", "negative": "a cat"}'
     *_outputs, session = concept_tab.parse_text(pairs, "jsonl", "hats", "", "", Session())
     layer_tab.check_layer_map("pca", "mean", session)
-    search_tab.check_search(**FORM, session=session)
+    search_tab.check_search(**{**FORM, "keep_text": ""}, session=session)  # a custom set keeps nothing
     assert (
         shown
         == ["only 2 pairs: below 8 the results rest on too few prompts to trust (the paper uses 500-3000)"]
