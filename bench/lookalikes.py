@@ -42,7 +42,7 @@ def _span(gammas: list[float]) -> str:
 
 def _row_text(r) -> str:
     """One table row: the window by each judge, and the numbers at its best γ (or the closest miss)."""
-    mask = f"preserve list (w {r.protect_weight:g})" if r.protected else "none"
+    mask = f"preserve list (w {r.protect_weight:g}{', gate' if r.gate else ''})" if r.protected else "none"
     rows = [x for x in r.rows if x.ok] or [x for x in r.rows if x.ok_vs_lookalike]
     if rows:
         row = min(rows, key=lambda x: (x.leakage_implicit_vs_lookalike, x.leakage_implicit, x.gamma))
@@ -68,6 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--weights", default="1", help="protect weights w, comma-separated")
     parser.add_argument("--gammas", default=",".join(f"{g:g}" for g in WINDOW_GAMMAS))
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--gate", action="store_true", help="erasers with the preserve list also gate tokens")
     parser.add_argument(
         "--block", type=int, help="erase at block B (encoder.layer.B) instead of the search's"
     )
@@ -102,6 +103,7 @@ def main(argv: list[str] | None = None) -> int:
             seed=args.seed,
             protect_weights=weights,
             layer=None if args.block is None else args.block + 1,
+            gate=args.gate,
         )
         print(f"{slug}: block {results[0].layer_name}, {time.perf_counter() - t:.0f} s", file=sys.stderr)
         for r in results:

@@ -209,12 +209,26 @@ def cmd_search(args: argparse.Namespace) -> int:
     preserve, preserve_prompts = _preserve_args(args)
     if args.eraser_type == "sae" and args.mask == "contrastive":
         _check_preserve(concept, preserve, preserve_prompts)
+    if args.gate:
+        from clear_core.lookalikes import default_preserve
+
+        if args.eraser_type != "sae" or args.mask != "contrastive":
+            raise ValueError("--gate needs the SAE eraser with the contrastive mask")
+        if not ((default_preserve(concept.name) if preserve is None else preserve) or preserve_prompts):
+            raise ValueError(
+                f"--gate needs look-alikes to keep, and {concept.name!r} has none: give --preserve or --preserve-file"
+            )
     search = SearchConfig(
         steps=args.steps,
         seed=args.seed,
         d_sae=args.d_sae,
         use_con=not args.no_con,
         batch_pairs=args.batch_pairs,
+        **{
+            k: v
+            for k, v in (("sae_kind", args.sae), ("k", args.k), ("lr_alpha", args.lr_alpha))
+            if v is not None
+        },
     )
     options = EraserOptions(
         kind=args.eraser_type,
@@ -225,6 +239,7 @@ def cmd_search(args: argparse.Namespace) -> int:
         gamma=1.0 if args.gamma is None else args.gamma,
         preserve=preserve,
         preserve_prompts=preserve_prompts,
+        gate=args.gate,
     )
     encoder = _load_encoder(args)
     if args.block is not None and args.block >= encoder.n_blocks:
@@ -261,7 +276,9 @@ def _preserve_args(args: argparse.Namespace) -> tuple[tuple[str, ...] | None, tu
     if args.preserve is not None:
         names = tuple(parse_preserve(args.preserve))
         if not names:
-            raise ValueError("--preserve is empty; name look-alikes separated by commas, or use --no-preserve")
+            raise ValueError(
+                "--preserve is empty; name look-alikes separated by commas, or use --no-preserve"
+            )
     prompts = tuple(load_prompts(args.preserve_file)) if args.preserve_file else ()
     return names, prompts
 
@@ -299,7 +316,13 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         {0.0, *DEFAULT_GAMMAS, eraser.gamma} | ({args.gamma} if args.gamma is not None else set())
     )
     report = evaluate(
-        encoder, eraser, concept.positives, concept.negatives, implicit, unrelated, gammas,
+        encoder,
+        eraser,
+        concept.positives,
+        concept.negatives,
+        implicit,
+        unrelated,
+        gammas,
         lookalikes=lookalikes or None,
     )
     gamma = eraser.gamma if args.gamma is None else args.gamma
@@ -467,6 +490,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--no-preserve", action="store_true", help="switch the built-in preserve list of a pack off"
     )
+    p.add_argument(
+        "--gate",
+        action="store_true",
+        help="look-alike gate: erase a token only as far as it goes beyond what the look-alikes use",
+    )
+    p.add_argument("--sae", choices=("topk", "batchtopk", "relu"), help="SAE kind (default topk)")
+    p.add_argument("--k", type=int, help="active features per token of a (batch)topk SAE (default 64)")
+    p.add_argument("--lr-alpha", type=float, help="learning rate of the block logits (default 0.1)")
     p.add_argument("--overwrite", action="store_true", help="allow writing into a non-empty --out")
 
     p = add("evaluate", "Leakage and preservation of an eraser, with a gamma sweep, as JSON on stdout.")

@@ -81,6 +81,12 @@ class Eraser:
     """(d_model,) steering vector in raw block units (kind "steering")."""
     mask: str = "contrastive"
     """Which mask rule produced m_spec."""
+    gate_floor: torch.Tensor | None = None
+    """(d_sae,) look-alike gate (kind "sae", optional): per feature, the highest activation the
+    protected look-alike prompts reached. A token is erased only as far as its concept-specific
+    features exceed it: g = min(1, Σ ReLU(f − floor)·m_spec / gate_tau); None erases every token."""
+    gate_tau: float | None = None
+    """Gate scale: the median gate score of the concept's positive tokens that pass the floor."""
     gamma: float = 1.0
     """Default erasure strength (calibrated; the user may override it)."""
     meta: dict[str, Any] = field(default_factory=dict)
@@ -104,7 +110,21 @@ class Eraser:
         self.scale = check_number(self.scale, "scale", above=0.0)
         self.gamma = check_gamma(self.gamma, "default_gamma")
         self.layer = check_int(self.layer, "layer", minimum=1)
-        tensors = {"direction": self.direction, "m_spec": self.m_spec, "m_shared": self.m_shared}
+        if self.gate_floor is not None:
+            if self.kind != "sae" or self.gate_floor.shape != self.m_spec.shape:
+                raise ValueError(
+                    f"gate_floor needs an SAE eraser and shape {tuple(self.m_spec.shape)}, "
+                    f"got {tuple(self.gate_floor.shape)}"
+                )
+            self.gate_tau = check_number(self.gate_tau, "gate_tau", above=0.0)
+        elif self.gate_tau is not None:
+            raise ValueError("gate_tau without gate_floor")
+        tensors = {
+            "direction": self.direction,
+            "m_spec": self.m_spec,
+            "m_shared": self.m_shared,
+            "gate_floor": self.gate_floor,
+        }
         if self.sae is not None:
             tensors.update({f"SAE {k}": v for k, v in self.sae.state_dict().items()})
         for name, tensor in tensors.items():
@@ -152,8 +172,19 @@ class Eraser:
         if sae.W_dec.device != hidden.device:
             sae.to(hidden.device)
         x = hidden.reshape(-1, self.d_model).float() / self.scale
-        f = sae.encode(x) * self.m_spec.to(hidden.device)
-        return ((f @ sae.W_dec) * self.scale).reshape(hidden.shape)
+        f = sae.encode(x)
+        m_spec = self.m_spec.to(hidden.device)
+        if self.gate_floor is not None:  # erase a token only as far as it exceeds the look-alikes
+            f = f * self.gate(f, m_spec)[:, None]
+        return (((f * m_spec) @ sae.W_dec) * self.scale).reshape(hidden.shape)
+
+    def gate(self, f: torch.Tensor, m_spec: torch.Tensor | None = None) -> torch.Tensor:
+        """(tokens,) look-alike gate in [0, 1] for SAE activations ``f (tokens, d_sae)``; ones without a gate."""
+        if self.gate_floor is None:
+            return torch.ones(f.shape[0], device=f.device)
+        m_spec = self.m_spec.to(f.device) if m_spec is None else m_spec
+        score = (torch.relu(f - self.gate_floor.to(f.device)) * m_spec).sum(-1)
+        return (score / self.gate_tau).clamp(max=1.0)
 
     def edit(self, hidden: torch.Tensor, gamma: float | None = None) -> torch.Tensor:
         """h' = h − γ·v for block-output hidden states ``(batch, tokens, d_model)``."""
@@ -211,6 +242,8 @@ class Eraser:
             tensors["m_spec"] = self.m_spec.detach().cpu().float().contiguous()
             if self.m_shared is not None:
                 tensors["m_shared"] = self.m_shared.detach().cpu().float().contiguous()
+            if self.gate_floor is not None:
+                tensors["gate_floor"] = self.gate_floor.detach().cpu().float().contiguous()
         else:
             tensors["direction"] = self.direction.detach().cpu().float().contiguous()
         for name, tensor in tensors.items():  # never write a poisoned artifact
@@ -227,6 +260,7 @@ class Eraser:
             "d_model": self.d_model,
             "scale": self.scale,
             "mask": self.mask,
+            "gate_tau": self.gate_tau,
             "default_gamma": self.gamma,
             "sae": self.sae.config_dict() if self.sae is not None else None,
             "versions": library_versions(),
@@ -290,7 +324,7 @@ class Eraser:
         except ValueError as err:
             raise ValueError(f"{json_path}: {err}") from None
         kind = info["kind"]
-        sae = m_spec = m_shared = direction = None
+        sae = m_spec = m_shared = direction = gate_floor = None
         if kind == "sae":
             cfg = info.get("sae") or {}
             try:
@@ -308,12 +342,20 @@ class Eraser:
                     )
             sae.load_state_dict({k: tensors[k] for k in sae.state_dict()})
             sae.eval()
-            m_spec, m_shared = tensors["m_spec"], tensors.get("m_shared")
+            m_spec, m_shared, gate_floor = (
+                tensors["m_spec"],
+                tensors.get("m_shared"),
+                tensors.get("gate_floor"),
+            )
+            if gate_floor is not None and tuple(gate_floor.shape) != (sae.config.d_sae,):
+                raise ValueError(
+                    f"{st_path}: tensor 'gate_floor' has shape {tuple(gate_floor.shape)}, expected ({sae.config.d_sae},)"
+                )
         elif "direction" not in tensors:
             raise ValueError(f"{st_path}: missing tensor 'direction'")
         else:
             direction = tensors["direction"]
-        known = set(required) | {"format", "block_index", "mask", "sae", "created"}
+        known = set(required) | {"format", "block_index", "mask", "sae", "created", "gate_tau"}
         try:
             eraser = cls(
                 concept=info["concept"],
@@ -328,6 +370,8 @@ class Eraser:
                 m_shared=m_shared,
                 direction=direction,
                 mask=info.get("mask", "contrastive"),
+                gate_floor=gate_floor,
+                gate_tau=info.get("gate_tau") if gate_floor is not None else None,
                 gamma=info["default_gamma"],
                 meta={k: v for k, v in info.items() if k not in known},
             )
@@ -424,17 +468,22 @@ def build_eraser(
     layer: int | None = None,
     protected: Activations | None = None,
     protect_weight: float = 1.0,
+    gate: bool = False,
 ) -> Eraser:
     """An SAE eraser at the searched block (or ``layer``), masks computed on all the pairs.
 
     ``protected``: prompts to keep (look-alikes, clear_core/lookalikes.py). Features they use count as
     shared, not specific: m_spec ∝ ReLU(f̄_pos − max(f̄_neg, w·f̄_protected)) (contrastive mask only,
-    w = ``protect_weight``); None is the mask without them.
+    w = ``protect_weight``); None is the mask without them. ``gate``: also gate every token by how far
+    its concept-specific features exceed the highest level the protected prompts reach
+    (:attr:`Eraser.gate_floor`), so look-alike tokens are left alone; needs ``protected``.
     """
     if mask not in MASKS:
         raise ValueError(f"unknown mask {mask!r}; expected one of {MASKS}")
     if protected is not None and mask != "contrastive":
         raise ValueError(f"protected prompts need the contrastive mask, not {mask!r}")
+    if gate and protected is None:
+        raise ValueError("the look-alike gate needs look-alike prompts to keep (a preserve list)")
     layer = result.layer if layer is None else layer
     if layer not in result.candidates:
         raise ValueError(f"layer {layer} was not a search candidate ({result.candidates})")
@@ -451,6 +500,9 @@ def build_eraser(
         diff = torch.relu(feature_means(sae, pos, layer, scale) - f_neg)
         m_spec = diff / (diff.max() + result.config.eps)
         m_shared = 1 - m_spec
+    gate_floor = gate_tau = None
+    if gate:
+        gate_floor, gate_tau = _gate(sae, pos, protected, layer, scale, m_spec)
     meta = {
         "layer_names": result.layer_names,
         "candidates": result.candidates,
@@ -476,9 +528,29 @@ def build_eraser(
         m_spec=m_spec.float(),
         m_shared=m_shared.float(),
         mask=mask,
+        gate_floor=gate_floor,
+        gate_tau=gate_tau,
         gamma=gamma,
         meta=meta,
     )
+
+
+@torch.no_grad()
+def _gate(
+    sae: SAE, pos: Activations, protected: Activations, layer: int, scale: float, m_spec: torch.Tensor
+) -> tuple[torch.Tensor, float]:
+    """The look-alike gate's floor (per feature, the max over the protected prompts' tokens) and scale
+    (the median gate score of the positive tokens above it)."""
+    floor = sae.encode(torch.from_numpy(protected.layer(layer)) / scale).max(0).values
+    f_pos = sae.encode(torch.from_numpy(pos.layer(layer)) / scale)
+    score = (torch.relu(f_pos - floor) * m_spec).sum(-1)
+    passing = score[score > 0]
+    if not len(passing):
+        raise ValueError(
+            "look-alike gate: no token of the concept's prompts goes beyond what its look-alikes use; "
+            "nothing could be erased (drop the gate or the look-alike)"
+        )
+    return floor.float(), float(passing.median())
 
 
 @torch.no_grad()

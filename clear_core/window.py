@@ -112,6 +112,8 @@ class WindowResult:
     that probe is a detector of the look-alike too."""
     protect_weight: float | None = None
     rows: list[WindowRow] = field(default_factory=list)
+    gate: bool = False
+    """Whether the eraser carried the look-alike gate (``Eraser.gate_floor``)."""
 
     @property
     def window(self) -> list[float]:
@@ -172,6 +174,7 @@ def sweep_window(
         float(strict_probe.detect(original[0]).mean()),
         float(leak_probe.detect(original[1]).mean()),
         eraser.meta.get("protect_weight"),
+        gate=eraser.gate_floor is not None,
     )
     for gamma in gammas:
         with eraser.applied(encoder, gamma=gamma):
@@ -232,11 +235,13 @@ def concept_windows(
     seed: int = 0,
     protect_weights: Sequence[float] = (1.0,),
     layer: int | None = None,
+    gate: bool = False,
 ) -> list[WindowResult]:
     """For a built-in pack: a search without and one with the preserve list, then for each look-alike
     (default: its built-in preserve list) the window without it, then with it at each of ``protect_weights`` (w in
     ``build_eraser``: 1 is the plain max). ``layer``: erase there instead of at the search's choice
-    (capture index: block b is layer b + 1).
+    (capture index: block b is layer b + 1). ``gate``: the erasers with the preserve list also carry the
+    look-alike gate (``build_eraser(gate=True)``).
     """
     concept = load_builtin(slug)
     names = list(lookalikes) if lookalikes is not None else default_preserve(slug)
@@ -263,6 +268,7 @@ def concept_windows(
             layer=layer,
             protected=protected,
             protect_weight=w,
+            gate=gate,
         )
         erasers.append((kept, names))
     unrelated = unrelated_prompts()

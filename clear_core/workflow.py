@@ -73,6 +73,9 @@ class EraserOptions:
     """Calibration floor on the mean cosine of the look-alikes' protect-half prompts."""
     protect_weight: float = 1.0
     """w in m_spec ∝ ReLU(f̄_pos − max(f̄_neg, w·f̄_protected))."""
+    gate: bool = False
+    """Look-alike gate (needs a preserve list): erase a token only as far as its concept-specific
+    features exceed the highest level the look-alikes reach (``Eraser.gate_floor``)."""
 
     def __post_init__(self) -> None:
         if self.kind not in ("sae", "steering"):
@@ -173,6 +176,10 @@ class ClearRun:
             if protects and (names or opts.preserve_prompts)
             else None
         )
+        if opts.gate and not self.preserve:
+            raise ValueError(
+                "the look-alike gate needs look-alikes to keep (a preserve list) and the contrastive SAE mask"
+            )
         self.result: RunResult | None = None
 
     def run(self, should_stop: Callable[[], bool] | None = None) -> Iterator[Stage]:
@@ -232,12 +239,15 @@ class ClearRun:
                 layer,
                 protected=protected,
                 protect_weight=opts.protect_weight,
+                gate=opts.gate and protected is not None,
             )
             if self.preserve:
                 eraser.meta["preserve"] = {
                     **self.preserve.to_json(),
                     "seed": self.search_config.seed,
                     "lookalike_min": opts.lookalike_min,
+                    "in_search": True,  # the protect half were extra negatives of the search too
+                    "gate": eraser.gate_floor is not None,
                 }
         eraser.meta["model_revision"] = self.encoder.revision
         eraser.meta.update(self.encoder.provenance())  # component, encoding profile, weights fingerprint

@@ -252,3 +252,44 @@ def test_gamma_chart_draws_lookalikes_as_their_own_curve_and_floor():
     floors = [s for s in fig.layout.shapes if s.yref == "y2"]
     assert sorted(s.y0 for s in floors) == [0.95, 0.98]
     assert fig.layout.yaxis2.range[0] <= 0.9
+
+
+def test_gate_leaves_the_protected_prompts_alone_and_round_trips(small_run, minilm, tmp_path):
+    """The gate's floor is the highest level the protected prompts reach, so on exactly those prompts
+    every token scores 0 and nothing is subtracted; the concept's own prompts are still edited."""
+    from clear_core.erasure import Eraser
+
+    run = small_run
+    kites = ["a red kite high over a beach", "a kite above the dunes at dusk"]
+    protected = minilm.capture(kites)
+    gated = build_eraser(run.search, run.pos, run.neg, "p", "minilm", protected=protected, gate=True)
+    assert gated.gate_floor.shape == gated.m_spec.shape and gated.gate_tau > 0
+    ungated = build_eraser(run.search, run.pos, run.neg, "p", "minilm", protected=protected)
+    torch.testing.assert_close(gated.m_spec, ungated.m_spec)  # the gate does not change the mask
+    plain = build_eraser(run.search, run.pos, run.neg, "p", "minilm")
+    kite_tokens = torch.from_numpy(protected.layer(gated.layer))[None]
+    assert float(gated.vector(kite_tokens).abs().max()) == 0.0
+    assert float(plain.vector(kite_tokens).abs().max()) > 1e-2  # there was something to protect
+    positives = run.pos.layer(gated.layer)[: run.pos.offsets[4]]
+    assert float(gated.vector(torch.from_numpy(positives)[None]).abs().max()) > 0.0
+    original = minilm.encode(kites)
+    with gated.applied(minilm, gamma=4.0):
+        np.testing.assert_allclose(minilm.encode(kites), original, atol=1e-5)
+    gated.save(tmp_path / "g")
+    back = Eraser.load(tmp_path / "g")
+    torch.testing.assert_close(back.gate_floor, gated.gate_floor)
+    assert back.gate_tau == gated.gate_tau
+    x = torch.from_numpy(positives)[None]
+    torch.testing.assert_close(back.vector(x), gated.vector(x))
+    with pytest.raises(ValueError, match="gate needs"):
+        build_eraser(run.search, run.pos, run.neg, "p", "minilm", gate=True)
+
+
+def test_cli_gate_needs_lookalikes_before_models_load(tmp_path, capsys):
+    custom = tmp_path / "cat.jsonl"
+    custom.write_text('{"positive": "a cat on a sofa", "negative": "a sofa"}\n')
+    out = str(tmp_path / "e")
+    assert main(["search", "--concept", str(custom), "--out", out, "--gate", "--model", "/nonexistent"]) == 2
+    assert "--gate needs look-alikes" in capsys.readouterr().err
+    assert main(["search", "--concept", "golf_ball", "--out", out, "--gate", "--mask", "paper"]) == 2
+    assert "contrastive" in capsys.readouterr().err
