@@ -145,6 +145,12 @@ def lookalike_prompts(
     """Up to ``limit`` (pair index, prompt) about ``lookalike``, written from the concept's positives by
     swapping the concept's words, in a seeded order; swaps that keep a concept word are dropped."""
     phrases = concept_phrases(concept)
+    if lookalike.casefold().strip() in {
+        p.casefold() for p in (*phrases, concept.name, concept.name.replace("_", " "))
+    }:
+        raise ValueError(
+            f"preserve list: {lookalike!r} is the concept itself; name what must stay, not what goes"
+        )
     keep = {w.lower() for w in re.findall(r"[\w'-]+", lookalike)}
     forbidden = tuple(t for t in _forbidden(concept, phrases) if t not in keep)
     spec = PACKS.get(concept.name)

@@ -64,6 +64,11 @@ def test_split_is_seeded_and_disjoint_by_pair():
     assert record["lookalikes"] == ["tennis ball"] and record["n_held_out"]["tennis ball"] == 48
 
 
+def test_the_concept_itself_is_not_a_lookalike():
+    with pytest.raises(ValueError, match="the concept itself"):
+        preserve_set(load_builtin("parachute"), ["kite", "Parachute"])
+
+
 def test_bad_preserve_input_is_refused():
     with pytest.raises(ValueError, match="listed twice"):
         parse_preserve("tennis ball, Tennis Ball")
