@@ -72,6 +72,9 @@ def test_detector_reads_clear_renders(det):
     assert concept_present(pred, "nudity")[6:8].all() and not concept_present(pred, "nudity")[4:6].any()
     assert concept_present(pred, "van_gogh")[8:].all()
     assert concept_attribute("church") == ("object", "church")
+    assert concept_attribute("tennis_ball") == ("object", "tennis_ball")  # a look-alike to keep
+    with pytest.raises(ValueError, match="no testbed attribute"):
+        concept_attribute("none")
     with pytest.raises(ValueError, match="no testbed attribute"):
         concept_attribute("zeppelin")
 

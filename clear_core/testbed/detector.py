@@ -152,8 +152,9 @@ class Detector:
 
 
 def concept_attribute(slug: str) -> tuple[str, str | None]:
-    """The detector head and class that stand for a built-in pack's concept."""
-    if slug in PAPER_OBJECTS:
+    """The detector head and class that stand for a built-in pack's concept, or for one of the world's
+    look-alike objects (``tennis_ball``, ``trumpet``, ...: their rate is what a preserve list keeps)."""
+    if slug in PAPER_OBJECTS or slug in OBJECTS[1:]:
         return "object", slug
     if slug in ARTISTS:
         return "style", slug
