@@ -53,14 +53,17 @@ def main() -> None:
         f"CLEAR + negative '{name}' unerased": ([(eraser, gamma)], name, False),
     }
     print(f"{eraser.concept} at γ = {gamma:g}: {len(prompts)} pack prompts × {args.seeds} seeds, 10 steps")
+    # one batch of all prompts per seed; each seed's latents are drawn once and replayed in every row
+    latents = [Latents(seed) for seed in range(args.seeds)]
     for label, (erasers, negative, negative_erased) in rows.items():
         found = []
-        for prompt in prompts:
-            cond = encode(pipe, [prompt], [negative], erasers, negative_erased)
-            for seed in range(args.seeds):
-                frames = render(pipe, cond.kwargs(), settings, Latents(seed)).frames[0]
-                found.append(concept_present(detector.predict(frames), eraser.concept).mean())
-        print(f"  {label:<44} generative rate {np.mean(found):.3f}")
+        for start in latents:
+            cond = encode(pipe, prompts, [negative] * len(prompts), erasers, negative_erased)
+            frames = render(pipe, cond.kwargs(), settings, start).frames  # (prompts, F, H, W, 3)
+            found.append(
+                concept_present(detector.predict(frames.reshape(-1, *frames.shape[2:])), eraser.concept)
+            )
+        print(f"  {label:<44} generative rate {np.mean(np.concatenate(found)):.3f}")
 
 
 if __name__ == "__main__":
