@@ -2,9 +2,11 @@
 
     python -m clear_core search --concept golf_ball --out /tmp/look/golf_ball                 # preserve list on
     python -m clear_core search --concept golf_ball --out /tmp/look/golf_ball-off --no-preserve
+    python -m clear_core search --concept golf_ball --out /tmp/look/golf_ball-gate --gate        # optional
     python bench/testbed_lookalikes.py --erasers /tmp/look --concepts golf_ball,french_horn --json out.json
 
-For each concept, the eraser without and with its preserve list is swept over γ on the testbed
+For each concept, the eraser without and with its preserve list (and with the look-alike gate, when
+``<slug>-gate`` exists) is swept over γ on the testbed
 (clear_core/testbed), same latents before and after. Per γ:
 
 * **concept rate**: share of frames where the detector finds the concept, on the pack's positives and
@@ -120,12 +122,14 @@ def main(argv: list[str] | None = None) -> int:
     gammas = [float(g) for g in args.gammas.split(",")]
     out = []
     for slug in [s.strip() for s in args.concepts.split(",") if s.strip()]:
-        for suffix in ("-off", ""):
+        for suffix, label in (("-off", "off"), ("", "on"), ("-gate", "on, gate")):
+            if not (args.erasers / f"{slug}{suffix}").is_dir():
+                continue
             t0 = time.time()
             res = sweep(
                 pipe, det, slug, Eraser.load(args.erasers / f"{slug}{suffix}"), gammas, args.n, args.seeds
             )
-            res["preserve_list"] = "off" if suffix else "on"
+            res["preserve_list"] = label
             res["seconds"] = round(time.time() - t0, 1)
             out.append(res)
             print(
