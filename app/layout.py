@@ -163,6 +163,13 @@ def _search_tab() -> SimpleNamespace:
         max_lines=1,
         max_length=1000,
     )
+    ui.gate = gr.Checkbox(
+        False,
+        label="Look-alike gate",
+        info="erase a token only as far as its concept features go beyond what the look-alikes use "
+        "(keeps look-alikes closer; on MiniLM it opened the golf ball / tennis ball and French horn / "
+        "trumpet windows, at a higher γ)",
+    )
     with gr.Accordion("Ablations and calibration", open=False):
         with gr.Row():
             ui.use_con = gr.Checkbox(
@@ -420,6 +427,7 @@ def build_demo() -> gr.Blocks:
             s.gammas,
             s.keep,
             session,
+            s.gate,
         ]
         s.start.click(check_search, search_inputs, None, api_name="check_search", **light).success(
             run_search,

@@ -109,6 +109,15 @@ def check_keep(concept, options) -> None:
     protects look-alikes, so only then is the list checked."""
     from clear_core.lookalikes import preserve_set
 
+    if options.gate and (options.kind != "sae" or options.mask != "contrastive"):
+        raise ValueError("Look-alike gate: needs the SAE eraser with the contrastive mask; untick it")
+    if options.gate and options.preserve is not None and not options.preserve:
+        raise ValueError("Look-alike gate: the Keep box is empty, so there is nothing to gate for; untick it")
+    if options.gate and options.preserve is None:
+        from clear_core.lookalikes import default_preserve
+
+        if not default_preserve(concept.name):
+            raise ValueError("Look-alike gate: this concept has no look-alikes to keep; name some in Keep")
     if not options.preserve or options.kind != "sae" or options.mask != "contrastive":
         return
     try:
@@ -175,7 +184,9 @@ def keep_summary(result: RunResult) -> str:
         n = sum((record.get("n_protect") or {}).values())
         floor = record.get("lookalike_min")
         return (
-            f"Look-alikes kept: **{', '.join(names)}** ({n} prompts protected in the mask"
+            f"Look-alikes kept: **{', '.join(names)}** ({n} prompts protected in the "
+            + ("search and the mask" if record.get("in_search") else "mask")
+            + ("; gated: a token is erased only beyond what they use" if record.get("gate") else "")
             + (f"; the γ calibration keeps them at cosine ≥ {floor:g}" if floor is not None else "")
             + "; the other half of their prompts is held out for the preview)."
         )
@@ -230,10 +241,11 @@ def eraser_options(
     calibration_pairs: float,
     gammas_text: str,
     keep_text: str | None = None,
+    gate: bool = False,
 ):
     """The engine's EraserOptions from the UI's labels (ValueError on a bad value). ``keep_text`` is
     the Keep box: None leaves the pack's built-in look-alikes (EraserOptions.preserve = None), "" keeps
-    none, else the names listed."""
+    none, else the names listed. ``gate``: the look-alike gate (``EraserOptions.gate``)."""
     from clear_core.workflow import EraserOptions
 
     return EraserOptions(
@@ -243,6 +255,7 @@ def eraser_options(
         calibration_pairs=int(calibration_pairs),
         gammas=parse_gammas(gammas_text),
         preserve=None if keep_text is None else parse_keep(keep_text),
+        gate=bool(gate),
     )
 
 
@@ -271,7 +284,9 @@ def calibration_seconds(encoder, options, n_pairs: int, n_other: int) -> float:
     return per_prompt * prompts * (1 + sum(g > 0 for g in options.gammas))
 
 
-def _settings(steps, d_sae, seed, use_con, kind, mask, method, calibration_pairs, gammas_text, keep_text):
+def _settings(
+    steps, d_sae, seed, use_con, kind, mask, method, calibration_pairs, gammas_text, keep_text, gate=False
+):
     """(SearchConfig, EraserOptions) from the form, every number checked (ValueError on a bad one)."""
     from clear_core.search import SearchConfig
     from clear_core.validation import check_int
@@ -282,7 +297,7 @@ def _settings(steps, d_sae, seed, use_con, kind, mask, method, calibration_pairs
         seed=check_int(seed, "seed", minimum=0),
         use_con=bool(use_con),
     )
-    return search, eraser_options(kind, mask, method, calibration_pairs, gammas_text, keep_text)
+    return search, eraser_options(kind, mask, method, calibration_pairs, gammas_text, keep_text, gate)
 
 
 def check_search(
@@ -297,6 +312,7 @@ def check_search(
     gammas_text,
     keep_text,
     session: Session,
+    gate: bool = False,
 ) -> None:
     """The light half of "Start search", run outside the heavy queue: a missing concept, a bad number,
     a look-alike that cannot be written or a model that failed to load is reported at once, not after
@@ -305,7 +321,7 @@ def check_search(
         concept = require_concept(session)
         warn_if_small(concept)
         _search, options = _settings(
-            steps, d_sae, seed, use_con, kind, mask, method, calibration_pairs, gammas_text, keep_text
+            steps, d_sae, seed, use_con, kind, mask, method, calibration_pairs, gammas_text, keep_text, gate
         )
         check_keep(concept, options)
         error = models.load_error(session.model)
@@ -325,6 +341,7 @@ def run_search(
     gammas_text: str,
     keep_text: str | None,
     session: Session,
+    gate: bool = False,
     progress: ProgressFn = gr.Progress(),
 ) -> Iterator[tuple]:
     """Yields (probability chart, loss chart, search status, summary, calibration, separability figure,
@@ -334,7 +351,7 @@ def run_search(
 
         concept = require_concept(session)
         search, options = _settings(
-            steps, d_sae, seed, use_con, kind, mask, method, calibration_pairs, gammas_text, keep_text
+            steps, d_sae, seed, use_con, kind, mask, method, calibration_pairs, gammas_text, keep_text, gate
         )
         check_keep(concept, options)
         progress(0.0, desc="loading the model…")

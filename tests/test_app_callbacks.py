@@ -590,7 +590,9 @@ def test_new_pairs_refill_keep_and_the_rate_follows_the_clips_in_the_pipeline_qu
         if d["outputs"] == [keep] and d["trigger_only_on_success"]
     }
     assert refills == {"init", "load_pack", "upload_concept", "parse_text", "use_table"}
-    assert keep in by_id[next(d["id"] for d in deps if d["api_name"] == "search")]["inputs"]
+    search_inputs = by_id[next(d["id"] for d in deps if d["api_name"] == "search")]["inputs"]
+    gate = next(i for i, label in labels.items() if label == "Look-alike gate")
+    assert keep in search_inputs and search_inputs[-1] == gate  # after the session, as run_search takes it
     for first, then in (("generate", "rate_over_seeds"), ("rerender", "rerate")):
         dep = next(d for d in deps if d["api_name"] == then)
         assert by_id[dep["trigger_after"]]["api_name"] == first and dep["trigger_only_on_success"]

@@ -107,6 +107,17 @@ def test_keep_list_maps_onto_eraser_options_like_the_cli():
     search_tab.check_search(**{**FORM, "mask": "paper"}, session=custom)  # the paper mask protects nothing
 
 
+def test_gate_box_maps_onto_eraser_options_and_needs_lookalikes():
+    gated = search_tab.eraser_options("SAE (CLEAR)", "contrastive", "search", 8, "1", "kite", True)
+    assert gated.gate and gated.preserve == ("kite",)
+    assert not search_tab.eraser_options("SAE (CLEAR)", "contrastive", "search", 8, "1").gate
+    search_tab.check_search(**FORM, session=pack_session(), gate=True)  # the pack's look-alikes: fine
+    with pytest.raises(gr.Error, match="Look-alike gate: the Keep box is empty"):
+        search_tab.check_search(**{**FORM, "keep_text": ""}, session=pack_session(), gate=True)
+    with pytest.raises(gr.Error, match="Look-alike gate: needs the SAE eraser with the contrastive mask"):
+        search_tab.check_search(**{**FORM, "mask": "paper"}, session=pack_session(), gate=True)
+
+
 def test_upload_errors_name_the_users_file_not_the_server_path(tmp_path):
     upload = tmp_path / "gradio" / "0123abcd" / "garbage.jsonl"  # where Gradio keeps an upload
     upload.parent.mkdir(parents=True)
