@@ -239,7 +239,7 @@ class ClearRun:
                 layer,
                 protected=protected,
                 protect_weight=opts.protect_weight,
-                gate=opts.gate and protected is not None,
+                gate=opts.gate,  # ClearRun refused a gate without look-alikes
             )
             if self.preserve:
                 eraser.meta["preserve"] = {
