@@ -22,6 +22,7 @@ Artifacts are ``eraser.safetensors`` (tensors) + ``eraser.json`` (everything els
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import time
@@ -230,12 +231,8 @@ class Eraser:
             yield self
 
     # ------------------------------------------------------------------------------ artifacts
-    def save(self, folder: str | Path) -> Path:
-        """Write ``eraser.safetensors`` and ``eraser.json`` into ``folder``."""
-        folder = Path(folder)
-        if folder.exists() and not folder.is_dir():
-            raise ValueError(f"{folder} is a file; expected a folder for the eraser")
-        folder.mkdir(parents=True, exist_ok=True)
+    def tensors(self) -> dict[str, torch.Tensor]:
+        """Every tensor of the artifact, by the name it has in ``eraser.safetensors`` (CPU, contiguous)."""
         tensors: dict[str, torch.Tensor] = {}
         if self.kind == "sae":
             tensors = {k: v.detach().cpu().contiguous() for k, v in self.sae.state_dict().items()}
@@ -246,6 +243,36 @@ class Eraser:
                 tensors["gate_floor"] = self.gate_floor.detach().cpu().float().contiguous()
         else:
             tensors["direction"] = self.direction.detach().cpu().float().contiguous()
+        return tensors
+
+    def edit_fields(self) -> dict[str, Any]:
+        """The JSON fields that decide the edit (with :meth:`tensors`, everything :meth:`edit` reads)."""
+        return {
+            "kind": self.kind,
+            "layer": self.layer,
+            "layer_name": self.layer_name,
+            "component": self.component,
+            "d_model": self.d_model,
+            "scale": self.scale,
+            "gate_tau": self.gate_tau,
+        }
+
+    def digest(self) -> str:
+        """sha256 of everything that decides the edit (:meth:`edit_fields` and every tensor, by name):
+        equal digests, equal edits. Caches and manifests key erasers by it."""
+        h = hashlib.sha256(json.dumps(self.edit_fields(), sort_keys=True).encode())
+        for name, tensor in sorted(self.tensors().items()):
+            h.update(f"{name}:{tuple(tensor.shape)}:{tensor.dtype}".encode())
+            h.update(tensor.float().numpy().tobytes())
+        return h.hexdigest()
+
+    def save(self, folder: str | Path) -> Path:
+        """Write ``eraser.safetensors`` and ``eraser.json`` into ``folder``."""
+        folder = Path(folder)
+        if folder.exists() and not folder.is_dir():
+            raise ValueError(f"{folder} is a file; expected a folder for the eraser")
+        folder.mkdir(parents=True, exist_ok=True)
+        tensors = self.tensors()
         for name, tensor in tensors.items():  # never write a poisoned artifact
             check_finite(tensor, f"eraser tensor {name!r}")
         check_gamma(self.gamma, "default_gamma")

@@ -286,6 +286,11 @@ def test_gate_leaves_the_protected_prompts_alone_and_round_trips(small_run, mini
     assert back.gate_tau == gated.gate_tau
     x = torch.from_numpy(positives)[None]
     torch.testing.assert_close(back.vector(x), gated.vector(x))
+    # the digest that caches and manifests key erasers by covers the gate: a gated and an ungated
+    # eraser of one search never share a cached clip; a reloaded one is the same edit
+    assert gated.digest() != ungated.digest() and back.digest() == gated.digest()
+    back.gate_tau *= 2
+    assert back.digest() != gated.digest()
     with pytest.raises(ValueError, match="gate needs"):
         build_eraser(run.search, run.pos, run.neg, "p", "minilm", gate=True)
 

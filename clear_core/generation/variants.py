@@ -12,8 +12,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -67,16 +65,8 @@ class Variant:
 
 
 def eraser_id(eraser: Eraser) -> str:
-    """A digest of everything that decides the edit (tensors, block, scale): equal ids, equal edits."""
-    h = hashlib.sha256(json.dumps([eraser.kind, eraser.layer, eraser.layer_name, eraser.scale]).encode())
-    tensors = (
-        [eraser.direction]
-        if eraser.kind == "steering"
-        else [eraser.m_spec, *(eraser.sae.state_dict()[k] for k in sorted(eraser.sae.state_dict()))]
-    )
-    for t in tensors:
-        h.update(t.detach().float().cpu().contiguous().numpy().tobytes())
-    return h.hexdigest()[:16]
+    """A short digest of everything that decides the edit (:meth:`Eraser.digest`): equal ids, equal edits."""
+    return eraser.digest()[:16]
 
 
 def concept_phrase(eraser: Eraser) -> str:
