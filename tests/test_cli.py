@@ -77,6 +77,17 @@ def test_errors_are_one_line_without_traceback(tmp_path):
     assert proc.stderr.strip().splitlines() == [f"error: {bad}, line 1: missing key 'negative'"]
 
 
+def test_top_level_help_lists_every_command(capsys):
+    """argparse %-formats every command's help line: a bare "%" in one broke ``--help`` for all."""
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--help"])
+    out = capsys.readouterr().out
+    assert exit_info.value.code == 0
+    for command in ("embed", "search", "evaluate", "analyze", "generate", "testbed", "evaluate-videos"):
+        assert command in out
+    assert "95%" in out and "95%%" not in out
+
+
 @pytest.mark.parametrize("command", ["embed", "search", "evaluate", "analyze"])
 def test_help_for_every_command(command, capsys):
     with pytest.raises(SystemExit) as exit_info:

@@ -42,7 +42,7 @@ def _configure(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
     """Add ``evaluate-videos`` to an argparse sub-parser collection (``run`` set as its default) and return it."""
-    p = _configure(subparsers.add_parser("evaluate-videos", help=HELP, description=HELP))
+    p = _configure(subparsers.add_parser("evaluate-videos", help=HELP.replace("%", "%%"), description=HELP))
     p.set_defaults(run=run)
     return p
 
