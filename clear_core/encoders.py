@@ -464,10 +464,15 @@ class TextEncoder:
         with torch.inference_mode():
             for start in range(0, len(prompts), batch_size):
                 batch = self.tokenize(prompts[start : start + batch_size], max_length)
-                hidden = self._forward(batch).float()
-                mask = self._positions(batch).unsqueeze(-1).float()
-                out[start : start + batch_size] = ((hidden * mask).sum(1) / mask.sum(1)).cpu().numpy()
+                out[start : start + batch_size] = self.pool(batch).cpu().numpy()
         return out
+
+    def pool(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """(batch, d_model) float32: one forward of a :meth:`tokenize` batch, its final output
+        mean-pooled over the positions the profile uses (what :meth:`encode` returns per prompt)."""
+        hidden = self._forward(batch).float()
+        mask = self._positions(batch).unsqueeze(-1).float()
+        return (hidden * mask).sum(1) / mask.sum(1)
 
     # ------------------------------------------------------------------------------- loading
     @classmethod

@@ -40,6 +40,7 @@ from sklearn.preprocessing import StandardScaler
 
 from clear_core.encoders import TextEncoder
 from clear_core.erasure import Eraser, applied_many
+from clear_core.prefix import encode_gammas
 
 __all__ = [
     "DEFAULT_GAMMAS",
@@ -291,11 +292,16 @@ def evaluate(
         n_lookalike=len(sets.get("lookalike", [])),
         chosen_gamma=erasers[0].gamma if len(erasers) == 1 else 1.0,
     )
+    swept = None
+    if len(erasers) == 1 and any(g != 0 for g in gammas):  # the blocks below the eraser run once
+        swept = encode_gammas(encoder, flat, erasers[0], [g for g in gammas if g != 0], batch_size)
     for i, gamma in enumerate(gammas, start=2):
         if gamma == 0:
             erased = original
+        elif swept is not None:
+            erased = _split(sets, swept[float(gamma)])
         else:
-            pairs = [(e, gamma if len(erasers) == 1 else gamma * e.gamma) for e in erasers]
+            pairs = [(e, gamma * e.gamma) for e in erasers]
             with applied_many(pairs, encoder):
                 erased = _split(sets, encoder.encode(flat, batch_size=batch_size))
         unrelated_cos = _cosine(original["unrelated"], erased["unrelated"]) if "unrelated" in sets else None

@@ -30,7 +30,7 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
-__all__ = ["Handler", "scoped_hooks", "hidden_of", "with_hidden"]
+__all__ = ["Handler", "hidden_of", "original_forward", "scoped_hooks", "with_hidden"]
 
 # A handler receives the block's hidden states (batch, tokens, d_model). A "post" handler may return
 # a replacement tensor of the same shape (or None to leave it); a "pre" handler only observes; a
@@ -122,6 +122,17 @@ def _forward_dispatch(module: nn.Module, forward: Callable[..., Any]) -> Callabl
 
     dispatch.__clear_dispatch__ = True
     return dispatch
+
+
+def original_forward(module: nn.Module) -> Callable[..., Any]:
+    """``module``'s forward without the replace dispatch of this module (an instance forward set by
+    someone else, such as accelerate's, is kept): what a replace handler calls to run the module."""
+    with _LOCK:
+        entry = _REPLACED.get(id(module))
+        if entry is not None and entry[0]() is module:
+            own = entry[1]
+            return own if own is not None else type(module).forward.__get__(module)
+    return module.forward
 
 
 def _acquire_forward(module: nn.Module) -> None:

@@ -29,9 +29,10 @@ from dataclasses import asdict, dataclass
 from typing import NamedTuple
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["SAE", "SAE_KINDS", "SAEConfig", "SAEOutput", "SAEStats", "sae_update"]
+__all__ = ["SAE", "SAE_KINDS", "SAEConfig", "SAEOutput", "SAEStats", "SparseSAEOutput", "sae_update"]
 
 SAE_KINDS = ("relu", "topk", "batchtopk")
 
@@ -85,6 +86,44 @@ class SAEOutput(NamedTuple):
     """Scalar AuxK loss (0 for "relu", outside training, or when no feature is dead)."""
 
 
+class SparseSAEOutput(NamedTuple):
+    """A top-k SAE's forward pass kept sparse: the k active features of every row, by index.
+
+    The search's hot path (:meth:`SAE.forward_topk`): decoding k of d_sae features per row as an
+    ``embedding_bag`` costs k/d_sae of a dense ``f @ W_dec``, its backward likewise, and statistics
+    over features (masks, L_con, firing counts) are sums over the active entries only.
+    """
+
+    values: torch.Tensor
+    """(n, k) activations of the active features (ReLU of the top-k pre-activations; may hold zeros)."""
+    indices: torch.Tensor
+    """(n, k) int64 feature index of each value."""
+    recon: torch.Tensor
+    """(n, d_model) reconstruction x̂."""
+    mse: torch.Tensor
+    """Scalar: mean over rows of ||x − x̂||²."""
+    l1: torch.Tensor
+    """Scalar: mean over rows of ||f||₁."""
+    loss: torch.Tensor
+    """Scalar: mse + aux_coefficient·aux."""
+    d_sae: int
+    """Number of features (the width of :attr:`features`)."""
+    aux: torch.Tensor | float = 0.0
+    """Scalar AuxK loss (0 outside training or when no feature is dead)."""
+
+    @property
+    def features(self) -> torch.Tensor:
+        """(n, d_sae) dense activations, built on demand (equal to :meth:`SAE.forward`'s)."""
+        dense = self.values.new_zeros(self.values.shape[0], self.d_sae)
+        return dense.scatter(-1, self.indices, self.values)
+
+    def feature_means(self, rows: slice = slice(None)) -> torch.Tensor:
+        """(d_sae,) mean activation of every feature over ``rows`` (zeros included), without densifying."""
+        values, indices = self.values[rows], self.indices[rows]
+        total = torch.zeros(self.d_sae, dtype=values.dtype).index_add_(0, indices.flatten(), values.flatten())
+        return total / max(values.shape[0], 1)
+
+
 class SAEStats(NamedTuple):
     fvu: float
     """Fraction of variance unexplained: Σ||x − x̂||² / Σ||x − mean(x)||²."""
@@ -131,7 +170,7 @@ class SAE(nn.Module):
         if kind == "relu":
             return torch.relu(pre)
         if kind == "topk":
-            values, idx = pre.topk(k, dim=-1)
+            values, idx = pre.topk(k, dim=-1, sorted=False)
             return torch.zeros_like(pre).scatter(-1, idx, torch.relu(values))
         if self.training:  # batchtopk: top k·n over the whole batch
             flat = torch.relu(pre).flatten()
@@ -160,7 +199,24 @@ class SAE(nn.Module):
         aux = self._aux_loss(x, recon, pre) if self.training else 0.0
         return SAEOutput(f, recon, mse, l1, mse + c.aux_coefficient * aux, aux)
 
-    def _aux_loss(self, x: torch.Tensor, recon: torch.Tensor, pre: torch.Tensor) -> torch.Tensor | float:
+    def forward_topk(self, x: torch.Tensor) -> SparseSAEOutput:
+        """:meth:`forward` of a ``"topk"`` SAE with the features kept sparse (same function and loss up
+        to float rounding; gradients reach the same parameters and the input)."""
+        c = self.config
+        if c.kind != "topk":
+            raise ValueError(f"forward_topk needs a 'topk' SAE, not {c.kind!r}")
+        pre = self.pre_activation(x)
+        values, indices = pre.topk(c.k, dim=-1, sorted=False)
+        values = torch.relu(values)
+        recon = F.embedding_bag(indices, self.W_dec, per_sample_weights=values, mode="sum") + self.b_dec
+        mse = (x - recon).pow(2).sum(-1).mean()
+        l1 = values.sum(-1).mean()
+        aux = self._aux_loss(x, recon, pre, sparse=True) if self.training else 0.0
+        return SparseSAEOutput(values, indices, recon, mse, l1, mse + c.aux_coefficient * aux, c.d_sae, aux)
+
+    def _aux_loss(
+        self, x: torch.Tensor, recon: torch.Tensor, pre: torch.Tensor, sparse: bool = False
+    ) -> torch.Tensor | float:
         """AuxK: the dead features' top activations reconstruct the (detached) residual error."""
         dead = self._since_fired >= self.config.dead_after
         n_dead = int(dead.sum())
@@ -170,13 +226,22 @@ class SAE(nn.Module):
         scale = min(n_dead / k_aux, 1.0)
         residual = (x - recon).detach()
         masked = torch.where(dead, pre, torch.full_like(pre, -torch.inf))
-        values, idx = masked.topk(min(k_aux, n_dead), dim=-1)
-        acts = torch.zeros_like(pre).scatter(-1, idx, torch.relu(values))
-        return scale * (acts @ self.W_dec - residual).pow(2).sum(-1).mean()
+        values, idx = masked.topk(min(k_aux, n_dead), dim=-1, sorted=not sparse)
+        if sparse:
+            aux_recon = F.embedding_bag(idx, self.W_dec, per_sample_weights=torch.relu(values), mode="sum")
+        else:
+            aux_recon = torch.zeros_like(pre).scatter(-1, idx, torch.relu(values)) @ self.W_dec
+        return scale * (aux_recon - residual).pow(2).sum(-1).mean()
 
     @torch.no_grad()
-    def record_firing(self, features: torch.Tensor) -> None:
-        """After a training update: count updates since each feature fired; refresh the threshold."""
+    def record_firing(self, features: torch.Tensor | SparseSAEOutput) -> None:
+        """After a training update: count updates since each feature fired; refresh the threshold.
+        ``features``: dense (n, d_sae) activations, or a :class:`SparseSAEOutput`."""
+        if isinstance(features, SparseSAEOutput):
+            fired = torch.zeros(self.config.d_sae, dtype=torch.bool)
+            fired[features.indices[features.values > 0]] = True
+            self._since_fired.add_(1).masked_fill_(fired, 0)
+            return
         fired = (features > 0).any(0)
         self._since_fired.add_(1).masked_fill_(fired, 0)
         if self.config.kind == "batchtopk":
@@ -236,14 +301,15 @@ class SAE(nn.Module):
 
 def sae_update(
     sae: SAE, optimizer: torch.optim.Optimizer, x: torch.Tensor, clip_grad: float | None = 1.0
-) -> SAEOutput:
+) -> SAEOutput | SparseSAEOutput:
     """One training update of ``sae`` on rows ``x`` (the search's step 1 and bench/sae.py's loop).
 
     Gradient-norm clipping as in SAELens' trainer; top-k decoders are kept at unit norm (their ranking
     compares activations, which must mean the same thing for every feature); the L1 SAE's decoder is
-    free (its penalty is decoder-norm weighted) and is folded to unit rows once training ends.
+    free (its penalty is decoder-norm weighted) and is folded to unit rows once training ends. A top-k
+    SAE trains through :meth:`SAE.forward_topk` (sparse decoder) and returns its sparse output.
     """
-    out = sae(x)
+    out = sae.forward_topk(x) if sae.config.kind == "topk" else sae(x)
     optimizer.zero_grad(set_to_none=True)
     out.loss.backward()
     if clip_grad is not None:
@@ -251,5 +317,5 @@ def sae_update(
     optimizer.step()
     if sae.config.kind != "relu":
         sae.normalize_decoder()
-    sae.record_firing(out.features.detach())
+    sae.record_firing(out if isinstance(out, SparseSAEOutput) else out.features.detach())
     return out

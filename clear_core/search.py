@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 from clear_core.encoders import Activations
-from clear_core.sae import SAE, SAE_KINDS, SAEConfig, sae_update
+from clear_core.sae import SAE, SAE_KINDS, SAEConfig, SparseSAEOutput, sae_update
 
 __all__ = [
     "DECISIVE_PROB",
@@ -186,6 +186,10 @@ class SearchResult:
         return layer_uncertainty(self.probs)
 
 
+RESIDENT_BYTES = 2 * 1024**3
+"""Up to this size the search holds the candidate layers of its captures in memory as tensors
+(instead of gathering every batch from the memory-mapped capture)."""
+
 DECISIVE_PROB = 0.5
 """A search is *decisive* when its chosen block has at least this probability and at least twice
 the runner-up's (the paper reports > 0.9 at 2,500 steps; uniform over MiniLM's 6 blocks is 0.17)."""
@@ -268,6 +272,18 @@ def _con_loss(f_pos: torch.Tensor, f_neg: torch.Tensor, eps: float) -> tuple[tor
     return torch.log1p(s_uni / (s_spe + eps)), int((spec > 0.5).sum())
 
 
+def _con_loss_sparse(out: SparseSAEOutput, n_pos: int, eps: float) -> tuple[torch.Tensor, int]:
+    """:func:`_con_loss` on a sparse top-k output whose first ``n_pos`` rows are positive tokens:
+    f̄_neg is a sum over the active entries, S_spe and S_uni gather the masks at the active features."""
+    mean = out.feature_means(slice(n_pos, None)).detach()
+    shared = mean / (mean.max() + eps)
+    spec = 1 - shared
+    values, indices = out.values[:n_pos], out.indices[:n_pos]
+    s_spe = (values * spec[indices]).sum()
+    s_uni = (values * shared[indices]).sum()
+    return torch.log1p(s_uni / (s_spe + eps)), int((spec > 0.5).sum())
+
+
 class LayerSearch:
     """A search over the blocks of paired captures. Iterate :meth:`run`; read :attr:`result`.
 
@@ -309,6 +325,7 @@ class LayerSearch:
         self._gen = torch.Generator().manual_seed(self.config.seed)
         self.scales = layer_scales([pos, neg], self.candidates, seed=self.config.seed)
         self._scale_t = torch.tensor(self.scales).view(-1, 1, 1)
+        self._resident = self._load_resident()
         c = self.config
         self.sae = SAE(
             SAEConfig(pos.d_model, c.d_sae, c.l1_coefficient, kind=c.sae_kind, k=min(c.k, c.d_sae)), self._gen
@@ -316,9 +333,22 @@ class LayerSearch:
         self.alpha = torch.zeros(len(self.candidates), requires_grad=True)
         self._init_b_dec()
 
+    def _load_resident(self) -> dict[int, torch.Tensor]:
+        """The candidate layers of every capture, normalised, as tensors held in memory (keyed by
+        ``id`` of the capture) when they fit in :data:`RESIDENT_BYTES`; else {} and every step reads
+        its batch from the (memory-mapped) capture. Same numbers either way."""
+        captures = [a for a in (self.pos, self.neg, self.protected) if a is not None]
+        size = sum(a.n_tokens for a in captures) * len(self.candidates) * self.pos.d_model * 4
+        if size > RESIDENT_BYTES:
+            return {}
+        return {id(a): a.tokens(np.arange(a.n_tokens), self.candidates) / self._scale_t for a in captures}
+
     def _batch(self, acts: Activations, prompts: np.ndarray) -> torch.Tensor:
         """(n_candidates, tokens, d_model) normalised tokens of the given prompts."""
         rows = np.concatenate([np.arange(acts.offsets[i], acts.offsets[i + 1]) for i in prompts])
+        resident = self._resident.get(id(acts))
+        if resident is not None:
+            return resident.index_select(1, torch.from_numpy(rows))
         return acts.tokens(rows, self.candidates) / self._scale_t
 
     @torch.no_grad()
@@ -366,11 +396,17 @@ class LayerSearch:
                 single = len(self.candidates) == 1
                 p = gumbel_softmax(self.alpha if not single else self.alpha.detach(), tau, noise)
                 self.sae.requires_grad_(False)
+                sparse = isinstance(out, SparseSAEOutput)
                 try:
                     with torch.set_grad_enabled(not single):
-                        out2 = out if single else self.sae(torch.einsum("l,ltd->td", p, x))
-                        f_pos, f_neg = out2.features[: xp.shape[1]], out2.features[xp.shape[1] :]
-                        con, n_spec = _con_loss(f_pos.detach() if single else f_pos, f_neg, c.eps)
+                        mix = torch.einsum("l,ltd->td", p, x)
+                        if sparse:
+                            out2 = out if single else self.sae.forward_topk(mix)
+                            con, n_spec = _con_loss_sparse(out2, xp.shape[1], c.eps)
+                        else:
+                            out2 = out if single else self.sae(mix)
+                            f_pos, f_neg = out2.features[: xp.shape[1]], out2.features[xp.shape[1] :]
+                            con, n_spec = _con_loss(f_pos.detach() if single else f_pos, f_neg, c.eps)
                         loss = out2.loss + con if c.use_con else out2.loss
                     if not single:
                         opt_alpha.zero_grad(set_to_none=True)
@@ -389,7 +425,9 @@ class LayerSearch:
                         loss_con=con.item(),
                         loss_clear=loss.item(),
                         mse=out.mse.item(),
-                        l0=float((out.features > 0).float().sum(-1).mean()),
+                        l0=float((out.values > 0).float().sum(-1).mean())
+                        if sparse
+                        else float((out.features > 0).float().sum(-1).mean()),
                         n_specific=n_spec,
                         elapsed=time.perf_counter() - start,
                     )

@@ -22,7 +22,7 @@ from clear_core.encoders import TextEncoder
 from clear_core.erasure import Eraser
 from clear_core.generation.conditioning import Conditioning, encode
 from clear_core.generation.render import clone_output
-from clear_core.hooks import Handler, scoped_hooks
+from clear_core.hooks import Handler, original_forward, scoped_hooks
 
 __all__ = ["BlockPrefix", "encode_sweep"]
 
@@ -60,7 +60,7 @@ class BlockPrefix:
     @contextmanager
     def active(self) -> Iterator[BlockPrefix]:
         """Inside: forward passes in this context reuse the recorded outputs (recording new ones)."""
-        self._original = [b.forward for b in self.blocks]  # the forward each block has now
+        self._original = [original_forward(b) for b in self.blocks]
         with scoped_hooks([self._handler(i, b) for i, b in enumerate(self.blocks)]):
             yield self
 
