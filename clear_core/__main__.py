@@ -91,6 +91,12 @@ def _output_folder(path: str, overwrite: bool):
 def _load_erasers(folders: list[str] | None):
     """The ``--eraser`` artifacts, read and checked before the model loads; the same one twice is an
     error (it would be applied twice)."""
+    from clear_core.io import eraser_paths
+
+    for folder in folders or []:  # cheap path checks first, before torch is imported
+        eraser_paths(folder)
+    if not folders:
+        return []
     from clear_core.erasure import Eraser
 
     erasers, seen = [], {}
@@ -201,8 +207,7 @@ def cmd_embed(args: argparse.Namespace) -> int:
 
 @command("search")
 def cmd_search(args: argparse.Namespace) -> int:
-    from clear_core.search import SearchConfig
-    from clear_core.workflow import ClearRun, EraserOptions, save_run
+    from clear_core.config import EraserOptions, SearchConfig
 
     concept = load_concept(args.concept)
     out = _output_folder(args.out, args.overwrite)
@@ -241,6 +246,8 @@ def cmd_search(args: argparse.Namespace) -> int:
         preserve_prompts=preserve_prompts,
         gate=args.gate,
     )
+    from clear_core.workflow import ClearRun, save_run
+
     encoder = _load_encoder(args)
     if args.block is not None and args.block >= encoder.n_blocks:
         raise ValueError(
@@ -297,11 +304,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from dataclasses import asdict
 
     from clear_core.concepts import builtin_packs, load_implicit, load_prompts, unrelated_prompts
-    from clear_core.erasure import Eraser
-    from clear_core.evaluation import DEFAULT_GAMMAS, evaluate
 
     concept = load_concept(args.concept)
-    eraser = Eraser.load(args.eraser)
+    eraser = _load_erasers([args.eraser])[0]
     if args.implicit:
         implicit = load_prompts(args.implicit)
     elif concept.name in builtin_packs():
@@ -310,6 +315,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         implicit = None
     unrelated = load_prompts(args.unrelated) if args.unrelated else unrelated_prompts()
     lookalike_names, lookalikes = _evaluation_lookalikes(eraser, concept)
+    from clear_core.config import DEFAULT_GAMMAS
+    from clear_core.evaluation import evaluate
+
     encoder = _load_encoder(args)
     eraser.check_encoder(encoder)
     gammas = sorted(

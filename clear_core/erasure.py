@@ -37,10 +37,11 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from clear_core.config import MASKS
 from clear_core.encoders import Activations, TextEncoder, find_blocks
 from clear_core.fingerprint import fingerprints_match, short
 from clear_core.hooks import Handler, scoped_hooks
-from clear_core.io import atomic_path, atomic_write_text
+from clear_core.io import atomic_path, atomic_write_text, eraser_paths
 from clear_core.profiles import EncodingProfile
 from clear_core.provenance import library_versions
 from clear_core.sae import SAE, SAEConfig
@@ -49,7 +50,6 @@ from clear_core.validation import check_finite, check_gamma, check_int, check_nu
 
 __all__ = ["MASKS", "Eraser", "applied_many", "build_eraser", "feature_means", "steering_eraser"]
 
-MASKS = ("contrastive", "paper")
 KINDS = ("sae", "steering")
 ARTIFACT_FORMAT = 1
 
@@ -309,17 +309,7 @@ class Eraser:
         cls, folder: str | Path, encoder: TextEncoder | None = None, allow_other_model: bool = False
     ) -> Eraser:
         """Read an eraser folder; with ``encoder``, refuse one built for another model or block layout."""
-        folder = Path(folder)
-        if folder.is_file() and folder.name in ("eraser.json", "eraser.safetensors"):
-            folder = folder.parent  # a file of the artifact names its folder
-        elif not folder.exists():
-            raise ValueError(f"{folder}: not an eraser folder (no such folder)")
-        elif not folder.is_dir():
-            raise ValueError(f"{folder}: expected an eraser folder (with eraser.json and eraser.safetensors)")
-        json_path, st_path = folder / "eraser.json", folder / "eraser.safetensors"
-        for path in (json_path, st_path):
-            if not path.is_file():
-                raise ValueError(f"{folder}: not an eraser folder ({path.name} missing)")
+        json_path, st_path = eraser_paths(folder)
         try:
             info = json.loads(json_path.read_text(encoding="utf-8"))
         except (json.JSONDecodeError, UnicodeDecodeError) as err:

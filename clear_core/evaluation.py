@@ -38,6 +38,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from clear_core.config import DEFAULT_GAMMAS
 from clear_core.encoders import TextEncoder
 from clear_core.erasure import Eraser, applied_many
 from clear_core.prefix import encode_gammas
@@ -56,7 +57,6 @@ __all__ = [
     "split_unrelated",
 ]
 
-DEFAULT_GAMMAS = (0.0, 0.25, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0)
 Progress = Callable[[int, int], None]
 
 

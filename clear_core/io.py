@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ["FILE_MODE", "atomic_path", "atomic_write_bytes", "atomic_write_text", "check_writable"]
+__all__ = ["FILE_MODE", "atomic_path", "atomic_write_bytes", "atomic_write_text", "check_writable", "eraser_paths"]
 
 
 def _umask() -> int:
@@ -82,3 +82,20 @@ def check_writable(path: str | Path, what: str, *, folder: bool) -> Path:
     if not os.access(parent, os.W_OK | os.X_OK):
         raise ValueError(f"{what} {path}: no permission to write in {parent}")
     return path
+
+
+def eraser_paths(folder: str | Path) -> tuple[Path, Path]:
+    """(eraser.json, eraser.safetensors) of an eraser folder (a file of the artifact names its folder),
+    or a one-line ValueError saying what is missing; cheap, so commands check it before loading torch."""
+    folder = Path(folder)
+    if folder.is_file() and folder.name in ("eraser.json", "eraser.safetensors"):
+        folder = folder.parent
+    elif not folder.exists():
+        raise ValueError(f"{folder}: not an eraser folder (no such folder)")
+    elif not folder.is_dir():
+        raise ValueError(f"{folder}: expected an eraser folder (with eraser.json and eraser.safetensors)")
+    json_path, st_path = folder / "eraser.json", folder / "eraser.safetensors"
+    for path in (json_path, st_path):
+        if not path.is_file():
+            raise ValueError(f"{folder}: not an eraser folder ({path.name} missing)")
+    return json_path, st_path

@@ -32,9 +32,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from clear_core.config import SAE_KINDS
+
 __all__ = ["SAE", "SAE_KINDS", "SAEConfig", "SAEOutput", "SAEStats", "SparseSAEOutput", "sae_update"]
 
-SAE_KINDS = ("relu", "topk", "batchtopk")
 
 
 @dataclass

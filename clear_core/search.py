@@ -30,8 +30,9 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import torch
 
+from clear_core.config import SearchConfig
 from clear_core.encoders import Activations
-from clear_core.sae import SAE, SAE_KINDS, SAEConfig, SparseSAEOutput, sae_update
+from clear_core.sae import SAE, SAEConfig, SparseSAEOutput, sae_update
 
 __all__ = [
     "DECISIVE_PROB",
@@ -48,71 +49,6 @@ __all__ = [
     "layer_uncertainty",
     "paper_masks",
 ]
-
-
-@dataclass
-class SearchConfig:
-    """Everything that defines a search run (the CLI and the app read these same defaults)."""
-
-    steps: int = 300
-    """Optimisation steps (the paper: 2,500 on GPUs; scaled so a search takes < 60 s on 2 cores)."""
-    batch_pairs: int = 16
-    """Prompt pairs per step (the paper's batch size)."""
-    d_sae: int = 2048
-    """SAE features."""
-    l1_coefficient: float = 3e-2
-    """λ in L_SAE of the "relu" SAE (inputs have unit mean norm)."""
-    sae_kind: str = "topk"
-    """SAE activation: "topk" (default: exactly ``k`` features per token), "batchtopk" or "relu" (L1)."""
-    k: int = 64
-    """Active features per token of the top-k SAEs (capped at ``d_sae``). Measured on parachute (held-out
-    implicit leakage at the calibrated γ): k = 32 left 0.42, k = 64 reached 0.00 like the L1 SAE (L0 ≈ 120)."""
-    clip_grad: float | None = 1.0
-    """Gradient-norm clipping of the SAE update (SAELens' trainer); None to switch off."""
-    lr_sae: float = 1e-3
-    """Adam learning rate of the SAE (step 1; the paper's value)."""
-    lr_alpha: float = 1e-1
-    """Adam learning rate of the layer logits α (step 2). The paper's 3e-2 is tuned for 2,500 steps; at
-    300 its distributions stayed undecided (top probability 0.27–0.57 on MiniLM, issue 12)."""
-    tau_start: float = 1.0
-    """Gumbel-softmax temperature at the first step."""
-    tau_end: float = 0.1
-    """Temperature at the last step (linear annealing)."""
-    use_con: bool = True
-    """Include L_con in step 2; False is the paper's reconstruction-only ablation."""
-    layers: tuple[int, ...] | None = None
-    """Candidate layer indices into the capture; None means every block (not the embeddings)."""
-    seed: int = 0
-    """Seeds initialisation, batches and Gumbel noise."""
-    eps: float = 1e-6
-    """ε in the masks and in L_con."""
-    event_every: int = 5
-    """Yield a progress event every this many steps (and at the last step)."""
-
-    def __post_init__(self) -> None:
-        for name in ("steps", "batch_pairs", "d_sae", "event_every"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be ≥ 1, got {getattr(self, name)}")
-        for name in ("lr_sae", "lr_alpha", "tau_start", "tau_end", "eps"):
-            if not getattr(self, name) > 0:
-                raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
-        if self.l1_coefficient < 0:
-            raise ValueError(f"l1_coefficient must be ≥ 0, got {self.l1_coefficient}")
-        if self.sae_kind not in SAE_KINDS:
-            raise ValueError(f"sae_kind must be one of {SAE_KINDS}, got {self.sae_kind!r}")
-        if self.k < 1:
-            raise ValueError(f"k must be ≥ 1, got {self.k}")
-        if self.clip_grad is not None and not self.clip_grad > 0:
-            raise ValueError(f"clip_grad must be > 0 or None, got {self.clip_grad}")
-        if self.layers is not None:
-            self.layers = tuple(int(i) for i in self.layers)
-            if not self.layers or len(set(self.layers)) != len(self.layers):
-                raise ValueError(f"layers must be a non-empty list of distinct indices, got {self.layers}")
-
-    def to_json(self) -> dict:
-        out = asdict(self)
-        out["layers"] = list(self.layers) if self.layers is not None else None
-        return out
 
 
 @dataclass

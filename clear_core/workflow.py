@@ -17,89 +17,25 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from clear_core.concepts import ConceptSet, builtin_packs, load_implicit, unrelated_prompts
+from clear_core.config import EraserOptions, SearchConfig
 from clear_core.encoders import Activations, CaptureConfig, TextEncoder
-from clear_core.erasure import MASKS, Eraser, build_eraser, steering_eraser
-from clear_core.evaluation import DEFAULT_GAMMAS, Report, calibrate_gamma, evaluate, split_implicit
+from clear_core.erasure import Eraser, build_eraser, steering_eraser
+from clear_core.evaluation import Report, calibrate_gamma, evaluate, split_implicit
 from clear_core.io import atomic_path
 from clear_core.lookalikes import PreserveSet, default_preserve, preserve_set
 from clear_core.search import (
     BruteForceResult,
     LayerSearch,
-    SearchConfig,
     SearchEvent,
     SearchResult,
     brute_force_search,
 )
-from clear_core.validation import GAMMA_LIMIT, ClearWarning, check_gamma, check_number
+from clear_core.validation import ClearWarning
 
 __all__ = ["MIN_PAIRS", "ClearRun", "EraserOptions", "RunResult", "Stage", "save_run"]
 
 MIN_PAIRS = 8
 """Fewer pairs than this still run, with a warning: the statistics behind every result are too thin."""
-
-
-@dataclass
-class EraserOptions:
-    """How the eraser is built from the search (ablations included)."""
-
-    kind: str = "sae"
-    """"sae" (CLEAR) or "steering" (dense mean-difference vector at the chosen block)."""
-    mask: str = "contrastive"
-    """"contrastive" (default; keeps unrelated prompts) or "paper" (the paper's literal mask)."""
-    method: str = "search"
-    """"search" (Gumbel-softmax) or "brute_force" (one SAE per block, L× the cost)."""
-    layer: int | None = None
-    """Force this layer for the eraser instead of the search's choice (the search still runs)."""
-    calibrate: bool = True
-    """Pick the default γ from a sweep; False keeps ``gamma``."""
-    gamma: float = 1.0
-    """γ when not calibrating."""
-    preserve_min: float = 0.95
-    """Calibration floor on the mean cosine of unrelated prompts."""
-    gammas: tuple[float, ...] = DEFAULT_GAMMAS
-    """The γ grid of the calibration sweep."""
-    calibration_pairs: int = 64
-    """Pairs used for calibration (an evenly spaced subset keeps it fast)."""
-    calibrate_on_implicit: bool = True
-    """Also minimise leakage on the calibration half of the implicit prompts (``split_implicit``);
-    the other half stays held out. False: explicit positives only (the behaviour before issue 12)."""
-    preserve: tuple[str, ...] | None = None
-    """Look-alikes to keep (clear_core/lookalikes.py, issue 14): prompts about them, written from the
-    pairs, are protected negatives of the mask and the calibration keeps them ≥ ``lookalike_min``.
-    None: the pack's built-in preserve list (none for other concepts); ``()`` switches it off."""
-    preserve_prompts: tuple[str, ...] = ()
-    """Whole prompts to keep as well (a user's file), protected and held out the same way."""
-    lookalike_min: float = 0.98
-    """Calibration floor on the mean cosine of the look-alikes' protect-half prompts."""
-    protect_weight: float = 1.0
-    """w in m_spec ∝ ReLU(f̄_pos − max(f̄_neg, w·f̄_protected))."""
-    gate: bool = False
-    """Look-alike gate (needs a preserve list): erase a token only as far as its concept-specific
-    features exceed the highest level the look-alikes reach (``Eraser.gate_floor``)."""
-
-    def __post_init__(self) -> None:
-        if self.kind not in ("sae", "steering"):
-            raise ValueError(f"kind must be 'sae' or 'steering', got {self.kind!r}")
-        if self.mask not in MASKS:
-            raise ValueError(f"mask must be one of {MASKS}, got {self.mask!r}")
-        if self.method not in ("search", "brute_force"):
-            raise ValueError(f"method must be 'search' or 'brute_force', got {self.method!r}")
-        if not 0 < self.preserve_min <= 1:
-            raise ValueError(f"preserve_min must be in (0, 1], got {self.preserve_min}")
-        if not 0 < self.lookalike_min <= 1:
-            raise ValueError(f"lookalike_min must be in (0, 1], got {self.lookalike_min}")
-        self.protect_weight = check_number(self.protect_weight, "protect_weight", minimum=0.0)
-        if self.preserve is not None:
-            self.preserve = tuple(self.preserve)
-        self.preserve_prompts = tuple(self.preserve_prompts)
-        if self.calibration_pairs < 2:
-            raise ValueError(f"calibration_pairs must be ≥ 2, got {self.calibration_pairs}")
-        self.gamma = check_gamma(self.gamma)
-        if not self.gammas:
-            raise ValueError("the calibration γ grid is empty")
-        self.gammas = tuple(
-            check_number(g, "calibration γ", minimum=0.0, maximum=GAMMA_LIMIT) for g in self.gammas
-        )
 
 
 @dataclass

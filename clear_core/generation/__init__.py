@@ -12,16 +12,40 @@ One idea a module:
 * :mod:`~clear_core.generation.grid` — prompts × seeds × variants into mp4s, contact sheets, JSON;
 * :mod:`~clear_core.generation.media` — mp4 / PNG / JSON writing (atomic);
 * :mod:`~clear_core.generation.tiny` — tiny random Wan / CogVideoX / SD pipelines for tests;
-* :mod:`~clear_core.generation.backend` — the shared pipeline behind the app's preview.
+* :mod:`~clear_core.generation.preview` — the clip cache behind the app's preview;
+* :mod:`~clear_core.generation.sweep` — a γ sweep with the blocks below the eraser run once.
 
 Which text encoder an eraser edits and how that encoder is run come from clear_core/profiles.py.
 """
 
-from clear_core.generation.conditioning import Conditioning, encode
-from clear_core.generation.grid import GridResult, check_erasers, check_out, generate_grid, prepare_steering
-from clear_core.generation.loading import describe, load_pipeline
-from clear_core.generation.render import Latents, RenderSettings, call_copy, render
-from clear_core.generation.variants import Variant, plan_variants
+import importlib
+
+_WHERE = {
+    "Conditioning": "clear_core.generation.conditioning",
+    "GridResult": "clear_core.generation.grid",
+    "Latents": "clear_core.generation.render",
+    "RenderSettings": "clear_core.generation.render",
+    "Variant": "clear_core.generation.variants",
+    "call_copy": "clear_core.generation.render",
+    "check_erasers": "clear_core.generation.grid",
+    "check_out": "clear_core.generation.grid",
+    "describe": "clear_core.generation.loading",
+    "encode": "clear_core.generation.conditioning",
+    "generate_grid": "clear_core.generation.grid",
+    "load_pipeline": "clear_core.generation.loading",
+    "plan_variants": "clear_core.generation.variants",
+    "prepare_steering": "clear_core.generation.grid",
+    "render": "clear_core.generation.render",
+}
+
+
+def __getattr__(name: str):
+    """Import a submodule only when one of its names is used: the command line's ``--help`` and
+    error paths must not pay for torch and diffusers."""
+    if name not in _WHERE:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(_WHERE[name]), name)
+
 
 __all__ = [
     "Conditioning",

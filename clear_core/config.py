@@ -1,0 +1,153 @@
+"""The run configurations: what a search and an eraser are made with, and their defaults.
+
+One source of defaults: the command line and the app build their options from these dataclasses
+(fields, defaults, and the first line of each field's docstring as help), and each checks itself in
+``__post_init__``. This module imports no torch, so ``--help`` and input errors answer at once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+from clear_core.validation import GAMMA_LIMIT, check_gamma, check_number
+
+__all__ = ["DEFAULT_GAMMAS", "ERASER_KINDS", "MASKS", "SAE_KINDS", "EraserOptions", "SearchConfig"]
+
+SAE_KINDS = ("relu", "topk", "batchtopk")
+"""SAE activations (clear_core/sae.py)."""
+MASKS = ("contrastive", "paper")
+"""Mask rules of an SAE eraser (clear_core/erasure.py)."""
+ERASER_KINDS = ("sae", "steering")
+"""What an eraser subtracts: CLEAR's SAE features, or the dense steering vector."""
+DEFAULT_GAMMAS = (0.0, 0.25, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0)
+"""The γ grid of a calibration sweep and of ``evaluate``."""
+
+
+@dataclass
+class SearchConfig:
+    """Everything that defines a search run (the CLI and the app read these same defaults)."""
+
+    steps: int = 300
+    """Optimisation steps (the paper: 2,500 on GPUs; scaled so a search takes < 60 s on 2 cores)."""
+    batch_pairs: int = 16
+    """Prompt pairs per step (the paper's batch size)."""
+    d_sae: int = 2048
+    """SAE features."""
+    l1_coefficient: float = 3e-2
+    """λ in L_SAE of the "relu" SAE (inputs have unit mean norm)."""
+    sae_kind: str = "topk"
+    """SAE activation: "topk" (default: exactly ``k`` features per token), "batchtopk" or "relu" (L1)."""
+    k: int = 64
+    """Active features per token of the top-k SAEs (capped at ``d_sae``). Measured on parachute (held-out
+    implicit leakage at the calibrated γ): k = 32 left 0.42, k = 64 reached 0.00 like the L1 SAE (L0 ≈ 120)."""
+    clip_grad: float | None = 1.0
+    """Gradient-norm clipping of the SAE update (SAELens' trainer); None to switch off."""
+    lr_sae: float = 1e-3
+    """Adam learning rate of the SAE (step 1; the paper's value)."""
+    lr_alpha: float = 1e-1
+    """Adam learning rate of the layer logits α (step 2). The paper's 3e-2 is tuned for 2,500 steps; at
+    300 its distributions stayed undecided (top probability 0.27–0.57 on MiniLM, issue 12)."""
+    tau_start: float = 1.0
+    """Gumbel-softmax temperature at the first step."""
+    tau_end: float = 0.1
+    """Temperature at the last step (linear annealing)."""
+    use_con: bool = True
+    """Include L_con in step 2; False is the paper's reconstruction-only ablation."""
+    layers: tuple[int, ...] | None = None
+    """Candidate layer indices into the capture; None means every block (not the embeddings)."""
+    seed: int = 0
+    """Seeds initialisation, batches and Gumbel noise."""
+    eps: float = 1e-6
+    """ε in the masks and in L_con."""
+    event_every: int = 5
+    """Yield a progress event every this many steps (and at the last step)."""
+
+    def __post_init__(self) -> None:
+        for name in ("steps", "batch_pairs", "d_sae", "event_every"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be ≥ 1, got {getattr(self, name)}")
+        for name in ("lr_sae", "lr_alpha", "tau_start", "tau_end", "eps"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
+        if self.l1_coefficient < 0:
+            raise ValueError(f"l1_coefficient must be ≥ 0, got {self.l1_coefficient}")
+        if self.sae_kind not in SAE_KINDS:
+            raise ValueError(f"sae_kind must be one of {SAE_KINDS}, got {self.sae_kind!r}")
+        if self.k < 1:
+            raise ValueError(f"k must be ≥ 1, got {self.k}")
+        if self.clip_grad is not None and not self.clip_grad > 0:
+            raise ValueError(f"clip_grad must be > 0 or None, got {self.clip_grad}")
+        if self.layers is not None:
+            self.layers = tuple(int(i) for i in self.layers)
+            if not self.layers or len(set(self.layers)) != len(self.layers):
+                raise ValueError(f"layers must be a non-empty list of distinct indices, got {self.layers}")
+
+    def to_json(self) -> dict:
+        out = asdict(self)
+        out["layers"] = list(self.layers) if self.layers is not None else None
+        return out
+
+
+
+@dataclass
+class EraserOptions:
+    """How the eraser is built from the search (ablations included)."""
+
+    kind: str = "sae"
+    """"sae" (CLEAR) or "steering" (dense mean-difference vector at the chosen block)."""
+    mask: str = "contrastive"
+    """"contrastive" (default; keeps unrelated prompts) or "paper" (the paper's literal mask)."""
+    method: str = "search"
+    """"search" (Gumbel-softmax) or "brute_force" (one SAE per block, L× the cost)."""
+    layer: int | None = None
+    """Force this layer for the eraser instead of the search's choice (the search still runs)."""
+    calibrate: bool = True
+    """Pick the default γ from a sweep; False keeps ``gamma``."""
+    gamma: float = 1.0
+    """γ when not calibrating."""
+    preserve_min: float = 0.95
+    """Calibration floor on the mean cosine of unrelated prompts."""
+    gammas: tuple[float, ...] = DEFAULT_GAMMAS
+    """The γ grid of the calibration sweep."""
+    calibration_pairs: int = 64
+    """Pairs used for calibration (an evenly spaced subset keeps it fast)."""
+    calibrate_on_implicit: bool = True
+    """Also minimise leakage on the calibration half of the implicit prompts (``split_implicit``);
+    the other half stays held out. False: explicit positives only (the behaviour before issue 12)."""
+    preserve: tuple[str, ...] | None = None
+    """Look-alikes to keep (clear_core/lookalikes.py, issue 14): prompts about them, written from the
+    pairs, are protected negatives of the mask and the calibration keeps them ≥ ``lookalike_min``.
+    None: the pack's built-in preserve list (none for other concepts); ``()`` switches it off."""
+    preserve_prompts: tuple[str, ...] = ()
+    """Whole prompts to keep as well (a user's file), protected and held out the same way."""
+    lookalike_min: float = 0.98
+    """Calibration floor on the mean cosine of the look-alikes' protect-half prompts."""
+    protect_weight: float = 1.0
+    """w in m_spec ∝ ReLU(f̄_pos − max(f̄_neg, w·f̄_protected))."""
+    gate: bool = False
+    """Look-alike gate (needs a preserve list): erase a token only as far as its concept-specific
+    features exceed the highest level the look-alikes reach (``Eraser.gate_floor``)."""
+
+    def __post_init__(self) -> None:
+        if self.kind not in ERASER_KINDS:
+            raise ValueError(f"kind must be one of {ERASER_KINDS}, got {self.kind!r}")
+        if self.mask not in MASKS:
+            raise ValueError(f"mask must be one of {MASKS}, got {self.mask!r}")
+        if self.method not in ("search", "brute_force"):
+            raise ValueError(f"method must be 'search' or 'brute_force', got {self.method!r}")
+        if not 0 < self.preserve_min <= 1:
+            raise ValueError(f"preserve_min must be in (0, 1], got {self.preserve_min}")
+        if not 0 < self.lookalike_min <= 1:
+            raise ValueError(f"lookalike_min must be in (0, 1], got {self.lookalike_min}")
+        self.protect_weight = check_number(self.protect_weight, "protect_weight", minimum=0.0)
+        if self.preserve is not None:
+            self.preserve = tuple(self.preserve)
+        self.preserve_prompts = tuple(self.preserve_prompts)
+        if self.calibration_pairs < 2:
+            raise ValueError(f"calibration_pairs must be ≥ 2, got {self.calibration_pairs}")
+        self.gamma = check_gamma(self.gamma)
+        if not self.gammas:
+            raise ValueError("the calibration γ grid is empty")
+        self.gammas = tuple(
+            check_number(g, "calibration γ", minimum=0.0, maximum=GAMMA_LIMIT) for g in self.gammas
+        )
