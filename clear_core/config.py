@@ -61,14 +61,32 @@ class SearchConfig:
     """ε in the masks and in L_con."""
     event_every: int = 5
     """Yield a progress event every this many steps (and at the last step)."""
+    early_stop: bool = True
+    """Stop before ``steps`` once the search has converged (see :attr:`stop_window`); recorded in the
+    result and its history with the reason."""
+    min_steps: int = 100
+    """No early stop before this many steps."""
+    stop_window: int = 50
+    """Converged: over the last this many steps the chosen block stayed the same with probability ≥
+    ``stop_prob`` all along, and L_SAE fell by less than ``stop_tolerance`` (relative) between the two
+    halves of the window."""
+    stop_prob: float = 0.9
+    """Block probability the chosen block must hold over the whole window to stop early."""
+    stop_tolerance: float = 0.1
+    """Relative fall of L_SAE between the halves of the window below which the SAE has converged."""
 
     def __post_init__(self) -> None:
-        for name in ("steps", "batch_pairs", "d_sae", "event_every"):
+        for name in ("steps", "batch_pairs", "d_sae", "event_every", "min_steps", "stop_window"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be ≥ 1, got {getattr(self, name)}")
         for name in ("lr_sae", "lr_alpha", "tau_start", "tau_end", "eps"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
+        if not 0 < self.stop_prob <= 1 or not 0 <= self.stop_tolerance < 1:
+            raise ValueError(
+                f"stop_prob must be in (0, 1] and stop_tolerance in [0, 1), got {self.stop_prob}, "
+                f"{self.stop_tolerance}"
+            )
         if self.l1_coefficient < 0:
             raise ValueError(f"l1_coefficient must be ≥ 0, got {self.l1_coefficient}")
         if self.sae_kind not in SAE_KINDS:

@@ -528,6 +528,7 @@ def build_eraser(
         "scales": result.scales,
         "search": result.config.to_json(),
         "search_cancelled": result.cancelled,
+        "search_stop": result.stop_reason,
         "n_pairs": pos.n_prompts,
     }
     if protected is not None:

@@ -77,6 +77,8 @@ class SearchEvent:
     """Features with m_spec > 0.5 under the paper's mask on this batch."""
     elapsed: float
     """Seconds since the search started."""
+    stop_reason: str | None = None
+    """On the last event only: why the search ended ("converged ...", "all N steps", "stopped")."""
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -106,6 +108,8 @@ class SearchResult:
     """True if the search stopped before ``config.steps``."""
     elapsed: float = 0.0
     """Wall-clock seconds."""
+    stop_reason: str = ""
+    """Why the search ended: converged early (with the step), all steps done, or stopped by the user."""
 
     @property
     def layer_name(self) -> str:
@@ -308,6 +312,8 @@ class LayerSearch:
         history: list[SearchEvent] = []
         start = time.perf_counter()
         step = 0
+        converged = ""
+        watch = _Convergence(c, len(self.candidates))
         try:
             for step in range(1, c.steps + 1):
                 if should_stop is not None and should_stop():
@@ -351,12 +357,14 @@ class LayerSearch:
                 finally:
                     self.sae.requires_grad_(True)
 
-                if step % c.event_every == 0 or step == c.steps:
+                probs = torch.softmax(self.alpha.detach(), -1)
+                converged = watch.update(step, probs, out.loss.item())
+                if step % c.event_every == 0 or step == c.steps or converged:
                     event = SearchEvent(
                         step=step,
                         total=c.steps,
                         tau=tau,
-                        probs=torch.softmax(self.alpha.detach(), -1).tolist(),
+                        probs=probs.tolist(),
                         loss_sae=out.loss.item(),
                         loss_con=con.item(),
                         loss_clear=loss.item(),
@@ -366,13 +374,26 @@ class LayerSearch:
                         else float((out.features > 0).float().sum(-1).mean()),
                         n_specific=n_spec,
                         elapsed=time.perf_counter() - start,
+                        stop_reason=converged or (f"all {c.steps} steps" if step == c.steps else None),
                     )
                     history.append(event)
                     yield event
+                if converged:
+                    break
         finally:
-            self.result = self._finish(history, cancelled=step < c.steps, elapsed=time.perf_counter() - start)
+            reason = converged or (f"all {c.steps} steps" if step == c.steps else f"stopped at step {step}")
+            if history and history[-1].step == step:
+                history[-1].stop_reason = reason
+            self.result = self._finish(
+                history,
+                cancelled=step < c.steps and not converged,
+                elapsed=time.perf_counter() - start,
+                stop_reason=reason,
+            )
 
-    def _finish(self, history: list[SearchEvent], cancelled: bool, elapsed: float) -> SearchResult:
+    def _finish(
+        self, history: list[SearchEvent], cancelled: bool, elapsed: float, stop_reason: str = ""
+    ) -> SearchResult:
         self.sae.fold_decoder_norm()
         self.sae.eval()
         probs = torch.softmax(self.alpha.detach(), -1)
@@ -388,7 +409,40 @@ class LayerSearch:
             history=history,
             cancelled=cancelled,
             elapsed=elapsed,
+            stop_reason=stop_reason,
         )
+
+
+class _Convergence:
+    """Tracks the block distribution and L_SAE step by step; says when the search has converged
+    (``SearchConfig.early_stop``): see :attr:`SearchConfig.stop_window` for the rule."""
+
+    def __init__(self, config: SearchConfig, n_candidates: int) -> None:
+        self.config = config
+        self.single = n_candidates == 1
+        self.tops: list[tuple[int, float]] = []
+        self.losses: list[float] = []
+
+    def update(self, step: int, probs: torch.Tensor, loss_sae: float) -> str:
+        """"" while training should go on, else the reason it converged."""
+        c = self.config
+        top = int(probs.argmax())
+        self.tops.append((top, float(probs[top])))
+        self.losses.append(loss_sae)
+        window = c.stop_window
+        if not c.early_stop or step < max(c.min_steps, window) or step >= c.steps:
+            return ""
+        recent = self.tops[-window:]
+        same_block = self.single or all(t == top and p >= c.stop_prob for t, p in recent)
+        half = window // 2
+        before = float(np.mean(self.losses[-window:-half]))
+        after = float(np.mean(self.losses[-half:]))
+        if same_block and after >= before * (1 - c.stop_tolerance):
+            return (
+                f"converged at step {step}: the block held p ≥ {c.stop_prob:g} for {window} steps and "
+                f"L_SAE changed by {(after - before) / before:+.1%}"
+            )
+        return ""
 
 
 @dataclass

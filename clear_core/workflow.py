@@ -242,10 +242,11 @@ class ClearRun:
                 f"; undecided search (p = {u.top_prob:.2f}, margin {u.margin:.2f}): compare blocks before trusting it"
             )
         )
+        stop = f"; search {search.stop_reason}" if search.stop_reason else ""
         yield Stage(
             "done",
             1.0,
-            f"erase at {eraser.layer_name} (layer {eraser.layer}), default γ = {eraser.gamma:g}{note}",
+            f"erase at {eraser.layer_name} (layer {eraser.layer}), default γ = {eraser.gamma:g}{note}{stop}",
         )
 
     def _calibration_lookalikes(self) -> list[str] | None:

@@ -55,6 +55,42 @@ def test_search_finds_the_planted_block():
     assert all(abs(sum(e.probs) - 1) < 1e-5 for e in events)
 
 
+def test_converged_search_stops_early_and_says_why():
+    """A decisive planted block: the search stops once the block has held p ≥ 0.9 for the window and
+    L_SAE has flattened, records why on its last event and result, and is not a cancelled run; the
+    same search with early_stop=False runs every step."""
+    pos, neg, _ = synthetic_pairs(planted_layer=2)
+    config = SearchConfig(
+        steps=400, d_sae=64, batch_pairs=8, lr_alpha=0.3, stop_window=40, min_steps=60, stop_tolerance=0.3
+    )
+    search = LayerSearch(pos, neg, config)
+    events = list(search.run())
+    result = search.result
+    assert result.layer == 2 and not result.cancelled
+    assert 60 <= events[-1].step < 400
+    assert result.stop_reason.startswith(f"converged at step {events[-1].step}")
+    assert events[-1].stop_reason == result.stop_reason
+    assert all(e.stop_reason is None for e in events[:-1])
+    window = [e for e in events if e.step > events[-1].step - 40]
+    assert all(max(e.probs) >= 0.9 and e.probs[result.candidates.index(2)] == max(e.probs) for e in window)
+    full = LayerSearch(pos, neg, SearchConfig(**{**config.to_json(), "layers": None, "early_stop": False}))
+    full_events = list(full.run())
+    assert full_events[-1].step == 400 and full.result.stop_reason == "all 400 steps"
+    # up to the early stop both runs are the same run
+    torch.testing.assert_close(
+        torch.tensor(full_events[len(events) - 2].probs), torch.tensor(events[-2].probs)
+    )
+
+
+def test_search_stopped_by_the_user_is_cancelled():
+    pos, neg, _ = synthetic_pairs()
+    search = LayerSearch(pos, neg, SearchConfig(steps=100, d_sae=32))
+    seen = []
+    for event in search.run(should_stop=lambda: len(seen) >= 2):
+        seen.append(event)
+    assert search.result.cancelled and search.result.stop_reason == "stopped at step 10"
+
+
 def test_seeded_search_is_bitwise_reproducible():
     pos, neg, _ = synthetic_pairs()
     config = SearchConfig(steps=20, d_sae=32, seed=7)
