@@ -24,7 +24,8 @@ import torch  # noqa: E402
 
 from clear_core.encoders import TextEncoder  # noqa: E402
 from clear_core.erasure import Eraser  # noqa: E402
-from clear_core.generation import Latents, RenderSettings, encode, load_pipeline, render  # noqa: E402
+from clear_core.generation import Latents, RenderSettings, encode, load_pipeline  # noqa: E402
+from clear_core.generation.render import render  # noqa: E402
 from clear_core.sae import SAE, SAEConfig  # noqa: E402
 
 PROMPT = "a stunt performer with a parachute over a desert, motion blur"

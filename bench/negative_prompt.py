@@ -23,7 +23,8 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from clear_core.erasure import Eraser  # noqa: E402
-from clear_core.generation import Latents, RenderSettings, encode, load_pipeline, render  # noqa: E402
+from clear_core.generation import Latents, RenderSettings, encode, load_pipeline  # noqa: E402
+from clear_core.generation.render import render  # noqa: E402
 from clear_core.generation.variants import concept_phrase  # noqa: E402
 
 

@@ -25,9 +25,9 @@ from clear_core.generation import (
     generate_grid,
     load_pipeline,
     plan_variants,
-    render,
 )
 from clear_core.generation.media import read_video, write_mp4
+from clear_core.generation.render import render
 from clear_core.generation.tiny import tiny_pipeline
 from clear_core.hooks import hidden_of, with_hidden
 from clear_core.sae import SAE, SAEConfig

@@ -35,8 +35,12 @@ _WHERE = {
     "load_pipeline": "clear_core.generation.loading",
     "plan_variants": "clear_core.generation.variants",
     "prepare_steering": "clear_core.generation.grid",
-    "render": "clear_core.generation.render",
 }
+
+
+# ``render`` (the function) is not re-exported: importing the submodule clear_core.generation.render
+# sets the package attribute ``render`` to the module, so the name would change meaning depending on
+# what was imported first. Use ``from clear_core.generation.render import render``.
 
 
 def __getattr__(name: str):
@@ -62,5 +66,4 @@ __all__ = [
     "load_pipeline",
     "plan_variants",
     "prepare_steering",
-    "render",
 ]
