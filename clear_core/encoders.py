@@ -32,6 +32,7 @@ from torch import nn
 from clear_core import __version__
 from clear_core.fingerprint import encoder_fingerprint
 from clear_core.hooks import Handler, scoped_hooks
+from clear_core.limits import check_control_chars
 from clear_core.profiles import MASKED, EncodingProfile, pipeline_encoding
 
 __all__ = [
@@ -504,6 +505,7 @@ def _check_prompts(prompts: Sequence[str]) -> list[str]:
     for i, p in enumerate(prompts):
         if not isinstance(p, str) or not p.strip():
             raise ValueError(f"prompt {i} is empty or not text: {p!r}")
+        check_control_chars(p, f"prompt {i}")
     return prompts
 
 
