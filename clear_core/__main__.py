@@ -502,7 +502,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--sae", choices=("topk", "batchtopk", "relu"), help="SAE kind (default topk)")
     p.add_argument(
-        "--k", type=count_arg(limits.MAX_K), help="active features per token of a (batch)topk SAE (default 64)"
+        "--k",
+        type=count_arg(limits.MAX_K),
+        help="active features per token of a (batch)topk SAE (default 64)",
     )
     p.add_argument(
         "--lr-alpha", type=finite_arg(above=0.0), help="learning rate of the block logits (default 0.1)"

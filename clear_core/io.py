@@ -90,7 +90,11 @@ def _expected_size(tmp: Path) -> int | None:
             import numpy as np
 
             version = np.lib.format.read_magic(f)
-            reader = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+            reader = (
+                np.lib.format.read_array_header_1_0
+                if version == (1, 0)
+                else np.lib.format.read_array_header_2_0
+            )
             shape, _, dtype = reader(f)
             if dtype.hasobject:
                 return None
@@ -106,7 +110,9 @@ def _expected_size(tmp: Path) -> int | None:
     return None
 
 
-def verify_written(tmp: str | Path, final: str | Path | None = None, expected_size: int | None = None) -> None:
+def verify_written(
+    tmp: str | Path, final: str | Path | None = None, expected_size: int | None = None
+) -> None:
     """Flush ``tmp`` to disk and check it is whole: ``expected_size`` bytes when given, else what its
     header says for ``.npy`` / ``.safetensors``; a ValueError naming ``final`` when it is not."""
     tmp = Path(tmp)

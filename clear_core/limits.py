@@ -229,11 +229,13 @@ def video_bytes(frames: int, height: int, width: int, clips: int = 1) -> int:
     return int(frames) * int(height) * int(width) * 3 * _FLOAT * int(clips)
 
 
-def check_video_size(frames: int, height: int, width: int, clips: int = 1) -> None:
+def check_video_size(
+    frames: int, height: int, width: int, clips: int = 1, fix: str = "lower --frames, --height or --width"
+) -> None:
     """Refuse a render whose frames alone would not fit the memory budget (before anything renders)."""
     check_memory(
         video_bytes(frames, height, width, clips),
         f"{frames} frames of {height}×{width}",
         f"frames × height × width × 3 colours × 4 bytes × {clips} clip{'s' if clips != 1 else ''} held at once",
-        "lower --frames, --height or --width",
+        fix,
     )
