@@ -573,9 +573,22 @@ def sigterm_as_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
+def _plain_log() -> None:
+    """When stderr is a log, not a terminal: no Hugging Face progress bars in it (every command,
+    whatever loads the model), so an error stays the one line a log shows."""
+    if sys.stderr.isatty():
+        return
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # read when huggingface_hub is imported
+    if "transformers" in sys.modules:  # already imported (the CLI called from Python)
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
+
+
 def main(argv: list[str] | None = None) -> int:
     warnings.showwarning = _show_warning
     args = build_parser().parse_args(argv)
+    _plain_log()
     try:
         with sigterm_as_interrupt(), ExitStack() as stack:
             args.exit_stack = stack  # outputs claimed by the command stay locked until it ends
