@@ -128,31 +128,6 @@ def _block_arg(text: str) -> int:
         raise argparse.ArgumentTypeError(f"must be a block number ≥ 0, got {text!r}") from None
 
 
-def _write_whole(out: Path, write: Callable[[Path], list[Path]]) -> list[Path]:
-    """Run ``write(folder)`` into a temporary folder beside ``out``, then move each file into ``out``
-    (``os.replace``: a file there is the old one or the new one, never half of one)."""
-    import shutil
-
-    from clear_core.io import publish, temp_path
-
-    tmp = temp_path(out, folder=True)
-    try:
-        written = write(tmp)
-        for path in written:  # every file whole on disk before any of them is moved
-            from clear_core.io import verify_written
-
-            verify_written(path, out / Path(path).relative_to(tmp))
-        out.mkdir(exist_ok=True)
-        final = []
-        for path in written:
-            target = out / Path(path).relative_to(tmp)
-            publish(path, target)
-            final.append(target)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return final
-
-
 def _check_finite_output(array, what: str) -> None:
     from clear_core.validation import check_finite
 
@@ -418,7 +393,9 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         import dataclasses
 
         result = dataclasses.replace(result, chosen_layer=eraser[0].layer)
-    paths = _write_whole(out, lambda folder: write_layer_map(result, folder))
+    from clear_core.outputs import write_whole
+
+    paths = write_whole(out, lambda folder: write_layer_map(result, folder))
     print("wrote " + ", ".join(str(p) for p in paths), file=sys.stderr)
     return 0
 

@@ -149,6 +149,11 @@ def atomic_path(path: str | Path, expected_size: int | None = None) -> Iterator[
     try:
         yield tmp_path
         publish(tmp_path, path, expected_size)
+    except OSError as err:
+        tmp_path.unlink(missing_ok=True)
+        if err.filename is None and err.errno is not None:  # a failed write() names no file: name it
+            raise OSError(err.errno, err.strerror, str(path)) from None
+        raise
     except BaseException:
         tmp_path.unlink(missing_ok=True)
         raise

@@ -587,3 +587,108 @@ def test_testbed_rate_refuses_what_generate_refuses(
         )
     ), err
     assert expected in err[0], err[0]
+
+
+# ------------------------------------------------------------------------ a 1 KB file-size limit
+def _limited(argv: list[str], env: dict):
+    import resource
+    import signal
+    import subprocess
+    import sys
+
+    def limit() -> None:  # SIGXFSZ ignored: a write past the limit is cut short instead of killing
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (1024, 1024))
+
+    return subprocess.run(
+        [sys.executable, "-m", "clear_core", *argv],
+        preexec_fn=limit,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, **env, "OMP_NUM_THREADS": "1"},
+    )
+
+
+WRITERS = {
+    "embed": (["embed", "--prompts", "{files}/prompts.txt", "--out", "{out}.npy"], "the write was cut short"),
+    "search": (
+        ["search", "--concept", "parachute", "--out", "{out}", "--steps", "2", "--d-sae", "64"],
+        "File too large",
+    ),
+    "analyze": (
+        ["analyze", "--concept", "parachute", "--out", "{out}", "--methods", "pca"],
+        "File too large",
+    ),
+    "generate": (
+        [
+            "generate",
+            "--pipeline",
+            "tiny-wan",
+            "--prompt",
+            "a cat",
+            "--out",
+            "{out}",
+            "--steps",
+            "1",
+            "--frames",
+            "9",
+            "--height",
+            "16",
+            "--width",
+            "16",
+            "--max-sequence-length",
+            "16",
+        ],
+        "File too large: {out}/original/p000_s0.json",
+    ),  # fmt: skip
+    "evaluate-videos": (
+        ["evaluate-videos", "{videos}", "--out", "{out}.json", "--no-motion", "--quality-frames", "0"],
+        "File too large: {out}.json",
+    ),
+}
+
+
+@pytest.mark.parametrize("command", list(WRITERS))
+def test_a_1kb_file_size_limit_is_rc_2_with_nothing_under_the_final_name(command, files, videos, tmp_path):
+    folder = tmp_path / "gen"
+    shutil.copytree(videos / "gen", folder)
+    (folder / "manifest.json").write_text(json.dumps(_manifest(ORIGINAL, ERASED)))
+    out = tmp_path / "out"
+    argv, expected = WRITERS[command]
+    fill = {"{files}": str(files), "{out}": str(out), "{videos}": str(folder)}
+    for key, value in fill.items():
+        argv = [a.replace(key, value) for a in argv]
+        expected = expected.replace(key, value)
+    proc = _limited(argv, {"CLEAR_CACHE_DIR": str(tmp_path / "cache")})
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error: ")]
+    assert proc.returncode == 2 and len(errors) == 1, proc.stderr
+    assert expected in errors[0], errors[0]
+    assert not (tmp_path / "out.npy").exists() and not (tmp_path / "out.json").exists()
+    assert not out.exists() or not any(out.iterdir()), sorted(out.rglob("*"))
+    assert [p for p in tmp_path.rglob("*clear-tmp*")] == [] and [
+        p for p in tmp_path.rglob("*.clear-lock")
+    ] == []
+
+
+def test_a_rerun_removes_the_temporaries_a_killed_run_left(tmp_path, capsys):
+    import subprocess
+
+    from clear_core.io import TEMP_MARK
+
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    out = tmp_path / "out"
+    (out / "original").mkdir(parents=True)
+    half = out / "original" / f".p000_s0.mp4{TEMP_MARK}{dead.pid}-x1.mp4"
+    half.write_bytes(b"half a video")
+    staging = tmp_path / f".out{TEMP_MARK}{dead.pid}-x2"
+    (staging / "original").mkdir(parents=True)
+    (staging / "original" / "p000_s0.mp4").write_bytes(b"a video no manifest names")
+    argv = ["generate", "--pipeline", "tiny-wan", "--prompt", "a cat", "--out", str(out), "--steps", "1",
+            "--frames", "9", "--height", "16", "--width", "16", "--max-sequence-length", "16"]  # fmt: skip
+    rc, err = run_cli(argv, capsys)  # only the dead run's temporaries were there: the folder counts as empty
+    assert rc == 0, err
+    assert not half.exists() and not staging.exists()
+    assert sorted(p.name for p in (out / "original").iterdir()) == ["p000_s0.json", "p000_s0.mp4"]
+    assert [p.name for p in tmp_path.iterdir()] == ["out"]

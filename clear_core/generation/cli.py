@@ -102,7 +102,7 @@ def run(args: argparse.Namespace) -> int:
     from clear_core.generation.loading import load_pipeline
     from clear_core.generation.render import RenderSettings
     from clear_core.generation.variants import plan_variants
-    from clear_core.outputs import claim_folder
+    from clear_core.outputs import claim_folder, write_whole
     from clear_core.validation import check_gamma, check_number
 
     # cheap checks first: nothing below loads a model
@@ -144,13 +144,28 @@ def run(args: argparse.Namespace) -> int:
     settings.call_kwargs(pipe)  # refuses a setting the pipeline does not take, before rendering
     settings.check_memory(len(variants) + 1, pipe)  # with the pipeline's own default size
     prepare_steering(pipe, variants, *((concept.positives, concept.negatives) if concept else ()))
-    bar = _Bar()
-    try:
-        result = generate_grid(
-            pipe, prompts, seeds, variants, settings, out, args.negative_prompt, progress=bar, fps=args.fps
+    bar, done = _Bar(), []
+
+    def write(folder: Path) -> None:  # rendered into a temporary folder, moved into --out when whole
+        done.append(
+            generate_grid(
+                pipe,
+                prompts,
+                seeds,
+                variants,
+                settings,
+                folder,
+                args.negative_prompt,
+                progress=bar,
+                fps=args.fps,
+            )
         )
+
+    try:
+        write_whole(out, write)
     finally:
         bar.close()
+    result = done[0]
     m = result.manifest
     print(
         f"wrote {len(m['videos'])} videos ({len(variants)} variants × {len(prompts)} prompts × {len(seeds)} "
