@@ -129,17 +129,11 @@ def policy() -> Policy:
         return _POLICY[0]
 
 
-def _shown(name: object) -> str:
-    text = str(name)
-    return repr(text if len(text) <= 60 else text[:57] + "...")
-
-
 def _check(kind: str, name: object, allowed: tuple[str, ...]) -> str:
+    """The refusal does not repeat the name: the same words for a folder, a missing path or a typo."""
     value = str(name or "").strip()
     if policy().public and value not in allowed:
-        raise ValueError(
-            f"{kind} {_shown(value)} is not offered on this server; choose one of: {', '.join(allowed)}"
-        )
+        raise ValueError(f"this server offers only these {kind}s: {', '.join(allowed)}")
     return value
 
 
