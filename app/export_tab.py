@@ -32,6 +32,7 @@ from app.report import build_report, render_html, report_figures
 from app.search_tab import GAMMA_MAX
 from app.state import Session
 from app.uploads import unpack_artifact, unpacked
+from clear_core.io import atomic_write_text
 from clear_core.limits import MAX_ZIP_BYTES
 
 __all__ = ["MAX_UPLOAD_BYTES", "export_run", "load_eraser", "unpack_upload"]
@@ -67,9 +68,9 @@ def export_run(session: Session, progress: ProgressFn = gr.Progress()) -> tuple[
         progress(0.5, desc="writing the report")
         report = build_report(new)
         json_path = out / "report.json"
-        json_path.write_text(json.dumps(report, indent=1, ensure_ascii=False, default=str), encoding="utf-8")
+        atomic_write_text(json_path, json.dumps(report, indent=1, ensure_ascii=False, default=str))
         html_path = out / "report.html"
-        html_path.write_text(render_html(report, report_figures(new)), encoding="utf-8")
+        atomic_write_text(html_path, render_html(report, report_figures(new)))
     size = archive.stat().st_size / 2**20  # binary megabytes, as the file list below counts them
     message = (
         f"Wrote `{archive.name}` ({size:.1f} MiB: eraser.safetensors, eraser.json"
