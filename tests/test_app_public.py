@@ -24,7 +24,6 @@ from app.launch import launch_options
 from app.measure import on_measure
 from app.state import Session
 from clear_core.concepts import ConceptSet, load_builtin
-from clear_core.generation.preview import PreviewCache
 
 
 def quiet(*_args, **_kwargs):
@@ -34,6 +33,9 @@ def quiet(*_args, **_kwargs):
 # --------------------------------------------------------------------------------- no cross-talk
 def test_four_concurrent_sessions_that_differ_only_in_the_gate_get_their_own_clips(tmp_path):
     """Erasers of one search, gated differently (and one ungated): each visitor sees its own edit."""
+    # imported here: importing the submodule early would shadow clear_core.generation's lazy `render`
+    from clear_core.generation.preview import PreviewCache
+
     pipe = generation.get_pipeline("tiny-cogvideox")
     base = make_eraser(pipe)
     erasers = [base] + [
