@@ -1,8 +1,16 @@
-"""Helpers every tab's callbacks share: error translation, preconditions, the session status line."""
+"""Helpers every tab's callbacks share: error translation, preconditions, the session status line.
+
+Errors pass through :func:`app.public.scrub` (no server path reaches a visitor of a public server), and
+text a visitor chose (a concept name, a file name, an uploaded eraser's concept) goes into Markdown
+only through :func:`escape_md` / :func:`code_md`, so it shows as the characters typed, never as a link,
+markup or HTML.
+"""
 
 from __future__ import annotations
 
+import html
 import logging
+import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -10,7 +18,7 @@ from typing import TYPE_CHECKING
 
 import gradio as gr
 
-from app import models
+from app import models, public
 from app.state import Session
 
 if TYPE_CHECKING:
@@ -21,6 +29,8 @@ __all__ = [
     "ProgressFn",
     "block_label",
     "checked",
+    "code_md",
+    "escape_md",
     "encoder_for",
     "hide_path",
     "model_tick",
@@ -48,10 +58,27 @@ def user_errors() -> Iterator[None]:
     except gr.Error:
         raise
     except ValueError as err:
-        raise gr.Error(str(err), print_exception=False) from None
+        raise gr.Error(public.scrub(str(err)), print_exception=False) from None
     except Exception as err:
         log.exception("unexpected error in a workbench callback")
+        if public.policy().public:  # a visitor learns nothing about the server from a bug
+            raise gr.Error(f"unexpected {type(err).__name__}; the details are in the server's log") from None
         raise gr.Error(f"unexpected {type(err).__name__}: {err}") from None
+
+
+_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|~>:$])")
+
+
+def escape_md(text: object) -> str:
+    """``text`` as literal Markdown: HTML escaped, Markdown punctuation backslashed, one line."""
+    flat = " ".join(str(text).split())
+    return _MD_SPECIAL.sub(r"\\\1", html.escape(flat, quote=False))
+
+
+def code_md(text: object) -> str:
+    """``text`` as an inline code span (backticks cannot close it: they are dropped), one line."""
+    flat = " ".join(str(text).replace("`", "'").split())
+    return f"`{flat}`" if flat else "``"
 
 
 def block_label(layer: int, layer_name: str) -> str:
@@ -118,19 +145,22 @@ def session_status(session: Session | None) -> str:
     session = session or Session()
     name = session.model
     if models.is_loaded(name):
-        model = f"**Model** `{name}` ready"
+        model = f"**Model** {code_md(name)} ready"
     elif models.load_error(name):
-        model = f"**Model** `{name}` failed to load (see the Concept tab)"
+        model = f"**Model** {code_md(name)} failed to load (see the Concept tab)"
     else:
-        model = f"**Model** `{name}` loading in the background…"
+        model = f"**Model** {code_md(name)} loading in the background…"
     concept = "**Pairs** none yet"
     if session.concept is not None:
         extra = f", {len(session.implicit)} held-out paraphrases" if session.implicit else ""
-        concept = f"**Pairs** {session.concept.name}: {len(session.concept)}{extra}"
+        concept = f"**Pairs** {escape_md(session.concept.name)}: {len(session.concept)}{extra}"
     eraser = "**Eraser** none yet"
     if session.eraser is not None:
         e = session.eraser
-        eraser = f"**Eraser** {e.concept} at {block_label(e.layer, e.layer_name)}, {e.kind}, γ = {e.gamma:g}"
+        eraser = (
+            f"**Eraser** {escape_md(e.concept)} at {block_label(e.layer, e.layer_name)}, {e.kind}, "
+            f"γ = {e.gamma:g}"
+        )
     return " · ".join((model, concept, eraser))
 
 

@@ -15,8 +15,10 @@ from pathlib import Path
 import gradio as gr
 
 from app import models
-from app.common import ProgressFn, hide_path, session_status, user_errors
+from app.common import ProgressFn, code_md, escape_md, hide_path, session_status, user_errors
+from app.public import check_pairs
 from app.state import Session
+from app.uploads import check_upload
 from clear_core.concepts import (
     ASSETS_DIR,
     ConceptSet,
@@ -81,7 +83,7 @@ def concept_summary(session: Session) -> str:
         if session.implicit
         else "no held-out paraphrases (add some below to measure transfer)"
     )
-    return f"**{c.name}**: {len(c)} pairs from {session.source}; {held}."
+    return f"**{escape_md(c.name)}**: {len(c)} pairs from {session.source}; {held}."
 
 
 def _rows(concept: ConceptSet) -> Rows:
@@ -119,11 +121,13 @@ def load_upload(
         if not path:
             raise ValueError("no file uploaded; expected a .jsonl or .csv concept file")
         try:
+            check_upload(path, "concept file")  # before a byte is read
             concept = ConceptSet.load(path)
         except ValueError as err:  # the user's file name, not the server's /tmp/gradio/<hash>/ path
             raise ValueError(hide_path(str(err), path, Path(path).name)) from None
+        check_pairs(len(concept), Path(path).name)  # a public server's cap, before any capture
         implicit, neutral = _held_out(implicit_text, neutral_text)
-    new = _with_concept(session, concept, f"`{Path(path).name}`", implicit, neutral)
+    new = _with_concept(session, concept, code_md(Path(path).name), implicit, neutral)
     return _rows(concept), concept.name, concept_summary(new), session_status(new), new
 
 
@@ -135,6 +139,7 @@ def parse_text(
         concept = ConceptSet.from_text(
             text or "", fmt=fmt, name=(name or "custom").strip() or "custom", source="pasted text"
         )
+        check_pairs(len(concept), "pasted text")
         implicit, neutral = _held_out(implicit_text, neutral_text)
     new = _with_concept(session, concept, "pasted text", implicit, neutral)
     return _rows(concept), concept_summary(new), session_status(new), new
@@ -161,6 +166,7 @@ def use_table(
             if any(c.strip() for c in cells):
                 numbered.append((i, cells[0], cells[1], ()))
         concept = ConceptSet.from_pairs(numbered, name=(name or "custom").strip() or "custom", source="table")
+        check_pairs(len(concept), "table")
         implicit, neutral = _held_out(implicit_text, neutral_text)
     new = _with_concept(session, concept, "the table", implicit, neutral)
     return concept_summary(new), session_status(new), new
@@ -189,7 +195,7 @@ def load_model(
         encoder = models.get_encoder(name)
     new = session.with_(model=name, layer_map=None if name != session.model else session.layer_map)
     info = (
-        f"**{encoder.model_id}** ready: {encoder.n_blocks} blocks ({encoder.layout.family} family), "
-        f"d_model {encoder.d_model}, revision `{encoder.revision}`."
+        f"**{escape_md(encoder.model_id)}** ready: {encoder.n_blocks} blocks ({encoder.layout.family} family), "
+        f"d_model {encoder.d_model}, revision {code_md(encoder.revision)}."
     )
     return info, session_status(new), new

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import time
 import zipfile
 from pathlib import Path
@@ -22,6 +21,7 @@ from app.common import (
     ProgressFn,
     block_label,
     encoder_for,
+    escape_md,
     hide_path,
     require_eraser,
     session_status,
@@ -31,12 +31,14 @@ from app.preview_tab import calibration_chart
 from app.report import build_report, render_html, report_figures
 from app.search_tab import GAMMA_MAX
 from app.state import Session
+from app.uploads import unpack_artifact, unpacked
+from clear_core.io import atomic_write_text
+from clear_core.limits import MAX_ZIP_BYTES
 
 __all__ = ["MAX_UPLOAD_BYTES", "export_run", "load_eraser", "unpack_upload"]
 
-MAX_UPLOAD_BYTES = 8 * 1024**3
-"""Largest uncompressed artifact accepted (an SAE for d_model 4096 × 131,072 features is ~4 GB)."""
-_MEMBERS = ("eraser.json", "eraser.safetensors", "history.jsonl", "concept.jsonl")
+MAX_UPLOAD_BYTES = MAX_ZIP_BYTES
+"""Largest uncompressed artifact accepted off a public server (app/public.py sets a lower one there)."""
 
 
 def _slug(text: str) -> str:
@@ -66,9 +68,9 @@ def export_run(session: Session, progress: ProgressFn = gr.Progress()) -> tuple[
         progress(0.5, desc="writing the report")
         report = build_report(new)
         json_path = out / "report.json"
-        json_path.write_text(json.dumps(report, indent=1, ensure_ascii=False, default=str), encoding="utf-8")
+        atomic_write_text(json_path, json.dumps(report, indent=1, ensure_ascii=False, default=str))
         html_path = out / "report.html"
-        html_path.write_text(render_html(report, report_figures(new)), encoding="utf-8")
+        atomic_write_text(html_path, render_html(report, report_figures(new)))
     size = archive.stat().st_size / 2**20  # binary megabytes, as the file list below counts them
     message = (
         f"Wrote `{archive.name}` ({size:.1f} MiB: eraser.safetensors, eraser.json"
@@ -79,36 +81,9 @@ def export_run(session: Session, progress: ProgressFn = gr.Progress()) -> tuple[
 
 
 def unpack_upload(paths: list[str], dest: Path) -> Path:
-    """Put an uploaded artifact (a zip, or eraser.json + eraser.safetensors) into ``dest``.
-
-    Only the known member names are written, by base name (no path from the archive is trusted), and
-    a zip whose content would exceed :data:`MAX_UPLOAD_BYTES` is refused.
-    """
-    dest.mkdir(parents=True, exist_ok=True)
-    for raw in paths:
-        path = Path(raw)
-        if path.suffix.lower() == ".zip":
-            try:
-                with zipfile.ZipFile(path) as zf:
-                    infos = [i for i in zf.infolist() if Path(i.filename).name in _MEMBERS and not i.is_dir()]
-                    if sum(i.file_size for i in infos) > MAX_UPLOAD_BYTES:
-                        raise ValueError(
-                            f"{path.name}: the archive is larger than {MAX_UPLOAD_BYTES / 1024**3:.0f} GB"
-                        )
-                    for info in infos:
-                        with zf.open(info) as src, (dest / Path(info.filename).name).open("wb") as dst:
-                            shutil.copyfileobj(src, dst)
-            except zipfile.BadZipFile:
-                raise ValueError(f"{path.name}: not a valid zip archive") from None
-        elif path.suffix.lower() == ".json":
-            shutil.copyfile(path, dest / "eraser.json")
-        elif path.suffix.lower() == ".safetensors":
-            shutil.copyfile(path, dest / "eraser.safetensors")
-        else:
-            raise ValueError(
-                f"{path.name}: unsupported file; expected the exported .zip, or eraser.json with eraser.safetensors"
-            )
-    return dest
+    """Put an uploaded artifact (a zip, or eraser.json + eraser.safetensors) into ``dest``, every size
+    checked before anything is unpacked (app/uploads.py)."""
+    return unpack_artifact(paths, dest)
 
 
 def load_eraser(files: list[str] | str | None, session: Session) -> tuple[str, Any, float, str, Session]:
@@ -125,14 +100,14 @@ def load_eraser(files: list[str] | str | None, session: Session) -> tuple[str, A
         name = ", ".join(Path(p).name for p in paths)
         folder = root / f"upload-{time.perf_counter_ns()}"
         try:
-            unpack_upload(paths, folder)
-            eraser = Eraser.load(folder)
-            eraser.check_encoder(encoder_for(new))
+            with unpacked(paths, folder):  # the folder goes again if anything below fails
+                eraser = Eraser.load(folder)
+                eraser.check_encoder(encoder_for(new))
         except ValueError as err:  # name the user's file, not the server's temp folder
             raise ValueError(hide_path(str(err), folder, f"uploaded {name}")) from None
     new = new.with_(eraser=eraser, eraser_source=f"uploaded {name}", run=None, run_settings={}, features=None)
     message = (
-        f"Loaded the **{eraser.kind}** eraser for *{eraser.concept}* at "
+        f"Loaded the **{eraser.kind}** eraser for *{escape_md(eraser.concept)}* at "
         f"{block_label(eraser.layer, eraser.layer_name)}, default γ = {eraser.gamma:g}. Preview it in the Erase tab."
     )
     return message, calibration_chart(eraser), min(eraser.gamma, GAMMA_MAX), session_status(new), new

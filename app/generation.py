@@ -58,6 +58,11 @@ def default_pipeline() -> str:
 
 
 def pipeline_choices() -> list[str]:
+    """The pipelines offered in the dropdown: on a public server the operator's list (app/public.py)."""
+    from app.public import policy
+
+    if policy().public:
+        return [p for p in policy().pipelines if p != "testbed" or testbed_available()]
     return (["testbed"] if testbed_available() else []) + ["tiny-wan", "tiny-cogvideox", "tiny-sd"]
 
 
@@ -70,19 +75,24 @@ TINY_SETTINGS = {
 
 
 def render_settings(name: str, steps: int) -> Any:
-    """The preview's RenderSettings for pipeline ``name``: its own defaults, tiny sizes for ``tiny-*``."""
+    """The preview's RenderSettings for pipeline ``name``: its own defaults, tiny sizes for ``tiny-*``
+    (steps checked against clear_core/limits.py there, as on the command line)."""
     from clear_core.generation import RenderSettings
+    from clear_core.validation import check_int
 
-    return RenderSettings(steps=int(steps), **TINY_SETTINGS.get(str(name).strip(), {}))
+    return RenderSettings(
+        steps=check_int(steps, "steps", minimum=1), **TINY_SETTINGS.get(str(name).strip(), {})
+    )
 
 
 def get_pipeline(name: str) -> Any:
     """The loaded pipeline ``name`` (loading it on first use; one loader per name at a time)."""
+    from app.public import check_pipeline
     from clear_core.generation import load_pipeline
 
     if not name or not str(name).strip():
         raise ValueError("choose a pipeline: 'testbed', a diffusers folder or a Hugging Face id")
-    name = str(name).strip()
+    name = check_pipeline(name)  # a public server loads only what its operator offers
     with _LOCK:
         if name in _PIPES:
             _PIPES.move_to_end(name)

@@ -122,6 +122,9 @@ def measure_clips(
     """Run ``detector_spec`` over each clip (``{label: path}`` or a list, labelled by file name)."""
     if not detector_spec or not detector_spec.strip():
         raise ValueError("choose a detector (nudenet, faces:REFS, clip:PATH or testbed:SLUG)")
+    from app.public import check_detector
+
+    detector_spec = check_detector(detector_spec)  # a public server runs only the operator's detectors
     labelled = paths if isinstance(paths, dict) else {Path(p).stem if p else "": p for p in paths or []}
     labelled = {k: v for k, v in labelled.items() if v}
     if not labelled:

@@ -33,10 +33,13 @@ _PRELOADS: dict[str, threading.Thread] = {}  # background loads started by prelo
 
 
 def clean_name(name: str | None) -> str:
-    """The cache key of a model name; ValueError (the library's wording) when empty."""
+    """The cache key of a model name; ValueError (the library's wording) when empty, and on a public
+    server unless the operator offers it (app/public.py: no visitor's path is ever looked up)."""
     if name is None or not str(name).strip():
         raise ValueError("no model given; use 'minilm', a Hugging Face id or a local folder")
-    return str(name).strip()
+    from app.public import check_model
+
+    return check_model(name)
 
 
 def is_loaded(name: str) -> bool:

@@ -5,8 +5,13 @@ Set ``CLEAR_DEBUG=1`` to see the full traceback of an unexpected failure.
 
 Cheap checks come before expensive work: every path, number and artifact named on the command line is
 checked before a model is loaded, and no command overwrites a file it did not create in this run
-unless given ``--overwrite``. Outputs are written whole or not at all (clear_core/io.py), and never
-when they hold NaN or infinity. Warnings (a huge γ, a tiny concept) are one ``warning:`` line.
+unless given ``--overwrite``. Outputs are written whole or not at all (clear_core/io.py: flushed and
+size-checked before the rename, so a full disk or a file-size limit is an error, never a short file),
+and never when they hold NaN or infinity. A run holds a lock on its output until it ends, so a second
+run into the same output is refused (clear_core/outputs.py). SIGTERM is handled like Ctrl-C:
+temporary files are removed and the exit status is 143. Every size a user can ask for is bounded
+before anything is allocated (clear_core/limits.py). Warnings (a huge γ, a tiny concept) are one
+``warning:`` line.
 """
 
 from __future__ import annotations
@@ -14,15 +19,21 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+import signal
 import sys
+import threading
 import time
 import warnings
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
+from clear_core import limits
+from clear_core.cli_args import count_arg, finite_arg, gamma_arg, seed_arg
 from clear_core.concepts import load_concept
-from clear_core.validation import ClearWarning, check_gamma, check_int
+from clear_core.validation import ClearWarning, check_int
+
+_gamma_arg = gamma_arg  # the name other modules and tests know
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {}
 PLUGINS = ("clear_core.generation.cli", "clear_core.testbed.cli", "clear_core.video_eval.cli")
@@ -77,15 +88,12 @@ def _load_encoder(args: argparse.Namespace):
     return load_encoder(args.model, subfolder=getattr(args, "text_encoder", None))
 
 
-def _output_folder(path: str, overwrite: bool):
+def _output_folder(path: str, overwrite: bool, args: argparse.Namespace | None = None):
     """``--out`` for a folder output, checked before any work: writable, not a file, and empty
-    unless ``--overwrite``."""
-    from clear_core.io import check_writable
+    unless ``--overwrite``; locked for the rest of the run (clear_core/outputs.py)."""
+    from clear_core.outputs import claim_folder
 
-    out = check_writable(path, "--out", folder=True)
-    if out.is_dir() and any(out.iterdir()) and not overwrite:
-        raise ValueError(f"{out} exists and is not empty; pass --overwrite or choose another --out")
-    return out
+    return claim_folder(path, overwrite, getattr(args, "exit_stack", None))
 
 
 def _load_erasers(folders: list[str] | None):
@@ -112,52 +120,12 @@ def _load_erasers(folders: list[str] | None):
     return erasers
 
 
-def _gamma_arg(text: str) -> float:
-    """argparse type for ``--gamma``: finite, in [0, GAMMA_LIMIT] (a warning above the usual range)."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a number, got {text!r}") from None
-    try:
-        return check_gamma(value, "--gamma")
-    except ValueError as err:
-        raise argparse.ArgumentTypeError(str(err).removeprefix("--gamma ")) from None
-
-
-def _positive_int(text: str) -> int:
-    """argparse type for counts (``--batch-size``, ``--steps``, ...): an integer ≥ 1."""
-    try:
-        return check_int(int(text), "value", minimum=1)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be an integer ≥ 1, got {text!r}") from None
-
-
 def _block_arg(text: str) -> int:
     """argparse type for ``--block``: a block number ≥ 0 (block b is ``encoder.layer.b``)."""
     try:
         return check_int(int(text), "value", minimum=0)
     except ValueError:
         raise argparse.ArgumentTypeError(f"must be a block number ≥ 0, got {text!r}") from None
-
-
-def _write_whole(out: Path, write: Callable[[Path], list[Path]]) -> list[Path]:
-    """Run ``write(folder)`` into a temporary folder beside ``out``, then move each file into ``out``
-    (``os.replace``: a file there is the old one or the new one, never half of one)."""
-    import tempfile
-
-    from clear_core.io import FILE_MODE
-
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=f".{out.name}.", dir=out.parent) as tmp:
-        written = write(Path(tmp))
-        out.mkdir(exist_ok=True)
-        final = []
-        for path in written:
-            target = out / Path(path).relative_to(tmp)
-            os.chmod(path, FILE_MODE)
-            os.replace(path, target)
-            final.append(target)
-    return final
 
 
 def _check_finite_output(array, what: str) -> None:
@@ -184,8 +152,9 @@ def cmd_embed(args: argparse.Namespace) -> int:
         raise ValueError(f"--out must end in .npy, got {out.name!r}")
     if out.exists() and out.resolve() == Path(args.prompts).resolve():
         raise ValueError(f"--out {out} is the --prompts file; choose another --out")
-    if out.exists() and not args.overwrite:
-        raise ValueError(f"{out} exists; pass --overwrite or choose another --out")
+    from clear_core.outputs import claim_file
+
+    out = claim_file(out, args.overwrite, getattr(args, "exit_stack", None))
     erasers = _load_erasers(args.eraser)
     encoder = _load_encoder(args)
     if erasers:
@@ -210,7 +179,9 @@ def cmd_search(args: argparse.Namespace) -> int:
     from clear_core.config import EraserOptions, SearchConfig
 
     concept = load_concept(args.concept)
-    out = _output_folder(args.out, args.overwrite)
+    if args.k is not None and args.k > args.d_sae:
+        raise ValueError(f"--k {args.k} is more than --d-sae {args.d_sae} features")
+    out = _output_folder(args.out, args.overwrite, args)
     preserve, preserve_prompts = _preserve_args(args)
     if args.eraser_type == "sae" and args.mask == "contrastive":
         _check_preserve(concept, preserve, preserve_prompts)
@@ -249,6 +220,7 @@ def cmd_search(args: argparse.Namespace) -> int:
     from clear_core.workflow import ClearRun, save_run
 
     encoder = _load_encoder(args)
+    limits.check_sae_size(args.d_sae, encoder.d_model, args.k, "--d-sae: ")
     if args.block is not None and args.block >= encoder.n_blocks:
         raise ValueError(
             f"--block {args.block} does not exist: {encoder.model_id} has blocks 0..{encoder.n_blocks - 1}"
@@ -399,7 +371,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     from clear_core.concepts import builtin_packs, load_implicit, load_prompts
 
     concept = load_concept(args.concept)
-    out = _output_folder(args.out, args.overwrite)
+    out = _output_folder(args.out, args.overwrite, args)
     eraser = _load_erasers([args.eraser] if args.eraser else None)
     implicit = neutral = None
     if args.implicit:
@@ -421,7 +393,9 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         import dataclasses
 
         result = dataclasses.replace(result, chosen_layer=eraser[0].layer)
-    paths = _write_whole(out, lambda folder: write_layer_map(result, folder))
+    from clear_core.outputs import write_whole
+
+    paths = write_whole(out, lambda folder: write_layer_map(result, folder))
     print("wrote " + ", ".join(str(p) for p in paths), file=sys.stderr)
     return 0
 
@@ -467,16 +441,16 @@ def build_parser() -> argparse.ArgumentParser:
         type=_gamma_arg,
         help="erasure strength for every eraser, ≥ 0 (default: each one's calibrated gamma)",
     )
-    p.add_argument("--batch-size", type=_positive_int, default=32)
+    p.add_argument("--batch-size", type=count_arg(limits.MAX_BATCH), default=32)
     p.add_argument("--overwrite", action="store_true", help="allow replacing an existing --out")
 
     p = add("search", "CLEAR layer search + eraser: writes eraser.safetensors, eraser.json, history.jsonl.")
     p.add_argument("--concept", required=True, help="concept file (.jsonl/.csv) or a built-in pack slug")
     p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--steps", type=_positive_int, default=300)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--d-sae", type=_positive_int, default=2048)
-    p.add_argument("--batch-pairs", type=_positive_int, default=16)
+    p.add_argument("--steps", type=count_arg(limits.MAX_SEARCH_STEPS), default=300)
+    p.add_argument("--seed", type=seed_arg, default=0)
+    p.add_argument("--d-sae", type=count_arg(limits.MAX_D_SAE), default=2048)
+    p.add_argument("--batch-pairs", type=count_arg(limits.MAX_BATCH), default=16)
     p.add_argument("--no-con", action="store_true", help="ablation: step 2 on L_SAE only (no L_con)")
     p.add_argument("--brute-force", action="store_true", help="ablation: one SAE per block, L x the cost")
     p.add_argument(
@@ -504,8 +478,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="look-alike gate: erase a token only as far as it goes beyond what the look-alikes use",
     )
     p.add_argument("--sae", choices=("topk", "batchtopk", "relu"), help="SAE kind (default topk)")
-    p.add_argument("--k", type=int, help="active features per token of a (batch)topk SAE (default 64)")
-    p.add_argument("--lr-alpha", type=float, help="learning rate of the block logits (default 0.1)")
+    p.add_argument(
+        "--k",
+        type=count_arg(limits.MAX_K),
+        help="active features per token of a (batch)topk SAE (default 64)",
+    )
+    p.add_argument(
+        "--lr-alpha", type=finite_arg(above=0.0), help="learning rate of the block logits (default 0.1)"
+    )
     p.add_argument("--overwrite", action="store_true", help="allow writing into a non-empty --out")
 
     p = add("evaluate", "Leakage and preservation of an eraser, with a gamma sweep, as JSON on stdout.")
@@ -524,7 +504,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--neutral", help="matched neutral prompts for --implicit")
     p.add_argument("--methods", default="pca,umap", help="projections, comma-separated: pca,tsne,umap")
     p.add_argument("--eraser", help="eraser folder from 'search': its block is marked on the curve")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=seed_arg, default=0)
     p.add_argument("--overwrite", action="store_true", help="allow writing into a non-empty --out")
 
     for module in PLUGINS:  # commands that live next to their engines: add_parser(sub) sets `run`
@@ -549,11 +529,50 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
 _default_showwarning = warnings.showwarning
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised in the main thread like Ctrl-C so that every ``finally`` removes its temporaries."""
+
+
+@contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """Inside: SIGTERM raises :class:`Terminated` (in the main thread only; elsewhere nothing changes)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        raise Terminated()
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _plain_log() -> None:
+    """When stderr is a log, not a terminal: no Hugging Face progress bars in it (every command,
+    whatever loads the model), so an error stays the one line a log shows."""
+    if sys.stderr.isatty():
+        return
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # read when huggingface_hub is imported
+    if "transformers" in sys.modules:  # already imported (the CLI called from Python)
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
+
+
 def main(argv: list[str] | None = None) -> int:
     warnings.showwarning = _show_warning
     args = build_parser().parse_args(argv)
+    _plain_log()
     try:
-        return (COMMANDS.get(args.command) or args.run)(args)
+        with sigterm_as_interrupt(), ExitStack() as stack:
+            args.exit_stack = stack  # outputs claimed by the command stay locked until it ends
+            return (COMMANDS.get(args.command) or args.run)(args)
+    except Terminated:
+        print("terminated (SIGTERM); temporary files removed", file=sys.stderr)
+        return 143
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

@@ -23,6 +23,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from clear_core.io import atomic_write_text
+from clear_core.limits import (
+    MAX_CONCEPT_FILE_BYTES,
+    MAX_PAIRS,
+    MAX_PROMPT_CHARS,
+    MAX_PROMPTS,
+    check_control_chars,
+    check_file_size,
+)
 
 __all__ = [
     "ASSETS_DIR",
@@ -42,9 +50,6 @@ __all__ = [
 
 ASSETS_DIR = Path(__file__).resolve().parent.parent / "assets"
 CONCEPTS_DIR = ASSETS_DIR / "concepts"
-MAX_PROMPT_CHARS = 2000
-"""Longer prompts are refused: text encoders truncate at 77-512 tokens, and a longer 'prompt' is
-almost always a file in the wrong format."""
 
 
 def is_blank(text: str) -> bool:
@@ -55,8 +60,9 @@ def is_blank(text: str) -> bool:
 
 
 def check_prompt(text: str, where: str, what: str = "prompt") -> str:
-    """``text`` unchanged, or a ValueError naming ``where``: empty, only invisible characters, or
-    longer than :data:`MAX_PROMPT_CHARS` (the rule for every prompt: files, pairs, the app's boxes)."""
+    """``text`` unchanged, or a ValueError naming ``where``: empty, only invisible characters, longer
+    than :data:`MAX_PROMPT_CHARS`, or holding a control character such as NUL (the rule for every
+    prompt: files, pairs, the app's boxes; limits in clear_core/limits.py)."""
     if is_blank(text):
         raise ValueError(
             f"{where}: the {what} is empty" + (" (only invisible characters)" if text.strip() else "")
@@ -65,7 +71,7 @@ def check_prompt(text: str, where: str, what: str = "prompt") -> str:
         raise ValueError(
             f"{where}: the {what} is {len(text):,} characters long; the limit is {MAX_PROMPT_CHARS:,}"
         )
-    return text
+    return check_control_chars(text, where, what)
 
 
 @dataclass(frozen=True)
@@ -92,6 +98,7 @@ class ConceptSet:
     def __post_init__(self) -> None:
         if not self.name or not self.name.strip():
             raise ValueError("a concept set needs a non-empty name")
+        check_control_chars(self.name, "concept name", "name")
 
     def __len__(self) -> int:
         return len(self.pairs)
@@ -111,6 +118,7 @@ class ConceptSet:
         path = Path(path)
         if not path.is_file():
             raise ValueError(f"{path}: concept file not found")
+        check_file_size(path, "concept file", MAX_CONCEPT_FILE_BYTES)
         raw = path.read_bytes()
         try:
             text = raw.decode("utf-8-sig")
@@ -144,6 +152,8 @@ class ConceptSet:
         """Validate ``(positive, negative)`` rows (or ``(line, positive, negative, extra)`` from a parser)."""
         pairs: list[ConceptPair] = []
         seen: dict[tuple[str, str], int] = {}
+        if len(rows) > MAX_PAIRS:
+            raise ValueError(f"{source}: {len(rows):,} pairs; the limit is {MAX_PAIRS:,} per concept")
         for i, row in enumerate(rows, start=1):
             line, pos, neg, extra = row if len(row) == 4 else (i, row[0], row[1], ())
             where = f"{source}, line {line}"
@@ -303,6 +313,7 @@ def load_prompts(path: str | Path) -> list[str]:
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"{path}: prompt file not found")
+    check_file_size(path, "prompt file", MAX_CONCEPT_FILE_BYTES)
     try:
         text = path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError:
@@ -314,7 +325,11 @@ def load_prompts(path: str | Path) -> list[str]:
 
 
 def prompt_lines(text: str, source: str) -> list[str]:
-    """One prompt a line (stripped), blank lines skipped, each checked by :func:`check_prompt`."""
+    """One prompt a line (stripped), blank lines skipped, each checked by :func:`check_prompt`; at most
+    :data:`MAX_PROMPTS` of them."""
+    lines = text.splitlines()
+    if len(lines) > MAX_PROMPTS and sum(1 for line in lines if line.strip()) > MAX_PROMPTS:
+        raise ValueError(f"{source}: more than {MAX_PROMPTS:,} prompts; the limit is {MAX_PROMPTS:,}")
     return [
         check_prompt(line, f"{source}, line {i}").strip()
         for i, line in enumerate(text.splitlines(), start=1)

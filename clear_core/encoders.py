@@ -20,7 +20,6 @@ import hashlib
 import json
 import os
 import shutil
-import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +31,8 @@ from torch import nn
 from clear_core import __version__
 from clear_core.fingerprint import encoder_fingerprint
 from clear_core.hooks import Handler, scoped_hooks
+from clear_core.io import remove_stale_temporaries, temp_path, verify_written
+from clear_core.limits import check_control_chars
 from clear_core.profiles import MASKED, EncodingProfile, pipeline_encoding
 
 __all__ = [
@@ -381,20 +382,22 @@ class TextEncoder:
         np_dtype = np.float32 if config.storage == "float32" else np.uint16
 
         tmp = None
-        if folder is not None:
-            folder.parent.mkdir(parents=True, exist_ok=True)
-            tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=folder.parent))
-            data = np.lib.format.open_memmap(tmp / "acts.npy", mode="w+", dtype=np_dtype, shape=shape)
+        if folder is not None:  # a pid-marked temporary: a killed capture's is removed by the next one
+            remove_stale_temporaries(folder.parent, recursive=False)
+            tmp = temp_path(folder, folder=True)
         else:
             data = np.empty(shape, dtype=np_dtype)
 
         try:
+            if tmp is not None:
+                data = np.lib.format.open_memmap(tmp / "acts.npy", mode="w+", dtype=np_dtype, shape=shape)
             self._fill(prompts, offsets, data, config, max_length, progress)
             if tmp is None:
                 return Activations(data, offsets, self.layer_names, prompts, self.model_id, config.storage)
             data.flush()
             del data
             np.save(tmp / "offsets.npy", offsets)
+            verify_written(tmp / "offsets.npy")  # np.save does not notice a short write
             meta = {
                 "model_id": self.model_id,
                 "revision": self.revision,
@@ -504,6 +507,7 @@ def _check_prompts(prompts: Sequence[str]) -> list[str]:
     for i, p in enumerate(prompts):
         if not isinstance(p, str) or not p.strip():
             raise ValueError(f"prompt {i} is empty or not text: {p!r}")
+        check_control_chars(p, f"prompt {i}")
     return prompts
 
 

@@ -39,6 +39,7 @@ from torch import nn
 
 from clear_core.config import MASKS
 from clear_core.encoders import Activations, TextEncoder, find_blocks
+from clear_core.eraser_checks import check_eraser_fields, check_eraser_files
 from clear_core.fingerprint import fingerprints_match, short
 from clear_core.hooks import Handler, scoped_hooks
 from clear_core.io import atomic_path, atomic_write_text, eraser_paths
@@ -94,6 +95,7 @@ class Eraser:
     """Provenance: layer probabilities, calibration table, seeds, versions, model revision."""
 
     def __post_init__(self) -> None:
+        check_eraser_fields(self.concept, self.d_model)  # clear_core/eraser_checks.py
         if self.kind not in KINDS:
             raise ValueError(f"unknown eraser kind {self.kind!r}; expected one of {KINDS}")
         if self.kind == "sae":
@@ -324,6 +326,7 @@ class Eraser:
             raise ValueError(
                 f"{json_path}: artifact format {info['format']} is newer than this library supports"
             )
+        check_eraser_files(info, json_path, st_path)  # sizes and numbers bounded before any allocation
         try:
             tensors = load_file(str(st_path))
         except Exception as err:  # safetensors raises its own error types

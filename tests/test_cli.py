@@ -221,7 +221,7 @@ def test_the_same_eraser_twice_is_refused(files, eraser_dir, tmp_path, capsys):
 @pytest.mark.parametrize(
     ("argv", "expected"),
     [
-        (["embed", "--batch-size", "0"], "argument --batch-size: must be an integer ≥ 1, got '0'"),
+        (["embed", "--batch-size", "0"], "argument --batch-size: must be in 1..4,096, got 0"),
         (["search", "--concept", "parachte"], "did you mean 'parachute'? built-in: andy_warhol"),
         (["search", "--out", "{file}"], "is a file; expected a folder"),
         (["search", "--out", "{file}/sub"], "is a file, not a folder"),

@@ -12,6 +12,8 @@ import os
 import sys
 from pathlib import Path
 
+from clear_core import limits
+
 __all__ = ["add_parser", "run"]
 
 
@@ -100,13 +102,16 @@ def run(args: argparse.Namespace) -> int:
     from clear_core.generation.loading import load_pipeline
     from clear_core.generation.render import RenderSettings
     from clear_core.generation.variants import plan_variants
+    from clear_core.outputs import claim_folder, write_whole
     from clear_core.validation import check_gamma, check_number
 
     # cheap checks first: nothing below loads a model
     prompts = check_prompts([args.prompt] if args.prompt is not None else load_prompts(args.prompts))
     seeds = args.seed or [0]
-    if any(s < 0 for s in seeds) or len(set(seeds)) != len(seeds):
-        raise ValueError(f"--seed values must be distinct integers ≥ 0, got {seeds}")
+    if any(not 0 <= s < 2**63 for s in seeds) or len(set(seeds)) != len(seeds):
+        raise ValueError(f"--seed values must be distinct integers in 0..2**63 − 1, got {seeds}")
+    if len(seeds) > limits.MAX_SEEDS:
+        raise ValueError(f"--seed is given {len(seeds):,} times; the limit is {limits.MAX_SEEDS:,}")
     gammas = [check_gamma(g, "--gamma") for g in args.gamma]
     if gammas and not args.eraser:
         raise ValueError("--gamma needs --eraser")
@@ -126,23 +131,41 @@ def run(args: argparse.Namespace) -> int:
         guidance=None if args.guidance is None else check_number(args.guidance, "--guidance", minimum=0.0),
         max_sequence_length=args.max_sequence_length,
     )
-    if args.fps < 1:
-        raise ValueError(f"--fps must be ≥ 1, got {args.fps}")
+    if not 1 <= args.fps <= limits.MAX_FPS:
+        raise ValueError(f"--fps must be in 1..{limits.MAX_FPS}, got {args.fps}")
+    settings.check_memory(len(variants) + 1)  # every variant of a (prompt, seed) and the one rendering
     concept = ConceptSet.load(args.concept) if args.concept else None
-    out = check_out(args.out, args.overwrite)
+    check_out(args.out, overwrite=True)  # a writable folder; empty is checked under the lock (outputs.py)
+    out = claim_folder(args.out, args.overwrite, getattr(args, "exit_stack", None))
 
     pipe = load_pipeline(
         args.pipeline, dtype=args.dtype, device=args.device, offload=args.offload, vae_tiling=args.vae_tiling
     )
     settings.call_kwargs(pipe)  # refuses a setting the pipeline does not take, before rendering
+    settings.check_memory(len(variants) + 1, pipe)  # with the pipeline's own default size
     prepare_steering(pipe, variants, *((concept.positives, concept.negatives) if concept else ()))
-    bar = _Bar()
-    try:
-        result = generate_grid(
-            pipe, prompts, seeds, variants, settings, out, args.negative_prompt, progress=bar, fps=args.fps
+    bar, done = _Bar(), []
+
+    def write(folder: Path) -> None:  # rendered into a temporary folder, moved into --out when whole
+        done.append(
+            generate_grid(
+                pipe,
+                prompts,
+                seeds,
+                variants,
+                settings,
+                folder,
+                args.negative_prompt,
+                progress=bar,
+                fps=args.fps,
+            )
         )
+
+    try:
+        write_whole(out, write)
     finally:
         bar.close()
+    result = done[0]
     m = result.manifest
     print(
         f"wrote {len(m['videos'])} videos ({len(variants)} variants × {len(prompts)} prompts × {len(seeds)} "

@@ -16,6 +16,13 @@ the eraser: if the user's negative prompt itself names the concept ("parachute" 
 unerased negative keeps pushing *away* from the concept, so the two settings differ exactly when the
 negative prompt carries the concept (tests/test_generation.py measures both on a tiny pipeline).
 
+**Threads.** A Hugging Face fast tokenizer keeps its padding and truncation settings on itself and
+sets them on every call, and the pipelines' ``encode_prompt`` tokenizes twice with different settings
+(``max_length``, then ``longest`` to warn about truncation): two visitors encoding at once on one
+pipeline got each other's padding (measured: 7 tokens where the denoiser expects 16, and a crash).
+So the ``encode_prompt`` calls of one tokenizer run one at a time (:func:`text_lock`); the eraser
+hooks stay context-local and the denoising runs outside this lock.
+
 Pipelines whose class is not in :data:`clear_core.profiles.PIPELINE_PROFILES` have no known
 ``encode_prompt`` signature: for them :func:`encode` returns None and the caller runs the whole
 pipeline call inside the eraser context instead (the pipeline encodes its prompt with the hook on).
@@ -23,6 +30,8 @@ pipeline call inside the eraser context instead (the pipeline encodes its prompt
 
 from __future__ import annotations
 
+import threading
+import weakref
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
@@ -31,7 +40,20 @@ import torch
 from clear_core.erasure import Eraser, applied_many
 from clear_core.profiles import pipeline_encoding
 
-__all__ = ["Conditioning", "encode", "max_sequence_length"]
+__all__ = ["Conditioning", "encode", "max_sequence_length", "text_lock"]
+
+_TEXT_LOCKS: weakref.WeakKeyDictionary[Any, threading.Lock] = weakref.WeakKeyDictionary()
+_TEXT_GUARD = threading.Lock()
+
+
+def text_lock(pipe: Any) -> threading.Lock:
+    """The lock that serialises prompt encoding through ``pipe``'s tokenizer (module docstring)."""
+    key = getattr(pipe, "tokenizer", None) or pipe
+    with _TEXT_GUARD:
+        lock = _TEXT_LOCKS.get(key)
+        if lock is None:
+            lock = _TEXT_LOCKS[key] = threading.Lock()
+        return lock
 
 
 class Conditioning(NamedTuple):
@@ -125,7 +147,7 @@ def encode(
     prompts = list(prompts)
     negatives = list(negative_prompts) if negative_prompts is not None else None
     length = max_sequence_length(pipe, length)
-    with torch.no_grad():
+    with torch.no_grad(), text_lock(pipe):
         if not erasers:
             return Conditioning(*_raw(pipe, known.family, prompts, negatives, length))
         with applied_many(list(erasers), pipe):

@@ -9,12 +9,12 @@ float frames before encoding. ``macro_block_size=1`` keeps sizes that are not mu
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+
+from clear_core.io import atomic_write_text, publish, temp_path
 
 __all__ = ["contact_sheet", "read_video", "to_uint8", "write_json", "write_mp4"]
 
@@ -29,23 +29,6 @@ def to_uint8(frames: np.ndarray) -> np.ndarray:
     return (np.clip(frames, 0.0, 1.0) * 255 + 0.5).astype(np.uint8)
 
 
-def _temp(path: Path) -> Path:
-    fd, name = tempfile.mkstemp(prefix=f".{path.stem}-", suffix=path.suffix, dir=path.parent)
-    os.close(fd)
-    return Path(name)
-
-
-def _publish(tmp: Path, path: Path) -> None:
-    os.chmod(tmp, 0o644 & ~_umask())
-    os.replace(tmp, path)
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
 def write_mp4(path: str | Path, frames: np.ndarray, fps: int = 8) -> Path:
     """Write (frames, H, W, 3) frames as an H.264 mp4 (atomically)."""
     import imageio.v2 as imageio
@@ -54,14 +37,16 @@ def write_mp4(path: str | Path, frames: np.ndarray, fps: int = 8) -> Path:
     data = to_uint8(frames)
     if data.ndim != 4 or data.shape[-1] != 3 or len(data) == 0:
         raise ValueError(f"expected (frames, H, W, 3) frames, got {data.shape}")
-    tmp = _temp(path)
+    tmp = temp_path(path)
     try:
         with imageio.get_writer(
             str(tmp), format="FFMPEG", fps=fps, codec="libx264", quality=8, macro_block_size=1
         ) as writer:
             for frame in data:
                 writer.append_data(frame)
-        _publish(tmp, path)
+        if tmp.stat().st_size == 0:
+            raise ValueError(f"{path}: ffmpeg wrote nothing; nothing was written under that name")
+        publish(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
     return path
@@ -88,13 +73,7 @@ def write_json(path: str | Path, data: dict) -> Path:
     """Write ``data`` as indented JSON (atomically); non-finite numbers are refused."""
     path = Path(path)
     text = json.dumps(data, indent=2, ensure_ascii=False, allow_nan=False)
-    tmp = _temp(path)
-    try:
-        tmp.write_text(text + "\n", encoding="utf-8")
-        _publish(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+    return atomic_write_text(path, text + "\n")
 
 
 def contact_sheet(
@@ -124,10 +103,10 @@ def contact_sheet(
             tile = Image.fromarray(frames[i]).resize((w * scale, h * scale), Image.NEAREST)
             sheet.paste(tile, (label_w + c * (w * scale + pad), y))
     path = Path(path)
-    tmp = _temp(path)
+    tmp = temp_path(path)
     try:
         sheet.save(tmp, format="PNG")
-        _publish(tmp, path)
+        publish(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
     return path

@@ -1,7 +1,10 @@
 """Side-by-side previews for the app: one clip per (pipeline, prompt, seed, settings, erasers, γ), cached.
 
 Moving the γ slider back to a value already seen shows its clip at once; every visitor of one process
-shares the cache (a clip depends only on its key, so sharing is safe). Each clip is an mp4, a JSON of
+shares the cache (a clip depends only on its key, so sharing is safe). The key holds everything that
+decides the frames: the pipeline, the prompt and negative prompt, the seed, every render setting
+(steps, frames, size, guidance, text length) and each eraser's full content digest
+(:meth:`clear_core.erasure.Eraser.digest`: tensors, gate, block, scale) with its γ. Each clip is an mp4, a JSON of
 what made it and the float frames; the oldest clips are deleted beyond ``max_items``.
 """
 
@@ -58,15 +61,24 @@ class PreviewCache:
         self._items: OrderedDict[str, Clip] = OrderedDict()
         self._lock = threading.Lock()
 
-    def key(self, source: str, prompt: str, seed: int, settings: RenderSettings, erasers) -> str:
+    def key(
+        self,
+        source: str,
+        prompt: str,
+        seed: int,
+        settings: RenderSettings,
+        erasers,
+        negative_prompt: str = "",
+    ) -> str:
         payload = [
             source,
             prompt,
+            negative_prompt,
             int(seed),
             settings.to_json(),
-            [(eraser_id(e), float(g)) for e, g in erasers],
+            [(e.digest(), float(g)) for e, g in erasers],
         ]
-        return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:20]
+        return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:32]
 
     def get(self, key: str) -> Clip | None:
         with self._lock:
@@ -90,7 +102,7 @@ class PreviewCache:
         """The clip of ``prompt`` with ``erasers`` (each at its γ): from the cache, or rendered now."""
         prompt = check_prompts([prompt])[0]
         erasers = [(e, float(g)) for e, g in erasers if float(g) != 0.0]  # γ = 0 is the original
-        key = self.key(source, prompt, seed, settings, erasers)
+        key = self.key(source, prompt, seed, settings, erasers, negative_prompt)
         hit = self.get(key)
         if hit is not None:
             return hit

@@ -33,6 +33,8 @@ from typing import Any, NamedTuple
 import numpy as np
 import torch
 
+from clear_core import limits
+
 __all__ = ["Latents", "Render", "RenderSettings", "call_copy", "pipeline_lock", "render"]
 
 StepProgress = Callable[[int, int], None]
@@ -58,14 +60,49 @@ class RenderSettings:
     """Further keyword arguments passed to the pipeline call as they are."""
 
     def __post_init__(self) -> None:
-        if not isinstance(self.steps, int) or self.steps < 1:
-            raise ValueError(f"steps must be an integer ≥ 1, got {self.steps!r}")
-        for name in ("frames", "height", "width", "max_sequence_length"):
+        caps = {
+            "steps": limits.MAX_STEPS,
+            "frames": limits.MAX_FRAMES,
+            "height": limits.MAX_SIDE,
+            "width": limits.MAX_SIDE,
+            "max_sequence_length": limits.MAX_SEQUENCE_LENGTH,
+        }  # clear_core/limits.py: the same caps for the CLI, the app and the API
+        for name, cap in caps.items():
             value = getattr(self, name)
-            if value is not None and (not isinstance(value, int) or value < 1):
+            if value is None and name != "steps":
+                continue
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be an integer ≥ 1, got {value!r}")
-        if self.guidance is not None and not (np.isfinite(self.guidance) and self.guidance >= 0):
+            if value > cap:
+                raise ValueError(f"{name} must be ≤ {cap:,}, got {value:,}")
+        if self.guidance is not None and not (
+            isinstance(self.guidance, (int, float)) and np.isfinite(self.guidance) and self.guidance >= 0
+        ):
             raise ValueError(f"guidance must be a finite number ≥ 0, got {self.guidance!r}")
+        self.check_memory()
+
+    def size(self, pipe: Any = None) -> tuple[int | None, int | None, int | None]:
+        """(frames, height, width): the settings', else the defaults of ``pipe.__call__`` when it names
+        them as integers (None where neither says)."""
+        params = inspect.signature(pipe.__call__).parameters if pipe is not None else {}
+
+        def default(name: str) -> int | None:
+            value = params[name].default if name in params else None
+            return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+        frames = (
+            self.frames
+            or default("num_frames")
+            or (1 if pipe is not None and "num_frames" not in params else None)
+        )
+        return frames, self.height or default("height"), self.width or default("width")
+
+    def check_memory(self, clips: int = 1, pipe: Any = None) -> None:
+        """Refuse, before any render, a video whose float frames (``clips`` held at once) would not fit the
+        memory budget (clear_core/limits.py); sizes left to the pipeline count when ``pipe`` names them."""
+        frames, height, width = self.size(pipe)
+        if frames and height and width:
+            limits.check_video_size(frames, height, width, clips)
 
     def call_kwargs(self, pipe: Any) -> dict[str, Any]:
         """The settings as keyword arguments the pipeline accepts (unsupported ones are refused)."""

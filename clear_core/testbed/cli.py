@@ -10,6 +10,9 @@ from __future__ import annotations
 import argparse
 import json
 
+from clear_core import limits
+from clear_core.cli_args import count_arg, finite_arg, gamma_arg, seed_arg
+
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
     """Add the ``testbed`` command (sub-command ``rate``) to the CLI's subparsers."""
@@ -24,12 +27,21 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         help="prompts without the concept for preservation; default: the pack's negatives",
     )
     r.add_argument("--eraser", help="eraser folder from 'search'")
-    r.add_argument("--gamma", type=float, help="erasure strength (default: the eraser's calibrated one)")
-    r.add_argument("--seeds", type=int, default=4, help="latents per prompt")
-    r.add_argument("--n-prompts", type=int, default=24, help="pack prompts used when --prompts is not given")
-    r.add_argument("--steps", type=int, default=10, help="sampling steps")
-    r.add_argument("--guidance", type=float, default=4.0, help="classifier-free guidance scale")
-    r.add_argument("--seed", type=int, default=0)
+    r.add_argument(
+        "--gamma", type=gamma_arg, help="erasure strength, ≥ 0 (default: the eraser's calibrated one)"
+    )
+    r.add_argument("--seeds", type=count_arg(limits.MAX_SEEDS), default=4, help="latents per prompt")
+    r.add_argument(
+        "--n-prompts",
+        type=count_arg(limits.MAX_PROMPTS),
+        default=24,
+        help="pack prompts used when --prompts is not given",
+    )
+    r.add_argument("--steps", type=count_arg(limits.MAX_STEPS), default=10, help="sampling steps")
+    r.add_argument(
+        "--guidance", type=finite_arg(minimum=0.0), default=4.0, help="classifier-free guidance scale"
+    )
+    r.add_argument("--seed", type=seed_arg, default=0)
     p.set_defaults(run=run)
     return p
 
@@ -46,22 +58,33 @@ def run(args: argparse.Namespace) -> int:
     concept_attribute(args.concept)  # refuses an unknown concept before loading anything
     if args.gamma is not None and not args.eraser:
         raise ValueError("--gamma needs --eraser")
-    eraser = None
+    prompts = load_prompts(args.prompts) if args.prompts else None
+    neutral = load_prompts(args.neutral_prompts) if args.neutral_prompts else None
+    n = len(prompts) if prompts is not None else args.n_prompts
+    n += len(neutral) if neutral is not None else n  # preservation renders the neutral prompts
+    arms = 2 if args.eraser else 1  # every clip is rendered without and with the eraser, all kept
+    limits.check_video_size(8, 64, 64, arms * n * args.seeds, "use fewer --seeds or prompts")  # 8×64×64 clips
+    eraser = pipe = None
     if args.eraser:
         from clear_core.erasure import Eraser
+        from clear_core.generation.grid import check_erasers
+        from clear_core.testbed.pipeline import load_testbed_pipeline
 
         eraser = Eraser.load(args.eraser)
+        pipe = load_testbed_pipeline()
+        check_erasers(pipe, [eraser])  # generate's check: the encoder's weights and encoding profile
     result = generative_rate(
         args.concept,
-        prompts=load_prompts(args.prompts) if args.prompts else None,
+        prompts=prompts,
         eraser=eraser,
         gamma=args.gamma,
         seeds=args.seeds,
-        neutral_prompts=load_prompts(args.neutral_prompts) if args.neutral_prompts else None,
+        neutral_prompts=neutral,
         n_prompts=args.n_prompts,
         steps=args.steps,
         guidance_scale=args.guidance,
         seed=args.seed,
+        pipe=pipe,
     )
     print(json.dumps(result, indent=2))
     return 0

@@ -49,6 +49,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     """Evaluate, write the report atomically, print the table. ValueError for the user's mistakes."""
+    from clear_core.outputs import claim_file
     from clear_core.video_eval.report import EvalConfig, evaluate_folder, format_table, write_report
 
     out = Path(args.out) if args.out else Path(args.folder) / DEFAULT_REPORT
@@ -56,6 +57,9 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"{out}: report already exists (pass --overwrite to replace it)")
     if args.out and not out.parent.is_dir():
         raise ValueError(f"{out.parent}: output folder not found")
+    if not Path(args.folder).is_dir():
+        raise ValueError(f"{args.folder}: folder not found")
+    claim_file(out, args.overwrite, getattr(args, "exit_stack", None), "--out")  # locked for the run
     config = EvalConfig(
         detectors=list(args.detector),
         frames_per_video=args.frames or None,
@@ -83,9 +87,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from contextlib import ExitStack
+
     args = build_parser().parse_args(argv)
     try:
-        return run(args)
+        with ExitStack() as stack:
+            args.exit_stack = stack  # the report stays locked until the run ends
+            return run(args)
     except (ValueError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

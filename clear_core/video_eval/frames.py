@@ -19,7 +19,9 @@ def _decode(path: Path, first_only: bool) -> tuple[list[np.ndarray], float]:
     try:
         reader = imageio.get_reader(str(path), format="FFMPEG")
         try:
-            fps = float(reader.get_meta_data().get("fps") or 0.0)
+            meta = reader.get_meta_data()
+            fps = float(meta.get("fps") or 0.0)
+            _check_size(path, meta, fps)
             frames = []
             for f in reader:
                 frames.append(np.asarray(f)[..., :3])
@@ -27,6 +29,8 @@ def _decode(path: Path, first_only: bool) -> tuple[list[np.ndarray], float]:
                     break
         finally:
             reader.close()
+    except _TooLarge:
+        raise
     except Exception as err:  # imageio/ffmpeg raise OSError, RuntimeError, IndexError... for a bad file
         lines = str(err).strip().splitlines()
         why = lines[0][:160] if lines else type(err).__name__
@@ -34,6 +38,24 @@ def _decode(path: Path, first_only: bool) -> tuple[list[np.ndarray], float]:
     if not frames:
         raise ValueError(f"{path}: video has no frames")
     return frames, fps
+
+
+def _check_size(path: Path, meta: dict, fps: float) -> None:
+    """Refuse a video whose decoded frames would not fit the memory budget (from ffmpeg's header)."""
+    from clear_core.limits import check_video_size
+
+    size, duration = meta.get("size"), meta.get("duration")
+    if not (isinstance(size, (tuple, list)) and len(size) == 2 and duration and fps):
+        return
+    frames = int(float(duration) * fps + 1)
+    try:
+        check_video_size(frames, int(size[1]), int(size[0]), fix="this video is too large to evaluate here")
+    except ValueError as err:
+        raise _TooLarge(f"{path}: {err}") from None
+
+
+class _TooLarge(ValueError):
+    """A video refused for its size (passed through the decoder's error wrapping as it is)."""
 
 
 def probe_video(path: str | Path) -> None:

@@ -19,18 +19,18 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from clear_core.io import atomic_write_text
 from clear_core.video_eval import stats
 from clear_core.video_eval.detectors import Detector, make_detector
 from clear_core.video_eval.detectors.base import package_version, sha256_file
 from clear_core.video_eval.frames import probe_video, read_video, sample_indices
+from clear_core.video_eval.manifest import load_generation_manifest
 
 __all__ = [
     "SCHEMA",
@@ -81,10 +81,13 @@ class EvalConfig:
     """LAION aesthetic MLP (.safetensors) read on the ``clip`` model's image embeddings; needs ``clip``."""
 
     def __post_init__(self) -> None:
-        if self.frames_per_video is not None and self.frames_per_video < 1:
-            raise ValueError(f"frames per video must be >= 1, got {self.frames_per_video}")
-        if self.quality_frames < 0:
-            raise ValueError(f"quality frames must be >= 0, got {self.quality_frames}")
+        from clear_core.limits import MAX_FRAMES
+        from clear_core.validation import check_int
+
+        if self.frames_per_video is not None:
+            check_int(self.frames_per_video, "frames per video", minimum=1, maximum=MAX_FRAMES)
+        check_int(self.quality_frames, "quality frames", minimum=0, maximum=MAX_FRAMES)
+        check_int(self.seed, "seed", minimum=0, maximum=2**63 - 1)
         if self.clip is None:
             from clear_core.video_eval.detectors import parse_spec
 
@@ -95,41 +98,6 @@ class EvalConfig:
                     break
         if self.aesthetic and not self.clip:
             raise ValueError("the aesthetic predictor reads CLIP image embeddings: give --clip PATH as well")
-
-
-def load_generation_manifest(folder: str | Path) -> tuple[Path, dict, list[dict]]:
-    """Read and check ``DIR/manifest.json``; returns (manifest path, manifest, videos with absolute paths)."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise ValueError(f"{folder}: folder not found")
-    manifest_path = folder / "manifest.json"
-    if not manifest_path.is_file():
-        if not any(folder.iterdir()):
-            raise ValueError(
-                f"{folder}: empty folder (expected manifest.json and videos written by 'generate')"
-            )
-        raise ValueError(f"{manifest_path}: missing (expected the manifest written by 'generate')")
-    try:
-        manifest = json.loads(manifest_path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise ValueError(f"{manifest_path}: not valid JSON ({err})") from None
-    videos = manifest.get("videos") if isinstance(manifest, dict) else None
-    if not isinstance(videos, list) or not videos:
-        raise ValueError(f"{manifest_path}: 'videos' must be a non-empty list")
-    out = []
-    for i, v in enumerate(videos):
-        if not isinstance(v, dict):
-            raise ValueError(f"{manifest_path}: videos[{i}] is not an object")
-        for key in ("variant", "prompt_index", "path"):
-            if key not in v:
-                raise ValueError(f"{manifest_path}: videos[{i}] has no {key!r}")
-        if not isinstance(v["prompt_index"], int):
-            raise ValueError(f"{manifest_path}: videos[{i}].prompt_index must be an integer")
-        path = (folder / v["path"]).resolve()
-        if not path.is_file():
-            raise ValueError(f"{path}: video file not found (listed in {manifest_path} videos[{i}])")
-        out.append({**v, "seed": v.get("seed", 0), "abs_path": path})
-    return manifest_path, manifest, out
 
 
 def _concept_of(manifest: dict) -> str | None:
@@ -343,16 +311,11 @@ def write_report(report: dict, out: str | Path, overwrite: bool = False) -> Path
         raise ValueError(f"{out}: report already exists (pass --overwrite to replace it)")
     if not out.parent.is_dir():
         raise ValueError(f"{out.parent}: output folder not found")
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
     try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(report, f, indent=1)
-            f.write("\n")
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return out
+        text = json.dumps(report, indent=1, allow_nan=False)
+    except ValueError:
+        raise ValueError("the report would contain NaN or infinity; nothing was written") from None
+    return atomic_write_text(out, text + "\n")  # flushed and size-checked before the rename
 
 
 def _fmt(interval: dict | None, digits: int = 2, signed: bool = False) -> str:
