@@ -17,8 +17,8 @@ SAE_KINDS = ("relu", "topk", "batchtopk")
 """SAE activations (clear_core/sae.py)."""
 MASKS = ("contrastive", "paper")
 """Mask rules of an SAE eraser (clear_core/erasure.py)."""
-ERASER_KINDS = ("sae", "steering")
-"""What an eraser subtracts: CLEAR's SAE features, or the dense steering vector."""
+ERASER_KINDS = ("sae", "steering", "leace")
+"""What an eraser subtracts: CLEAR's SAE features, the dense steering vector, or LEACE's projection."""
 DEFAULT_GAMMAS = (0.0, 0.25, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0)
 """The γ grid of a calibration sweep and of ``evaluate``."""
 
@@ -106,13 +106,13 @@ class SearchConfig:
         return out
 
 
-
 @dataclass
 class EraserOptions:
     """How the eraser is built from the search (ablations included)."""
 
     kind: str = "sae"
-    """"sae" (CLEAR) or "steering" (dense mean-difference vector at the chosen block)."""
+    """"sae" (CLEAR), "steering" (dense mean-difference vector at the chosen block) or "leace"
+    (EleutherAI's LEACE at the chosen block, package ``concept-erasure``)."""
     mask: str = "contrastive"
     """"contrastive" (default; keeps unrelated prompts) or "paper" (the paper's literal mask)."""
     method: str = "search"
@@ -130,11 +130,20 @@ class EraserOptions:
     calibration_pairs: int = 64
     """Pairs used for calibration (an evenly spaced subset keeps it fast)."""
     calibrate_on_implicit: bool = True
-    """Also minimise leakage on the calibration half of the implicit prompts (``split_implicit``);
-    the other half stays held out. False: explicit positives only (the behaviour before issue 12)."""
+    """Also minimise leakage on the calibration half of the implicit prompts; the other half stays
+    held out. False: explicit positives only."""
+    holdout: float = 0.25
+    """Share of the pairs held out of the search, masks, gates and calibration (clear_core/splits.py):
+    every number the run reports comes from them. 0 uses every pair (nothing held out)."""
+    context_gate: bool = False
+    """Context gate: erase a token only as far as its concept-specific features go beyond the highest
+    level the fit negatives reach, so the scene words that co-occur with the concept stay."""
+    null_space: float = 0.0
+    """Null-space edit: project the subtracted vector off the subspace holding this share of the fit
+    negatives' token energy at the block (SPEED-style); 0 is off, 0.9 a typical value."""
     preserve: tuple[str, ...] | None = None
-    """Look-alikes to keep (clear_core/lookalikes.py, issue 14): prompts about them, written from the
-    pairs, are protected negatives of the mask and the calibration keeps them ≥ ``lookalike_min``.
+    """Look-alikes to keep (clear_core/lookalikes.py): prompts about them, written from the pairs, are
+    protected negatives of the search and the mask, and the calibration keeps them ≥ ``lookalike_min``.
     None: the pack's built-in preserve list (none for other concepts); ``()`` switches it off."""
     preserve_prompts: tuple[str, ...] = ()
     """Whole prompts to keep as well (a user's file), protected and held out the same way."""
@@ -161,6 +170,13 @@ class EraserOptions:
         if self.preserve is not None:
             self.preserve = tuple(self.preserve)
         self.preserve_prompts = tuple(self.preserve_prompts)
+        if not 0 <= self.holdout < 1:
+            raise ValueError(f"holdout must be in [0, 1), got {self.holdout}")
+        self.null_space = check_number(self.null_space, "null_space", minimum=0.0, maximum=1.0)
+        if (self.context_gate or self.null_space or self.gate) and (
+            self.kind != "sae" or self.mask != "contrastive"
+        ):
+            raise ValueError("the gates and the null-space edit need the SAE eraser with the contrastive mask")
         if self.calibration_pairs < 2:
             raise ValueError(f"calibration_pairs must be ≥ 2, got {self.calibration_pairs}")
         self.gamma = check_gamma(self.gamma)

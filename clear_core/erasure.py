@@ -37,7 +37,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from clear_core.config import MASKS
+from clear_core.config import ERASER_KINDS, MASKS
 from clear_core.encoders import Activations, TextEncoder, find_blocks
 from clear_core.eraser_checks import check_eraser_fields, check_eraser_files
 from clear_core.fingerprint import fingerprints_match, short
@@ -49,9 +49,17 @@ from clear_core.sae import SAE, SAEConfig
 from clear_core.search import SearchResult, paper_masks
 from clear_core.validation import check_finite, check_gamma, check_int, check_number
 
-__all__ = ["MASKS", "Eraser", "applied_many", "build_eraser", "feature_means", "steering_eraser"]
+__all__ = [
+    "MASKS",
+    "Eraser",
+    "applied_many",
+    "build_eraser",
+    "feature_means",
+    "leace_eraser",
+    "steering_eraser",
+]
 
-KINDS = ("sae", "steering")
+KINDS = ERASER_KINDS
 ARTIFACT_FORMAT = 1
 
 
@@ -81,6 +89,14 @@ class Eraser:
     """(d_sae,) shared mask (kept for inspection)."""
     direction: torch.Tensor | None = None
     """(d_model,) steering vector in raw block units (kind "steering")."""
+    leace: dict[str, torch.Tensor] | None = None
+    """Kind "leace": EleutherAI's LEACE eraser fitted at the block (``concept-erasure``), as
+    ``{"left": (d_model, k), "right": (k, d_model), "bias": (d_model,)}``: the erased part of a token
+    is ((h − bias) @ rightᵀ) @ leftᵀ, which LEACE itself subtracts (γ = 1)."""
+    null_basis: torch.Tensor | None = None
+    """(d_model, r) orthonormal basis of the subspace the fit negatives' token states span at the block
+    (kind "sae", optional): the subtracted vector is projected off it, v − U(Uᵀv), so concept-free
+    tokens' directions are left alone to first order (null-space edit, as SPEED does for weights)."""
     mask: str = "contrastive"
     """Which mask rule produced m_spec."""
     gate_floor: torch.Tensor | None = None
@@ -107,8 +123,20 @@ class Eraser:
                 )
             if self.sae.config.d_model != self.d_model:
                 raise ValueError(f"SAE width {self.sae.config.d_model} does not match d_model {self.d_model}")
+        elif self.kind == "leace":
+            shapes = {k: tuple(v.shape) for k, v in (self.leace or {}).items()}
+            rank = shapes.get("left", (0, 0))[-1]
+            expected = {"left": (self.d_model, rank), "right": (rank, self.d_model), "bias": (self.d_model,)}
+            if not rank or shapes != expected:
+                raise ValueError(f"a LEACE eraser needs tensors {expected} (rank ≥ 1), got {shapes}")
         elif self.direction is None or self.direction.shape != (self.d_model,):
             raise ValueError(f"a steering eraser needs a direction of shape ({self.d_model},)")
+        if self.null_basis is not None and (
+            self.kind != "sae" or self.null_basis.ndim != 2 or self.null_basis.shape[0] != self.d_model
+        ):
+            raise ValueError(
+                f"null_basis needs an SAE eraser and shape ({self.d_model}, r), got {tuple(self.null_basis.shape)}"
+            )
         # numbers from a file or a user: finite, in range, consistent (clear_core/validation.py)
         self.scale = check_number(self.scale, "scale", above=0.0)
         self.gamma = check_gamma(self.gamma, "default_gamma")
@@ -127,6 +155,8 @@ class Eraser:
             "m_spec": self.m_spec,
             "m_shared": self.m_shared,
             "gate_floor": self.gate_floor,
+            "null_basis": self.null_basis,
+            **{f"leace_{k}": v for k, v in (self.leace or {}).items()},
         }
         if self.sae is not None:
             tensors.update({f"SAE {k}": v for k, v in self.sae.state_dict().items()})
@@ -171,15 +201,22 @@ class Eraser:
             )
         if self.kind == "steering":
             return self.direction.to(hidden.device, torch.float32).expand(hidden.shape)
+        if self.kind == "leace":
+            t = {k: v.to(hidden.device, torch.float32) for k, v in self.leace.items()}
+            return ((hidden.float() - t["bias"]) @ t["right"].T) @ t["left"].T
         sae = self.sae
         if sae.W_dec.device != hidden.device:
             sae.to(hidden.device)
         x = hidden.reshape(-1, self.d_model).float() / self.scale
         f = sae.encode(x)
         m_spec = self.m_spec.to(hidden.device)
-        if self.gate_floor is not None:  # erase a token only as far as it exceeds the look-alikes
+        if self.gate_floor is not None:  # erase a token only as far as it exceeds the gate's floor
             f = f * self.gate(f, m_spec)[:, None]
-        return (((f * m_spec) @ sae.W_dec) * self.scale).reshape(hidden.shape)
+        v = (f * m_spec) @ sae.W_dec
+        if self.null_basis is not None:
+            basis = self.null_basis.to(hidden.device)
+            v = v - (v @ basis) @ basis.T
+        return (v * self.scale).reshape(hidden.shape)
 
     def gate(self, f: torch.Tensor, m_spec: torch.Tensor | None = None) -> torch.Tensor:
         """(tokens,) look-alike gate in [0, 1] for SAE activations ``f (tokens, d_sae)``; ones without a gate."""
@@ -243,6 +280,10 @@ class Eraser:
                 tensors["m_shared"] = self.m_shared.detach().cpu().float().contiguous()
             if self.gate_floor is not None:
                 tensors["gate_floor"] = self.gate_floor.detach().cpu().float().contiguous()
+            if self.null_basis is not None:
+                tensors["null_basis"] = self.null_basis.detach().cpu().float().contiguous()
+        elif self.kind == "leace":
+            tensors = {f"leace_{k}": v.detach().cpu().float().contiguous() for k, v in self.leace.items()}
         else:
             tensors["direction"] = self.direction.detach().cpu().float().contiguous()
         return tensors
@@ -344,7 +385,7 @@ class Eraser:
         except ValueError as err:
             raise ValueError(f"{json_path}: {err}") from None
         kind = info["kind"]
-        sae = m_spec = m_shared = direction = gate_floor = None
+        sae = m_spec = m_shared = direction = gate_floor = null_basis = leace = None
         if kind == "sae":
             cfg = info.get("sae") or {}
             try:
@@ -362,15 +403,23 @@ class Eraser:
                     )
             sae.load_state_dict({k: tensors[k] for k in sae.state_dict()})
             sae.eval()
-            m_spec, m_shared, gate_floor = (
+            m_spec, m_shared, gate_floor, null_basis = (
                 tensors["m_spec"],
                 tensors.get("m_shared"),
                 tensors.get("gate_floor"),
+                tensors.get("null_basis"),
             )
             if gate_floor is not None and tuple(gate_floor.shape) != (sae.config.d_sae,):
                 raise ValueError(
                     f"{st_path}: tensor 'gate_floor' has shape {tuple(gate_floor.shape)}, expected ({sae.config.d_sae},)"
                 )
+        elif kind == "leace":
+            missing = [n for n in ("leace_left", "leace_right", "leace_bias") if n not in tensors]
+            if missing:
+                raise ValueError(f"{st_path}: missing tensor {missing[0]!r}")
+            leace = {
+                n.removeprefix("leace_"): tensors[n] for n in ("leace_left", "leace_right", "leace_bias")
+            }
         elif "direction" not in tensors:
             raise ValueError(f"{st_path}: missing tensor 'direction'")
         else:
@@ -389,6 +438,8 @@ class Eraser:
                 m_spec=m_spec,
                 m_shared=m_shared,
                 direction=direction,
+                leace=leace,
+                null_basis=null_basis,
                 mask=info.get("mask", "contrastive"),
                 gate_floor=gate_floor,
                 gate_tau=info.get("gate_tau") if gate_floor is not None else None,
@@ -489,14 +540,22 @@ def build_eraser(
     protected: Activations | None = None,
     protect_weight: float = 1.0,
     gate: bool = False,
+    context_gate: bool = False,
+    null_space: float = 0.0,
 ) -> Eraser:
-    """An SAE eraser at the searched block (or ``layer``), masks computed on all the pairs.
+    """An SAE eraser at the searched block (or ``layer``), masks computed on the pairs given (the fit
+    part of a concept's split, clear_core/splits.py).
 
     ``protected``: prompts to keep (look-alikes, clear_core/lookalikes.py). Features they use count as
     shared, not specific: m_spec ∝ ReLU(f̄_pos − max(f̄_neg, w·f̄_protected)) (contrastive mask only,
     w = ``protect_weight``); None is the mask without them. ``gate``: also gate every token by how far
     its concept-specific features exceed the highest level the protected prompts reach
     (:attr:`Eraser.gate_floor`), so look-alike tokens are left alone; needs ``protected``.
+    ``context_gate``: the same gate with its floor raised to the highest level the *negatives* reach,
+    so a token is erased only as far as it goes beyond anything a concept-free prompt of the fit pairs
+    uses (the scene words that co-occur with the concept stay). ``null_space``: project the subtracted
+    vector off the smallest subspace holding this share of the negatives' token energy at the block
+    (:attr:`Eraser.null_basis`); 0 switches it off.
     """
     if mask not in MASKS:
         raise ValueError(f"unknown mask {mask!r}; expected one of {MASKS}")
@@ -521,8 +580,13 @@ def build_eraser(
         m_spec = diff / (diff.max() + result.config.eps)
         m_shared = 1 - m_spec
     gate_floor = gate_tau = None
-    if gate:
-        gate_floor, gate_tau = _gate(sae, pos, protected, layer, scale, m_spec)
+    sources = [a for a, on in ((protected, gate), (neg, context_gate)) if on]
+    if sources:
+        gate_floor, gate_tau = _gate(sae, pos, sources, layer, scale, m_spec)
+    null_basis = None
+    if null_space:
+        null_space = check_number(null_space, "null_space", above=0.0, maximum=1.0)
+        null_basis = _null_basis(neg, layer, null_space)
     meta = {
         "layer_names": result.layer_names,
         "candidates": result.candidates,
@@ -537,6 +601,10 @@ def build_eraser(
     if protected is not None:
         meta["n_protected"] = protected.n_prompts
         meta["protect_weight"] = protect_weight
+    if sources:
+        meta["gate_sources"] = ["look-alikes"] * gate + ["negatives"] * context_gate
+    if null_basis is not None:
+        meta["null_space"] = {"energy": null_space, "rank": int(null_basis.shape[1])}
     return Eraser(
         concept=concept,
         model_id=model_id,
@@ -551,6 +619,7 @@ def build_eraser(
         mask=mask,
         gate_floor=gate_floor,
         gate_tau=gate_tau,
+        null_basis=null_basis,
         gamma=gamma,
         meta=meta,
     )
@@ -558,20 +627,70 @@ def build_eraser(
 
 @torch.no_grad()
 def _gate(
-    sae: SAE, pos: Activations, protected: Activations, layer: int, scale: float, m_spec: torch.Tensor
+    sae: SAE, pos: Activations, floors: Sequence[Activations], layer: int, scale: float, m_spec: torch.Tensor
 ) -> tuple[torch.Tensor, float]:
-    """The look-alike gate's floor (per feature, the max over the protected prompts' tokens) and scale
-    (the median gate score of the positive tokens above it)."""
-    floor = sae.encode(torch.from_numpy(protected.layer(layer)) / scale).max(0).values
+    """The gate's floor (per feature, the max over the tokens of every capture in ``floors``: the
+    protected look-alikes, the negatives) and scale (the median gate score of the positive tokens
+    above it)."""
+    floor = (
+        torch.stack([sae.encode(torch.from_numpy(a.layer(layer)) / scale).max(0).values for a in floors])
+        .max(0)
+        .values
+    )
     f_pos = sae.encode(torch.from_numpy(pos.layer(layer)) / scale)
     score = (torch.relu(f_pos - floor) * m_spec).sum(-1)
     passing = score[score > 0]
     if not len(passing):
         raise ValueError(
-            "look-alike gate: no token of the concept's prompts goes beyond what its look-alikes use; "
-            "nothing could be erased (drop the gate or the look-alike)"
+            "gate: no token of the concept's prompts goes beyond what its look-alikes or negatives use; "
+            "nothing could be erased (drop the gate)"
         )
     return floor.float(), float(passing.median())
+
+
+@torch.no_grad()
+def _null_basis(neg: Activations, layer: int, energy: float) -> torch.Tensor:
+    """(d_model, r) top right-singular vectors of the negatives' token states at ``layer``: the
+    smallest r whose squared singular values hold ``energy`` of the total."""
+    x = torch.from_numpy(neg.layer(layer)).double()
+    _, sv, vh = torch.linalg.svd(x, full_matrices=False)
+    share = (sv**2).cumsum(0) / (sv**2).sum()
+    rank = int((share < energy).sum()) + 1
+    return vh[:rank].T.float().contiguous()
+
+
+@torch.no_grad()
+def leace_eraser(
+    pos: Activations, neg: Activations, layer: int, concept: str, model_id: str, gamma: float = 1.0
+) -> Eraser:
+    """EleutherAI's LEACE (``concept-erasure``) at ``layer``, fitted on the prompts' mean-pooled states
+    (positives vs negatives) and applied to every token: the affine map commutes with mean pooling, so
+    no linear probe on the pooled block state can tell the classes apart after it (γ = 1)."""
+    from concept_erasure import LeaceFitter
+
+    if not 1 <= layer < pos.n_layers:
+        raise ValueError(f"layer {layer} is not a block (1..{pos.n_layers - 1})")
+    x = torch.from_numpy(np.concatenate([pos.pooled("mean")[:, layer], neg.pooled("mean")[:, layer]]))
+    z = torch.cat([torch.ones(pos.n_prompts), torch.zeros(neg.n_prompts)])
+    fitted = LeaceFitter.fit(x.double(), z.double()).eraser
+    leace = {
+        "left": fitted.proj_left.float().contiguous(),
+        "right": fitted.proj_right.float().contiguous(),
+        "bias": fitted.bias.float().contiguous(),
+    }
+    return Eraser(
+        concept=concept,
+        model_id=model_id,
+        layer=layer,
+        layer_name=pos.layer_names[layer],
+        scale=float(np.linalg.norm(pos.layer(layer), axis=-1).mean()),
+        d_model=pos.d_model,
+        kind="leace",
+        leace=leace,
+        mask="none",
+        gamma=gamma,
+        meta={"layer_names": pos.layer_names, "n_pairs": pos.n_prompts, "leace": "concept-erasure LEACE"},
+    )
 
 
 @torch.no_grad()

@@ -193,6 +193,8 @@ class PreserveSet:
     """Per look-alike: prompts for the mask (protected negatives) and the γ calibration floor."""
     held_out: dict[str, list[str]] = field(default_factory=dict)
     """Per look-alike: prompts never seen by the eraser, for reporting."""
+    split: str = "by pair, seeded: half protect (mask + calibration floor), half held out"
+    """How the prompts were split (recorded in eraser.json)."""
 
     def __bool__(self) -> bool:
         return any(self.protect.values())
@@ -211,7 +213,7 @@ class PreserveSet:
             "lookalikes": list(self.names),
             "n_protect": {n: len(self.protect.get(n, [])) for n in self.names},
             "n_held_out": {n: len(self.held_out.get(n, [])) for n in self.names},
-            "split": "by pair, seeded: half protect (mask + calibration floor), half held out",
+            "split": self.split,
         }
 
 
@@ -221,11 +223,21 @@ def preserve_set(
     prompts: Sequence[str] = (),
     seed: int = 0,
     limit: int = MAX_PER_LOOKALIKE,
+    held_out_pairs: Sequence[int] | None = None,
 ) -> PreserveSet:
     """Write and split the prompts of every look-alike in ``names``; ``prompts`` (whole prompts from a
-    user's file) are split the same way under the name ``"file"``. A name for which no prompt could be
-    written raises ValueError naming it."""
+    user's file) are split seeded, half and half, under the name ``"file"``. A name for which no prompt
+    could be written raises ValueError naming it.
+
+    ``held_out_pairs``: positions of the concept's held-out pairs (clear_core/splits.py); a look-alike
+    prompt then follows the pair it was written from (fit pair: protected; held-out pair: held out), so
+    the look-alike scenes reported on are scenes the eraser never saw. None: a seeded half of the pairs.
+    """
     out = PreserveSet()
+    if held_out_pairs is not None:
+        out.split = (
+            "by pair, as the pairs: written from a fit pair, protected; from a held-out pair, held out"
+        )
     for name in names:
         written = lookalike_prompts(concept, name, seed=seed, limit=limit)
         if len(written) < 2:
@@ -234,7 +246,12 @@ def preserve_set(
                 "(every swap kept a word of the concept); give whole prompts with --preserve-file"
             )
         pair_ids = sorted({i for i, _ in written})
-        held = set(random.Random(f"{concept.name}/{name}/split/{seed}").sample(pair_ids, len(pair_ids) // 2))
+        if held_out_pairs is not None:
+            held = set(held_out_pairs)
+        else:
+            held = set(
+                random.Random(f"{concept.name}/{name}/split/{seed}").sample(pair_ids, len(pair_ids) // 2)
+            )
         out.names.append(name)
         out.protect[name] = [t for i, t in written if i not in held]
         out.held_out[name] = [t for i, t in written if i in held]

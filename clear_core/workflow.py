@@ -19,8 +19,8 @@ from pathlib import Path
 from clear_core.concepts import ConceptSet, builtin_packs, load_implicit, unrelated_prompts
 from clear_core.config import EraserOptions, SearchConfig
 from clear_core.encoders import Activations, CaptureConfig, TextEncoder
-from clear_core.erasure import Eraser, build_eraser, steering_eraser
-from clear_core.evaluation import Report, calibrate_gamma, evaluate, split_implicit
+from clear_core.erasure import Eraser, build_eraser, leace_eraser, steering_eraser
+from clear_core.evaluation import Report, calibrate_gamma, evaluate
 from clear_core.io import atomic_path
 from clear_core.lookalikes import PreserveSet, default_preserve, preserve_set
 from clear_core.search import (
@@ -30,6 +30,7 @@ from clear_core.search import (
     SearchResult,
     brute_force_search,
 )
+from clear_core.splits import PairSplit, alternate, split_pairs, splits_record
 from clear_core.validation import ClearWarning
 
 __all__ = ["MIN_PAIRS", "ClearRun", "EraserOptions", "RunResult", "Stage", "save_run"]
@@ -43,7 +44,7 @@ class Stage:
     """A progress update."""
 
     name: str
-    """"capture", "search", "calibrate" or "done"."""
+    """"capture", "search", "calibrate", "held-out" or "done"."""
     fraction: float
     """Overall progress in [0, 1]."""
     message: str
@@ -60,18 +61,31 @@ class RunResult:
     search: SearchResult
     """The search (for brute force: the chosen block's own single-layer search)."""
     calibration: Report | None
+    """The γ sweep on the calibration prompts (what chose γ; not a result to report)."""
     pos: Activations
+    """Capture of the fit positives."""
     neg: Activations
+    """Capture of the fit negatives."""
     brute_force: BruteForceResult | None = None
     history: list[SearchEvent] = field(default_factory=list)
     cancelled: bool = False
     elapsed: float = 0.0
     preserve: PreserveSet | None = None
     """The look-alikes the eraser protected (None: nothing protected)."""
+    split: PairSplit | None = None
+    """The concept's fit / held-out pairs (clear_core/splits.py)."""
+    held_out: Report | None = None
+    """The eraser at γ 0 and its default γ on prompts the run never used: held-out pairs, the held-out
+    halves of the implicit, unrelated and look-alike prompts (None when nothing was held out)."""
 
 
 class ClearRun:
-    """A configured run; iterate :meth:`run`, then read :attr:`result`."""
+    """A configured run; iterate :meth:`run`, then read :attr:`result`.
+
+    Every prompt set that decides something is split (clear_core/splits.py): the search, masks, gates
+    and γ calibration see the fit pairs and the calibration halves; :attr:`RunResult.held_out` and
+    ``eraser.json``'s ``held_out`` are measured on the rest.
+    """
 
     def __init__(
         self,
@@ -105,10 +119,21 @@ class ClearRun:
             implicit = load_implicit(concept.name)[0]
         self.implicit = list(implicit or [])
         opts = self.options
+        self.split = split_pairs(concept, opts.holdout)
+        if len(self.split.fit) < 2:
+            raise ValueError(
+                f"concept {concept.name!r}: fewer than 2 pairs left to fit after the held-out split"
+            )
         names = default_preserve(concept.name) if opts.preserve is None else list(opts.preserve)
         protects = opts.kind == "sae" and opts.mask == "contrastive"
         self.preserve = (
-            preserve_set(concept, names, opts.preserve_prompts, seed=self.search_config.seed)
+            preserve_set(
+                concept,
+                names,
+                opts.preserve_prompts,
+                seed=self.search_config.seed,
+                held_out_pairs=self.split.held_out_indices if len(self.split.held_out) else None,
+            )
             if protects and (names or opts.preserve_prompts)
             else None
         )
@@ -118,23 +143,64 @@ class ClearRun:
             )
         self.result: RunResult | None = None
 
+    # ------------------------------------------------------------------------------------ stages
     def run(self, should_stop: Callable[[], bool] | None = None) -> Iterator[Stage]:
         start = time.perf_counter()
-        opts = self.options
-        yield Stage("capture", 0.0, f"capturing {len(self.concept)} pairs on {self.encoder.model_id}")
-        pos = self.encoder.capture(self.concept.positives, self.capture_config)
-        neg = self.encoder.capture(self.concept.negatives, self.capture_config)
+        fit = self.split.fit
+        yield Stage(
+            "capture",
+            0.0,
+            f"capturing {len(fit)} pairs on {self.encoder.model_id} ({len(self.split.held_out)} held out)",
+        )
+        pos = self.encoder.capture(fit.positives, self.capture_config)
+        neg = self.encoder.capture(fit.negatives, self.capture_config)
         yield Stage(
             "capture", 0.1, f"captured {pos.n_tokens + neg.n_tokens:,} tokens × {pos.n_layers} layers"
         )
-
         protected = None
         if self.preserve:  # look-alikes to keep: extra negatives in the search, protected in the mask
             yield Stage("capture", 0.1, f"capturing look-alikes to keep: {', '.join(self.preserve.names)}")
             protected = self.encoder.capture(self.preserve.protect_prompts, self.capture_config)
 
+        found: dict = {}
+        yield from self._search(pos, neg, protected, should_stop, found)
+        search, brute = found["search"], found["brute"]
+        eraser = self._build(search, brute, pos, neg, protected)
+
+        report = None
+        if self.options.calibrate:
+            yield Stage("calibrate", 0.8, self._calibration_message())
+            report = self._calibrate(eraser)
+        held_out = None
+        if len(self.split.held_out):
+            yield Stage("held-out", 0.92, f"measuring on {len(self.split.held_out)} held-out pairs")
+            held_out = self._held_out(eraser)
+        eraser.meta["splits"] = splits_record(
+            self.split,
+            self.implicit,
+            self.unrelated,
+            self.preserve.to_json() if self.preserve and eraser.kind == "sae" else None,
+        )
+        self.result = RunResult(
+            eraser,
+            search,
+            report,
+            pos,
+            neg,
+            brute,
+            found["history"],
+            found["cancelled"],
+            time.perf_counter() - start,
+            self.preserve if eraser.kind == "sae" else None,
+            self.split,
+            held_out,
+        )
+        yield Stage("done", 1.0, self._done_message(eraser, search))
+
+    def _search(self, pos, neg, protected, should_stop, found: dict) -> Iterator[Stage]:
+        """The layer search (or brute force); fills ``found`` with the result, history and state."""
         brute = None
-        if opts.method == "brute_force":
+        if self.options.method == "brute_force":
             gen = brute_force_search(pos, neg, self.search_config, should_stop, protected=protected)
             n = len(self.search_config.layers or pos.block_indices)
             while True:
@@ -156,12 +222,20 @@ class ClearRun:
             for event in runner.run(should_stop):
                 yield Stage("search", 0.1 + 0.7 * event.step / event.total, _search_message(event), event)
             search, history, cancelled = runner.result, runner.result.history, runner.result.cancelled
+        found.update(search=search, brute=brute, history=history, cancelled=cancelled)
 
+    def _build(self, search, brute, pos, neg, protected) -> Eraser:
+        """The eraser of the chosen kind at the chosen (or forced) block, with its provenance."""
+        opts = self.options
         layer = opts.layer if opts.layer is not None else (brute.layer if brute else search.layer)
-        if opts.kind == "steering":
-            eraser = steering_eraser(pos, neg, layer, self.concept.name, self.encoder.model_id, opts.gamma)
+        if opts.kind in ("steering", "leace"):
+            make = steering_eraser if opts.kind == "steering" else leace_eraser
+            eraser = make(pos, neg, layer, self.concept.name, self.encoder.model_id, opts.gamma)
             eraser.meta.update(
-                layer_probs=search.probs, candidates=search.candidates, search=search.config.to_json()
+                layer_probs=search.probs,
+                candidates=search.candidates,
+                search=search.config.to_json(),
+                layer_uncertainty=search.uncertainty.to_json(),
             )
         else:
             eraser = build_eraser(
@@ -176,6 +250,8 @@ class ClearRun:
                 protected=protected,
                 protect_weight=opts.protect_weight,
                 gate=opts.gate,  # ClearRun refused a gate without look-alikes
+                context_gate=opts.context_gate,
+                null_space=opts.null_space,
             )
             if self.preserve:
                 eraser.meta["preserve"] = {
@@ -183,70 +259,94 @@ class ClearRun:
                     "seed": self.search_config.seed,
                     "lookalike_min": opts.lookalike_min,
                     "in_search": True,  # the protect half were extra negatives of the search too
-                    "gate": eraser.gate_floor is not None,
+                    "gate": opts.gate,
                 }
         eraser.meta["model_revision"] = self.encoder.revision
         eraser.meta.update(self.encoder.provenance())  # component, encoding profile, weights fingerprint
         if brute is not None:
             eraser.meta["brute_force_scores"] = dict(zip(map(str, brute.candidates), brute.scores))
+        return eraser
 
-        report = None
-        if opts.calibrate:
-            k = min(opts.calibration_pairs, len(self.concept))
-            pairs = self.concept.pairs[:: max(1, len(self.concept) // k)][:k]
-            yield Stage(
-                "calibrate", 0.8, f"calibrating γ on {k} pairs and {len(self.unrelated)} unrelated prompts"
-            )
-            implicit_cal = split_implicit(self.implicit)[0] if opts.calibrate_on_implicit else []
-            report = evaluate(
-                self.encoder,
-                eraser,
-                [p.positive for p in pairs],
-                [p.negative for p in pairs],
-                implicit=implicit_cal or None,
-                unrelated=self.unrelated,
-                gammas=opts.gammas,
-                lookalikes=self._calibration_lookalikes(),
-            )
-            for row in report.rows:  # calibration prompts, not held out: keep "leakage_implicit" honest
-                row.leakage_implicit_calibration, row.leakage_implicit = row.leakage_implicit, None
-            eraser.gamma = calibrate_gamma(report, opts.preserve_min, opts.lookalike_min)
-            report.chosen_gamma = eraser.gamma
-            eraser.meta["calibration"] = {
-                "preserve_min": opts.preserve_min,
-                "n_pairs": k,
-                "n_implicit": len(implicit_cal),
-                "implicit_split": "even positions calibrate, odd positions held out (split_implicit)",
-                "n_unrelated": len(self.unrelated),
-                "n_lookalike": report.n_lookalike,
-                "lookalike_min": opts.lookalike_min if report.n_lookalike else None,
-                "rows": [asdict(r) for r in report.rows],
-            }
-        self.result = RunResult(
-            eraser,
-            search,
-            report,
-            pos,
-            neg,
-            brute,
-            history,
-            cancelled,
-            time.perf_counter() - start,
-            self.preserve if eraser.kind == "sae" else None,
+    def _calibration_pairs(self) -> list:
+        fit = self.split.fit
+        k = min(self.options.calibration_pairs, len(fit))
+        return fit.pairs[:: max(1, len(fit) // k)][:k]
+
+    def _calibration_message(self) -> str:
+        n_unrelated = len(alternate(self.unrelated)[0])
+        return (
+            f"calibrating γ on {len(self._calibration_pairs())} fit pairs and {n_unrelated} unrelated prompts"
         )
+
+    def _calibrate(self, eraser: Eraser) -> Report:
+        """Sweep γ on the calibration prompts and set the eraser's default γ."""
+        opts = self.options
+        pairs = self._calibration_pairs()
+        implicit_cal = alternate(self.implicit)[0] if opts.calibrate_on_implicit else []
+        unrelated_cal = alternate(self.unrelated)[0]
+        report = evaluate(
+            self.encoder,
+            eraser,
+            [p.positive for p in pairs],
+            [p.negative for p in pairs],
+            implicit=implicit_cal or None,
+            unrelated=unrelated_cal,
+            gammas=opts.gammas,
+            lookalikes=self._calibration_lookalikes(),
+        )
+        for row in report.rows:  # calibration prompts, not held out: keep "leakage_implicit" honest
+            row.leakage_implicit_calibration, row.leakage_implicit = row.leakage_implicit, None
+        eraser.gamma = calibrate_gamma(report, opts.preserve_min, opts.lookalike_min)
+        report.chosen_gamma = eraser.gamma
+        eraser.meta["calibration"] = {
+            "preserve_min": opts.preserve_min,
+            "n_pairs": len(pairs),
+            "n_implicit": len(implicit_cal),
+            "n_unrelated": len(unrelated_cal),
+            "n_lookalike": report.n_lookalike,
+            "lookalike_min": opts.lookalike_min if report.n_lookalike else None,
+            "rows": [asdict(r) for r in report.rows],
+        }
+        return report
+
+    def _held_out(self, eraser: Eraser) -> Report:
+        """The eraser at γ 0 and at its default γ on everything the run held out."""
+        held = self.split.held_out
+        lookalikes = self.preserve.held_out_prompts if self.preserve and eraser.kind == "sae" else []
+        report = evaluate(
+            self.encoder,
+            eraser,
+            held.positives,
+            held.negatives,
+            implicit=alternate(self.implicit)[1] or None,
+            unrelated=alternate(self.unrelated)[1] or None,
+            gammas=sorted({0.0, eraser.gamma}),
+            lookalikes=lookalikes if len(lookalikes) >= 4 else None,
+        )
+        row, base = report.row(eraser.gamma), report.row(0.0)
+        eraser.meta["held_out"] = {
+            "gamma": eraser.gamma,
+            "n_pairs": report.n_positive,
+            "n_implicit": report.n_implicit,
+            "n_unrelated": report.n_unrelated,
+            "n_lookalike": report.n_lookalike,
+            "unerased": asdict(base),
+            "erased": asdict(row),
+        }
+        return report
+
+    def _done_message(self, eraser: Eraser, search: SearchResult) -> str:
         u = search.uncertainty
         note = (
             ""
-            if u.decisive or opts.layer is not None
+            if u.decisive or self.options.layer is not None
             else (
                 f"; undecided search (p = {u.top_prob:.2f}, margin {u.margin:.2f}): compare blocks before trusting it"
             )
         )
         stop = f"; search {search.stop_reason}" if search.stop_reason else ""
-        yield Stage(
-            "done",
-            1.0,
-            f"erase at {eraser.layer_name} (layer {eraser.layer}), default γ = {eraser.gamma:g}{note}{stop}",
+        return (
+            f"erase at {eraser.layer_name} (layer {eraser.layer}), default γ = {eraser.gamma:g}{note}{stop}"
         )
 
     def _calibration_lookalikes(self) -> list[str] | None:

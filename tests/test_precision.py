@@ -1,0 +1,84 @@
+"""The precision options of an eraser: context gate, null-space edit, and the LEACE baseline."""
+
+import numpy as np
+import pytest
+import torch
+
+from clear_core.erasure import Eraser, build_eraser, leace_eraser
+
+
+def _tokens(acts, layer):
+    return torch.from_numpy(acts.layer(layer))[None]
+
+
+def test_context_gate_leaves_the_fit_negatives_untouched(small_run, tmp_path):
+    """The floor is the highest level each feature reaches on the fit negatives' tokens, so on exactly
+    those tokens nothing is subtracted; the positives are still edited."""
+    run = small_run
+    gated = build_eraser(run.search, run.pos, run.neg, "p", "minilm", context_gate=True)
+    plain = build_eraser(run.search, run.pos, run.neg, "p", "minilm")
+    layer = gated.layer
+    assert float(gated.vector(_tokens(run.neg, layer)).abs().max()) == 0.0
+    assert float(plain.vector(_tokens(run.neg, layer)).abs().max()) > 1e-3  # there was something to keep
+    assert float(gated.vector(_tokens(run.pos, layer)).abs().max()) > 1e-3
+    assert gated.meta["gate_sources"] == ["negatives"]
+    gated.save(tmp_path / "g")
+    back = Eraser.load(tmp_path / "g")
+    torch.testing.assert_close(back.vector(_tokens(run.pos, layer)), gated.vector(_tokens(run.pos, layer)))
+    assert back.digest() == gated.digest() != plain.digest()
+
+
+def test_null_space_edit_is_orthogonal_to_the_negatives_subspace(small_run, tmp_path):
+    run = small_run
+    eraser = build_eraser(run.search, run.pos, run.neg, "p", "minilm", null_space=0.9)
+    basis = eraser.null_basis
+    d, r = basis.shape
+    assert d == 384 and 1 <= r < d and eraser.meta["null_space"] == {"energy": 0.9, "rank": r}
+    torch.testing.assert_close(basis.T @ basis, torch.eye(r), atol=1e-4, rtol=0)
+    x = _tokens(run.pos, eraser.layer)
+    v = eraser.vector(x)
+    assert float((v @ basis).abs().max()) < 1e-3 * float(v.abs().max())
+    # the projection keeps what lies outside the subspace: v equals the plain vector minus its projection
+    plain = build_eraser(run.search, run.pos, run.neg, "p", "minilm").vector(x)
+    torch.testing.assert_close(v, plain - (plain @ basis) @ basis.T, atol=1e-4, rtol=1e-4)
+    eraser.save(tmp_path / "n")
+    torch.testing.assert_close(Eraser.load(tmp_path / "n").vector(x), v)
+    with pytest.raises(ValueError, match="null_space"):
+        build_eraser(run.search, run.pos, run.neg, "p", "minilm", null_space=1.5)
+
+
+def test_leace_removes_the_linear_class_difference_at_the_block(small_run, minilm, tmp_path):
+    """LEACE (concept-erasure) fitted on mean-pooled block states: after its edit the two classes have
+    the same mean pooled state at the block (no linear probe can do better than chance), and γ scales it."""
+    run = small_run
+    layer = run.eraser.layer
+    eraser = leace_eraser(run.pos, run.neg, layer, "p", "minilm")
+    assert eraser.kind == "leace" and eraser.layer == layer
+
+    def pooled_mean(acts, gamma):
+        rows = []
+        for i in range(acts.n_prompts):
+            h = torch.from_numpy(acts.layer(layer)[acts.offsets[i] : acts.offsets[i + 1]])[None]
+            rows.append(eraser.edit(h, gamma)[0].mean(0))
+        return torch.stack(rows).mean(0)
+
+    gap_before = (pooled_mean(run.pos, 0.0) - pooled_mean(run.neg, 0.0)).norm()
+    gap_after = (pooled_mean(run.pos, 1.0) - pooled_mean(run.neg, 1.0)).norm()
+    assert gap_before > 1.0 and gap_after < 1e-3 * gap_before
+    eraser.save(tmp_path / "l")
+    back = Eraser.load(tmp_path / "l", encoder=minilm)
+    x = torch.randn(1, 5, 384)
+    torch.testing.assert_close(back.edit(x, 0.7), eraser.edit(x, 0.7))
+    with back.applied(minilm, gamma=1.0):
+        erased = minilm.encode(["a parachute over the sea"])
+    assert not np.allclose(erased, minilm.encode(["a parachute over the sea"]), atol=1e-4)
+
+
+def test_precision_options_need_the_contrastive_sae_eraser():
+    from clear_core.config import EraserOptions
+
+    for bad in ({"kind": "steering", "context_gate": True}, {"mask": "paper", "null_space": 0.9}):
+        with pytest.raises(ValueError, match="contrastive"):
+            EraserOptions(**bad)
+    with pytest.raises(ValueError, match="holdout"):
+        EraserOptions(holdout=1.0)
