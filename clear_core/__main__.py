@@ -31,6 +31,8 @@ from pathlib import Path
 from clear_core import limits
 from clear_core.cli_args import count_arg, finite_arg, gamma_arg, seed_arg
 from clear_core.concepts import load_concept
+from clear_core.config import ERASER_KINDS, MASKS, SAE_KINDS, EraserOptions, SearchConfig
+from clear_core.options import add_field
 from clear_core.validation import ClearWarning, check_int
 
 _gamma_arg = gamma_arg  # the name other modules and tests know
@@ -177,50 +179,40 @@ def cmd_embed(args: argparse.Namespace) -> int:
 @command("search")
 def cmd_search(args: argparse.Namespace) -> int:
     from clear_core.config import EraserOptions, SearchConfig
+    from clear_core.lookalikes import resolve_preserve
+    from clear_core.options import config_from_args
+    from clear_core.splits import split_pairs
 
     concept = load_concept(args.concept)
     if args.k is not None and args.k > args.d_sae:
         raise ValueError(f"--k {args.k} is more than --d-sae {args.d_sae} features")
     out = _output_folder(args.out, args.overwrite, args)
     preserve, preserve_prompts = _preserve_args(args)
-    if args.eraser_type == "sae" and args.mask == "contrastive":
-        _check_preserve(concept, preserve, preserve_prompts)
-    if args.gate:
-        from clear_core.lookalikes import default_preserve
-
-        if args.eraser_type != "sae" or args.mask != "contrastive":
-            raise ValueError("--gate needs the SAE eraser with the contrastive mask")
-        if not ((default_preserve(concept.name) if preserve is None else preserve) or preserve_prompts):
-            raise ValueError(
-                f"--gate needs look-alikes to keep, and {concept.name!r} has none: give --preserve or --preserve-file"
-            )
-    search = SearchConfig(
-        steps=args.steps,
-        seed=args.seed,
-        d_sae=args.d_sae,
-        use_con=not args.no_con,
-        batch_pairs=args.batch_pairs,
-        **{
-            k: v
-            for k, v in (("sae_kind", args.sae), ("k", args.k), ("lr_alpha", args.lr_alpha))
-            if v is not None
-        },
-    )
-    options = EraserOptions(
-        kind=args.eraser_type,
-        mask=args.mask,
+    search = config_from_args(SearchConfig, args, use_con=not args.no_con)
+    options = config_from_args(
+        EraserOptions,
+        args,
         method="brute_force" if args.brute_force else "search",
         layer=None if args.block is None else args.block + 1,
         calibrate=args.gamma is None,
         gamma=1.0 if args.gamma is None else args.gamma,
         preserve=preserve,
         preserve_prompts=preserve_prompts,
-        gate=args.gate,
+    )
+    split = split_pairs(concept, options.holdout)  # cheap: write the look-alike prompts before loading
+    resolve_preserve(
+        concept,
+        preserve,
+        preserve_prompts,
+        kind=options.kind,
+        mask=options.mask,
+        gate=options.gate,
+        held_out_pairs=split.held_out_indices if len(split.held_out) else None,
     )
     from clear_core.workflow import ClearRun, save_run
 
     encoder = _load_encoder(args)
-    limits.check_sae_size(args.d_sae, encoder.d_model, args.k, "--d-sae: ")
+    limits.check_sae_size(args.d_sae, encoder.d_model, min(search.k, search.d_sae), "--d-sae: ")
     if args.block is not None and args.block >= encoder.n_blocks:
         raise ValueError(
             f"--block {args.block} does not exist: {encoder.model_id} has blocks 0..{encoder.n_blocks - 1}"
@@ -236,6 +228,27 @@ def cmd_search(args: argparse.Namespace) -> int:
     e = result.eraser
     probs = ", ".join(f"{c - 1}={p:.2f}" for c, p in zip(result.search.candidates, result.search.probs))
     print(f"chosen block {e.layer - 1} ({e.layer_name}); block probabilities: {probs}", file=sys.stderr)
+    if result.search.stop_reason:
+        print(f"block search ended: {result.search.stop_reason}", file=sys.stderr)
+    held = e.meta.get("held_out")
+    if held:
+        row, base = held["erased"], held["unerased"]
+        print(
+            f"held out ({held['n_pairs']} pairs, {held['n_implicit']} implicit, {held['n_unrelated']} unrelated"
+            f" prompts) at gamma {e.gamma:g}: positive leakage {base['leakage_positive']:.2f} -> "
+            f"{row['leakage_positive']:.2f}"
+            + (
+                f", implicit {base['leakage_implicit']:.2f} -> {row['leakage_implicit']:.2f}"
+                if row.get("leakage_implicit") is not None
+                else ""
+            )
+            + (
+                f", unrelated cosine {row['preservation_unrelated']:.3f}"
+                if row.get("preservation_unrelated") is not None
+                else ""
+            ),
+            file=sys.stderr,
+        )
     print(
         f"default gamma: {e.gamma:g}; wrote {out}/eraser.safetensors, eraser.json, history.jsonl",
         file=sys.stderr,
@@ -260,14 +273,6 @@ def _preserve_args(args: argparse.Namespace) -> tuple[tuple[str, ...] | None, tu
             )
     prompts = tuple(load_prompts(args.preserve_file)) if args.preserve_file else ()
     return names, prompts
-
-
-def _check_preserve(concept, names: tuple[str, ...] | None, prompts: tuple[str, ...]) -> None:
-    """Write the look-alike prompts once before any model loads: a name that cannot be swapped into
-    the concept's pairs fails here, in one line."""
-    from clear_core.lookalikes import default_preserve, preserve_set
-
-    preserve_set(concept, default_preserve(concept.name) if names is None else names, prompts)
 
 
 @command("evaluate")
@@ -447,22 +452,24 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("search", "CLEAR layer search + eraser: writes eraser.safetensors, eraser.json, history.jsonl.")
     p.add_argument("--concept", required=True, help="concept file (.jsonl/.csv) or a built-in pack slug")
     p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--steps", type=count_arg(limits.MAX_SEARCH_STEPS), default=300)
-    p.add_argument("--seed", type=seed_arg, default=0)
-    p.add_argument("--d-sae", type=count_arg(limits.MAX_D_SAE), default=2048)
-    p.add_argument("--batch-pairs", type=count_arg(limits.MAX_BATCH), default=16)
+    add_field(p, SearchConfig, "steps", type=count_arg(limits.MAX_SEARCH_STEPS))
+    add_field(p, SearchConfig, "seed", type=seed_arg)
+    add_field(p, SearchConfig, "d_sae", type=count_arg(limits.MAX_D_SAE))
+    add_field(p, SearchConfig, "batch_pairs", type=count_arg(limits.MAX_BATCH))
+    add_field(p, SearchConfig, "sae_kind", "--sae", choices=SAE_KINDS)
+    add_field(p, SearchConfig, "k", type=count_arg(limits.MAX_K), unset=True)
+    add_field(p, SearchConfig, "lr_alpha", type=finite_arg(above=0.0))
     p.add_argument("--no-con", action="store_true", help="ablation: step 2 on L_SAE only (no L_con)")
     p.add_argument("--brute-force", action="store_true", help="ablation: one SAE per block, L x the cost")
-    p.add_argument(
-        "--eraser-type", choices=["sae", "steering"], default="sae", help="steering = dense baseline"
-    )
-    p.add_argument("--mask", choices=["contrastive", "paper"], default="contrastive")
+    add_field(p, EraserOptions, "kind", "--eraser-type", choices=ERASER_KINDS)
+    add_field(p, EraserOptions, "mask", choices=MASKS)
     p.add_argument(
         "--block",
         type=_block_arg,
         help="erase at this block (block b is encoder.layer.b / encoder.block.b) instead of the chosen one",
     )
     p.add_argument("--gamma", type=_gamma_arg, help="fix the default gamma (≥ 0) instead of calibrating it")
+    add_field(p, EraserOptions, "holdout", type=finite_arg(minimum=0.0))
     p.add_argument(
         "--preserve",
         metavar="NAMES",
@@ -472,20 +479,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--no-preserve", action="store_true", help="switch the built-in preserve list of a pack off"
     )
-    p.add_argument(
-        "--gate",
-        action="store_true",
-        help="look-alike gate: erase a token only as far as it goes beyond what the look-alikes use",
-    )
-    p.add_argument("--sae", choices=("topk", "batchtopk", "relu"), help="SAE kind (default topk)")
-    p.add_argument(
-        "--k",
-        type=count_arg(limits.MAX_K),
-        help="active features per token of a (batch)topk SAE (default 64)",
-    )
-    p.add_argument(
-        "--lr-alpha", type=finite_arg(above=0.0), help="learning rate of the block logits (default 0.1)"
-    )
+    add_field(p, EraserOptions, "gate")
+    add_field(p, EraserOptions, "context_gate")
+    add_field(p, EraserOptions, "null_space", type=finite_arg(minimum=0.0))
     p.add_argument("--overwrite", action="store_true", help="allow writing into a non-empty --out")
 
     p = add("evaluate", "Leakage and preservation of an eraser, with a gamma sweep, as JSON on stdout.")

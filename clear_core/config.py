@@ -176,7 +176,9 @@ class EraserOptions:
         if (self.context_gate or self.null_space or self.gate) and (
             self.kind != "sae" or self.mask != "contrastive"
         ):
-            raise ValueError("the gates and the null-space edit need the SAE eraser with the contrastive mask")
+            raise ValueError(
+                "the gates and the null-space edit need the SAE eraser with the contrastive mask"
+            )
         if self.calibration_pairs < 2:
             raise ValueError(f"calibration_pairs must be ≥ 2, got {self.calibration_pairs}")
         self.gamma = check_gamma(self.gamma)

@@ -354,9 +354,7 @@ def calibration_leakage(row: GammaRow) -> float:
     return 0.5 * (row.leakage_positive + implicit)
 
 
-def calibrate_gamma(
-    report: Report, preserve_min: float = 0.95, lookalike_min: float | None = None
-) -> float:
+def calibrate_gamma(report: Report, preserve_min: float = 0.95, lookalike_min: float | None = None) -> float:
     """The default γ: lowest :func:`calibration_leakage` while unrelated preservation ≥ ``preserve_min``
     (and, with ``lookalike_min`` and look-alike rows, look-alike preservation ≥ ``lookalike_min``).
 

@@ -39,6 +39,7 @@ __all__ = [
     "lookalike_prompts",
     "parse_preserve",
     "preserve_set",
+    "resolve_preserve",
 ]
 
 _ARTISTS = ("van_gogh", "picasso", "rembrandt", "andy_warhol", "caravaggio")
@@ -263,3 +264,32 @@ def preserve_set(
         out.protect["file"] = [texts[i] for i in sorted(order[len(order) // 2 :])]
         out.held_out["file"] = [texts[i] for i in sorted(order[: len(order) // 2])]
     return out
+
+
+def resolve_preserve(
+    concept: ConceptSet,
+    preserve: Sequence[str] | None,
+    prompts: Sequence[str],
+    *,
+    kind: str = "sae",
+    mask: str = "contrastive",
+    gate: bool = False,
+    seed: int = 0,
+    held_out_pairs: Sequence[int] | None = None,
+) -> PreserveSet | None:
+    """The look-alikes a run keeps (None: nothing), from ``EraserOptions``' preserve fields: the pack's
+    built-in list when ``preserve`` is None. Only the contrastive SAE mask protects anything. Cheap (no
+    model), so the command line calls it before loading one; a gate with nothing to keep is refused."""
+    names = default_preserve(concept.name) if preserve is None else list(preserve)
+    protects = kind == "sae" and mask == "contrastive"
+    found = (
+        preserve_set(concept, names, prompts, seed=seed, held_out_pairs=held_out_pairs)
+        if protects and (names or prompts)
+        else None
+    )
+    if gate and not found:
+        raise ValueError(
+            f"the look-alike gate needs look-alikes to keep, and {concept.name!r} has none here: "
+            "give a preserve list (--preserve or --preserve-file)"
+        )
+    return found

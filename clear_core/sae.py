@@ -37,7 +37,6 @@ from clear_core.config import SAE_KINDS
 __all__ = ["SAE", "SAE_KINDS", "SAEConfig", "SAEOutput", "SAEStats", "SparseSAEOutput", "sae_update"]
 
 
-
 @dataclass
 class SAEConfig:
     """Shape and sparsity of the SAE (defaults of a plain ``SAEConfig(d_model)``: the L1 SAE)."""

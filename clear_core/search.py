@@ -424,7 +424,7 @@ class _Convergence:
         self.losses: list[float] = []
 
     def update(self, step: int, probs: torch.Tensor, loss_sae: float) -> str:
-        """"" while training should go on, else the reason it converged."""
+        """ "" while training should go on, else the reason it converged."""
         c = self.config
         top = int(probs.argmax())
         self.tops.append((top, float(probs[top])))

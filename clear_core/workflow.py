@@ -22,7 +22,7 @@ from clear_core.encoders import Activations, CaptureConfig, TextEncoder
 from clear_core.erasure import Eraser, build_eraser, leace_eraser, steering_eraser
 from clear_core.evaluation import Report, calibrate_gamma, evaluate
 from clear_core.io import atomic_path
-from clear_core.lookalikes import PreserveSet, default_preserve, preserve_set
+from clear_core.lookalikes import PreserveSet, resolve_preserve
 from clear_core.search import (
     BruteForceResult,
     LayerSearch,
@@ -124,23 +124,16 @@ class ClearRun:
             raise ValueError(
                 f"concept {concept.name!r}: fewer than 2 pairs left to fit after the held-out split"
             )
-        names = default_preserve(concept.name) if opts.preserve is None else list(opts.preserve)
-        protects = opts.kind == "sae" and opts.mask == "contrastive"
-        self.preserve = (
-            preserve_set(
-                concept,
-                names,
-                opts.preserve_prompts,
-                seed=self.search_config.seed,
-                held_out_pairs=self.split.held_out_indices if len(self.split.held_out) else None,
-            )
-            if protects and (names or opts.preserve_prompts)
-            else None
+        self.preserve = resolve_preserve(
+            concept,
+            opts.preserve,
+            opts.preserve_prompts,
+            kind=opts.kind,
+            mask=opts.mask,
+            gate=opts.gate,
+            seed=self.search_config.seed,
+            held_out_pairs=self.split.held_out_indices if len(self.split.held_out) else None,
         )
-        if opts.gate and not self.preserve:
-            raise ValueError(
-                "the look-alike gate needs look-alikes to keep (a preserve list) and the contrastive SAE mask"
-            )
         self.result: RunResult | None = None
 
     # ------------------------------------------------------------------------------------ stages

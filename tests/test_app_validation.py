@@ -114,7 +114,7 @@ def test_gate_box_maps_onto_eraser_options_and_needs_lookalikes():
     search_tab.check_search(**FORM, session=pack_session(), gate=True)  # the pack's look-alikes: fine
     with pytest.raises(gr.Error, match="Look-alike gate: the Keep box is empty"):
         search_tab.check_search(**{**FORM, "keep_text": ""}, session=pack_session(), gate=True)
-    with pytest.raises(gr.Error, match="Look-alike gate: needs the SAE eraser with the contrastive mask"):
+    with pytest.raises(gr.Error, match="need the SAE eraser with the contrastive mask"):
         search_tab.check_search(**{**FORM, "mask": "paper"}, session=pack_session(), gate=True)
 
 

@@ -5,7 +5,7 @@ import sys
 import numpy as np
 import pytest
 
-from clear_core.__main__ import main
+from clear_core.__main__ import build_parser, main
 
 
 @pytest.fixture
@@ -327,3 +327,20 @@ def test_analyze_writes_whole_files_and_never_replaces_them_silently(files, tmp_
     _one_line_error(capsys, main(args), "exists and is not empty; pass --overwrite")
     assert (out / "analysis.json").read_bytes() == before
     assert main([*args, "--overwrite"]) == 0
+
+
+def test_search_options_come_from_the_config_dataclasses(monkeypatch, capsys):
+    """One source of defaults: a default changed in SearchConfig / EraserOptions shows in --help and
+    reaches the run without another edit."""
+    from clear_core.config import EraserOptions, SearchConfig
+    from clear_core.options import config_from_args
+
+    monkeypatch.setattr(SearchConfig.__dataclass_fields__["steps"], "default", 123)
+    monkeypatch.setattr(EraserOptions.__dataclass_fields__["holdout"], "default", 0.4)
+    with pytest.raises(SystemExit):
+        main(["search", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "Optimisation steps" in text and "(default: 123)" in text and "(default: 0.4)" in text
+    args = build_parser().parse_args(["search", "--concept", "parachute", "--out", "x"])
+    assert config_from_args(SearchConfig, args).steps == 123
+    assert config_from_args(EraserOptions, args).holdout == 0.4

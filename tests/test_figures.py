@@ -131,7 +131,10 @@ def test_gamma_sweep_chart_axes_chosen_gamma_and_floor():
     floor = [s for s in fig.layout.shapes if s.y0 == s.y1 == 0.95]
     assert len(vertical) == 1 and len(floor) == 1
     assert floor[0].yref == "y2" and floor[0].line.dash == "dash"
-    assert {a.text for a in fig.layout.annotations} == {"chosen γ = 1", "preservation floor: cosine 0.95 (right axis) →"}
+    assert {a.text for a in fig.layout.annotations} == {
+        "chosen γ = 1",
+        "preservation floor: cosine 0.95 (right axis) →",
+    }
     assert fig.layout.yaxis2.range[0] <= 0.9  # the worst cosine is on the chart
     bare = figures.gamma_sweep_chart([0, 1], {"leakage_positive": [0.5, 0.2]})
     assert len(bare.data) == 1 and not bare.layout.shapes

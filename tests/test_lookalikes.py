@@ -92,7 +92,9 @@ def test_protected_mask_by_hand(small_run, minilm):
     layer, scale = run.search.layer, run.search.scale
     protected = minilm.capture(["a red kite high over a beach", "a kite above the dunes at dusk"])
     e = build_eraser(run.search, run.pos, run.neg, "p", "minilm", protected=protected)
-    f_pos, f_neg, f_prot = (feature_means(run.search.sae, a, layer, scale) for a in (run.pos, run.neg, protected))
+    f_pos, f_neg, f_prot = (
+        feature_means(run.search.sae, a, layer, scale) for a in (run.pos, run.neg, protected)
+    )
     diff = torch.relu(f_pos - torch.maximum(f_neg, f_prot))
     torch.testing.assert_close(e.m_spec, (diff / (diff.max() + run.search.config.eps)).float())
     assert e.meta["n_protected"] == 2
@@ -121,8 +123,14 @@ def test_evaluation_reports_lookalikes_apart(minilm, small_run, small_concept):
     assert clean.preservation_lookalike == pytest.approx(1.0) and erased.preservation_lookalike < 1.0
     for row in report.rows:  # judged on the 4 odd-position look-alikes, never the probe's own 4
         assert 0.0 <= row.lookalike_told_apart <= 1.0 and (4 * row.lookalike_told_apart).is_integer()
-    without = evaluate(minilm, small_run.eraser, small_concept.positives[:8], small_concept.negatives[:8],
-                       unrelated=UNRELATED, gammas=(3.0,))
+    without = evaluate(
+        minilm,
+        small_run.eraser,
+        small_concept.positives[:8],
+        small_concept.negatives[:8],
+        unrelated=UNRELATED,
+        gammas=(3.0,),
+    )
     assert without.rows[0].preservation_lookalike is None and without.n_lookalike == 0
 
 
@@ -149,8 +157,13 @@ def test_run_protects_and_records_the_preserve_list(minilm, small_concept):
     assert rows[0]["preservation_lookalike"] == pytest.approx(1.0)
     chosen = next(r for r in rows if r["gamma"] == eraser.gamma)
     assert chosen["preservation_lookalike"] >= 0.98 or eraser.gamma == 1.0
-    off = ClearRun(minilm, small_concept, SearchConfig(steps=4, d_sae=32),
-                   EraserOptions(calibrate=False, preserve=()), unrelated=UNRELATED)
+    off = ClearRun(
+        minilm,
+        small_concept,
+        SearchConfig(steps=4, d_sae=32),
+        EraserOptions(calibrate=False, preserve=()),
+        unrelated=UNRELATED,
+    )
     assert off.preserve is None
     default = ClearRun(minilm, small_concept, SearchConfig(steps=4, d_sae=32), unrelated=UNRELATED)
     assert default.preserve.names == default_preserve("parachute")
@@ -181,7 +194,9 @@ def test_window_flags_only_gammas_meeting_every_criterion(minilm, small_run, sma
         assert r.ok == expected
         aware = r.leakage_implicit_vs_lookalike <= result.unerased_implicit_vs_lookalike
         assert r.ok_vs_lookalike == (
-            aware and result.unerased_implicit_vs_lookalike >= 0.5 and r.preservation_lookalike >= 0.5
+            aware
+            and result.unerased_implicit_vs_lookalike >= 0.5
+            and r.preservation_lookalike >= 0.5
             and r.lookalike_told_apart >= 0.5
         )
     assert result.window == [r.gamma for r in result.rows if r.ok]
@@ -197,7 +212,9 @@ def test_cli_preserve_flags_are_checked_before_models_load(tmp_path, capsys):
     assert "--preserve is empty" in capsys.readouterr().err
     custom = tmp_path / "cat.jsonl"
     custom.write_text('{"positive": "a cat on a sofa", "negative": "a sofa"}\n' * 1)
-    code = main(["search", "--concept", str(custom), "--out", out, "--preserve", "dog", "--model", "/nonexistent"])
+    code = main(
+        ["search", "--concept", str(custom), "--out", out, "--preserve", "dog", "--model", "/nonexistent"]
+    )
     assert code == 2 and "--preserve-file" in capsys.readouterr().err  # before the (missing) model loads
 
 
@@ -223,22 +240,38 @@ def test_protection_keeps_tennis_balls_closer(minilm):
     tennis-ball prompts closer to their originals than the mask without it."""
     concept = load_builtin("golf_ball")
     ps = preserve_set(concept, ["tennis ball"])
-    run = ClearRun(minilm, concept, SearchConfig(steps=60, d_sae=512, seed=0),
-                   EraserOptions(calibrate=False, preserve=()), unrelated=UNRELATED)
+    run = ClearRun(
+        minilm,
+        concept,
+        SearchConfig(steps=60, d_sae=512, seed=0),
+        EraserOptions(calibrate=False, preserve=()),
+        unrelated=UNRELATED,
+    )
     for _ in run.run():
         pass
     res = run.result
     plain = res.eraser
-    kept = build_eraser(res.search, res.pos, res.neg, "golf_ball", "minilm",
-                        protected=minilm.capture(ps.protect["tennis ball"]))
+    kept = build_eraser(
+        res.search,
+        res.pos,
+        res.neg,
+        "golf_ball",
+        "minilm",
+        protected=minilm.capture(ps.protect["tennis ball"]),
+    )
     held = ps.held_out["tennis ball"]
     original = minilm.encode(held)
 
     def cosine(eraser):
         with eraser.applied(minilm, gamma=3.0):
             erased = minilm.encode(held)
-        return float(np.mean((original * erased).sum(-1) / np.linalg.norm(original, axis=-1)
-                             / np.linalg.norm(erased, axis=-1)))
+        return float(
+            np.mean(
+                (original * erased).sum(-1)
+                / np.linalg.norm(original, axis=-1)
+                / np.linalg.norm(erased, axis=-1)
+            )
+        )
 
     assert cosine(kept) > cosine(plain) + 0.01
 
@@ -300,6 +333,6 @@ def test_cli_gate_needs_lookalikes_before_models_load(tmp_path, capsys):
     custom.write_text('{"positive": "a cat on a sofa", "negative": "a sofa"}\n')
     out = str(tmp_path / "e")
     assert main(["search", "--concept", str(custom), "--out", out, "--gate", "--model", "/nonexistent"]) == 2
-    assert "--gate needs look-alikes" in capsys.readouterr().err
+    assert "gate needs look-alikes" in capsys.readouterr().err
     assert main(["search", "--concept", "golf_ball", "--out", out, "--gate", "--mask", "paper"]) == 2
     assert "contrastive" in capsys.readouterr().err
