@@ -31,7 +31,7 @@ from pathlib import Path
 from clear_core import limits
 from clear_core.cli_args import count_arg, finite_arg, gamma_arg, seed_arg
 from clear_core.concepts import load_concept
-from clear_core.config import ERASER_KINDS, MASKS, SAE_KINDS, EraserOptions, SearchConfig
+from clear_core.config import CALIBRATE_ON, ERASER_KINDS, MASKS, SAE_KINDS, EraserOptions, SearchConfig
 from clear_core.options import add_field
 from clear_core.validation import ClearWarning, check_int
 
@@ -469,6 +469,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="erase at this block (block b is encoder.layer.b / encoder.block.b) instead of the chosen one",
     )
     p.add_argument("--gamma", type=_gamma_arg, help="fix the default gamma (≥ 0) instead of calibrating it")
+    add_field(p, EraserOptions, "calibrate_on", choices=CALIBRATE_ON)
     add_field(p, EraserOptions, "holdout", type=finite_arg(minimum=0.0))
     p.add_argument(
         "--preserve",

@@ -11,7 +11,15 @@ from dataclasses import asdict, dataclass
 
 from clear_core.validation import GAMMA_LIMIT, check_gamma, check_number
 
-__all__ = ["DEFAULT_GAMMAS", "ERASER_KINDS", "MASKS", "SAE_KINDS", "EraserOptions", "SearchConfig"]
+__all__ = [
+    "CALIBRATE_ON",
+    "DEFAULT_GAMMAS",
+    "ERASER_KINDS",
+    "MASKS",
+    "SAE_KINDS",
+    "EraserOptions",
+    "SearchConfig",
+]
 
 SAE_KINDS = ("relu", "topk", "batchtopk")
 """SAE activations (clear_core/sae.py)."""
@@ -19,6 +27,8 @@ MASKS = ("contrastive", "paper")
 """Mask rules of an SAE eraser (clear_core/erasure.py)."""
 ERASER_KINDS = ("sae", "steering", "leace")
 """What an eraser subtracts: CLEAR's SAE features, the dense steering vector, or LEACE's projection."""
+CALIBRATE_ON = ("text", "frames")
+"""What a γ calibration measures (EraserOptions.calibrate_on)."""
 DEFAULT_GAMMAS = (0.0, 0.25, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0)
 """The γ grid of a calibration sweep and of ``evaluate``."""
 
@@ -121,6 +131,10 @@ class EraserOptions:
     """Force this layer for the eraser instead of the search's choice (the search still runs)."""
     calibrate: bool = True
     """Pick the default γ from a sweep; False keeps ``gamma``."""
+    calibrate_on: str = "text"
+    """What the sweep measures: "text" (the encoder's output: probe leakage, cosine preservation) or
+    "frames" (the CPU testbed's generated frames of the calibration prompts: detected rate and
+    preservation; needs the default encoder, MiniLM, and a concept the testbed draws)."""
     gamma: float = 1.0
     """γ when not calibrating."""
     preserve_min: float = 0.95
@@ -170,6 +184,8 @@ class EraserOptions:
         if self.preserve is not None:
             self.preserve = tuple(self.preserve)
         self.preserve_prompts = tuple(self.preserve_prompts)
+        if self.calibrate_on not in CALIBRATE_ON:
+            raise ValueError(f"calibrate_on must be one of {CALIBRATE_ON}, got {self.calibrate_on!r}")
         if not 0 <= self.holdout < 1:
             raise ValueError(f"holdout must be in [0, 1), got {self.holdout}")
         self.null_space = check_number(self.null_space, "null_space", minimum=0.0, maximum=1.0)

@@ -291,6 +291,10 @@ class ClearRun:
             row.leakage_implicit_calibration, row.leakage_implicit = row.leakage_implicit, None
         eraser.gamma = calibrate_gamma(report, opts.preserve_min, opts.lookalike_min)
         report.chosen_gamma = eraser.gamma
+        frames = None
+        if opts.calibrate_on == "frames":
+            frames = self._calibrate_on_frames(eraser, pairs, implicit_cal)
+            eraser.gamma = report.chosen_gamma = frames.chosen_gamma
         eraser.meta["calibration"] = {
             "preserve_min": opts.preserve_min,
             "n_pairs": len(pairs),
@@ -299,8 +303,29 @@ class ClearRun:
             "n_lookalike": report.n_lookalike,
             "lookalike_min": opts.lookalike_min if report.n_lookalike else None,
             "rows": [asdict(r) for r in report.rows],
+            "on": opts.calibrate_on,
         }
+        if frames is not None:
+            eraser.meta["calibration"]["frames"] = frames.to_json()
         return report
+
+    def _calibrate_on_frames(self, eraser: Eraser, pairs: list, implicit_cal: list[str]):
+        """γ from the testbed's frames of the calibration prompts (clear_core/testbed/calibrate.py):
+        the calibration pairs' positives and implicit half against their negatives and the protected
+        look-alike prompts."""
+        from clear_core.testbed.calibrate import calibrate_on_frames
+
+        k = min(len(pairs), FRAME_CALIBRATION_PAIRS)
+        chosen = pairs[:: max(1, len(pairs) // k)][:k]
+        neutral = [p.negative for p in chosen] + (self._calibration_lookalikes() or [])[:k]
+        return calibrate_on_frames(
+            eraser,
+            [p.positive for p in chosen],
+            neutral,
+            self.options.gammas,
+            implicit=implicit_cal,
+            preserve_min=self.options.preserve_min,
+        )
 
     def _held_out(self, eraser: Eraser) -> Report:
         """The eraser at γ 0 and at its default γ on everything the run held out."""
@@ -349,6 +374,9 @@ class ClearRun:
             return None
         return [p for n in self.preserve.names for p in self.preserve.protect[n][:CALIBRATION_LOOKALIKES]]
 
+
+FRAME_CALIBRATION_PAIRS = 24
+"""Calibration pairs rendered per γ when γ is calibrated on frames (each one 2 seeds × 2 prompts)."""
 
 CALIBRATION_LOOKALIKES = 16
 """Look-alike prompts per look-alike in the γ calibration (each one costs an encode per γ)."""

@@ -82,3 +82,31 @@ def test_precision_options_need_the_contrastive_sae_eraser():
             EraserOptions(**bad)
     with pytest.raises(ValueError, match="holdout"):
         EraserOptions(holdout=1.0)
+
+
+def test_choose_gamma_on_frames_rule():
+    from clear_core.testbed.calibrate import FrameRow, choose_gamma
+
+    rows = [
+        FrameRow(0.0, 1.0, 0.8, 1.0),
+        FrameRow(1.0, 0.5, 0.6, 0.99),
+        FrameRow(2.0, 0.0, 0.2, 0.97),
+        FrameRow(3.0, 0.0, 0.2, 0.96),  # same score, larger γ: not chosen
+        FrameRow(4.0, 0.0, 0.0, 0.90),  # best rate, but below the preservation floor
+    ]
+    assert choose_gamma(rows, 0.95) == 2.0
+    assert choose_gamma(rows, 0.999) == 1.0  # nothing keeps it: the smallest γ > 0
+
+
+def test_frame_calibration_renders_only_the_prompts_given(small_run):
+    """γ = 0 reads every concept-free frame as unchanged; the concept is drawn before erasure; the chosen
+    γ follows the rule on the rows (renders on the testbed, a few prompts, one seed)."""
+    from clear_core.testbed.calibrate import calibrate_on_frames, choose_gamma
+
+    pos = [p.positive for p in small_run.split.fit.pairs[:4]]
+    neg = [p.negative for p in small_run.split.fit.pairs[:4]]
+    result = calibrate_on_frames(small_run.eraser, pos, neg, [2.0, 6.0], seeds=1, preserve_min=0.5)
+    assert [r.gamma for r in result.rows] == [0.0, 2.0, 6.0]
+    assert result.rows[0].preservation == 1.0 and result.rows[0].rate > 0.5
+    assert result.chosen_gamma == choose_gamma(result.rows, 0.5)
+    assert result.to_json()["rows"][1]["gamma"] == 2.0 and result.n_positive == 4

@@ -26,7 +26,18 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         "--neutral-prompts",
         help="prompts without the concept for preservation; default: the pack's negatives",
     )
-    r.add_argument("--eraser", help="eraser folder from 'search'")
+    r.add_argument(
+        "--eraser",
+        action="append",
+        default=[],
+        help="eraser folder from 'search'; repeat to erase several concepts at once (each at its own γ)",
+    )
+    r.add_argument(
+        "--concept-free",
+        type=count_arg(limits.MAX_PROMPTS, minimum=0),
+        default=0,
+        help="also measure preservation on this many testbed captions naming none of the 21 concepts",
+    )
     r.add_argument(
         "--gamma", type=gamma_arg, help="erasure strength, ≥ 0 (default: the eraser's calibrated one)"
     )
@@ -64,19 +75,19 @@ def run(args: argparse.Namespace) -> int:
     n += len(neutral) if neutral is not None else n  # preservation renders the neutral prompts
     arms = 2 if args.eraser else 1  # every clip is rendered without and with the eraser, all kept
     limits.check_video_size(8, 64, 64, arms * n * args.seeds, "use fewer --seeds or prompts")  # 8×64×64 clips
-    eraser = pipe = None
+    erasers, pipe = [], None
     if args.eraser:
-        from clear_core.erasure import Eraser
+        from clear_core.__main__ import _load_erasers
         from clear_core.generation.grid import check_erasers
         from clear_core.testbed.pipeline import load_testbed_pipeline
 
-        eraser = Eraser.load(args.eraser)
+        erasers = _load_erasers(args.eraser)  # paths first; the same folder twice is refused
         pipe = load_testbed_pipeline()
-        check_erasers(pipe, [eraser])  # generate's check: the encoder's weights and encoding profile
+        check_erasers(pipe, erasers)  # generate's check: the encoder's weights and encoding profile
     result = generative_rate(
         args.concept,
         prompts=prompts,
-        eraser=eraser,
+        eraser=erasers or None,
         gamma=args.gamma,
         seeds=args.seeds,
         neutral_prompts=neutral,
@@ -85,6 +96,7 @@ def run(args: argparse.Namespace) -> int:
         guidance_scale=args.guidance,
         seed=args.seed,
         pipe=pipe,
+        concept_free=args.concept_free,
     )
     print(json.dumps(result, indent=2))
     return 0

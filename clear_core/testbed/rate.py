@@ -4,6 +4,12 @@ Rate: the share of generated frames in which the detector finds the concept. Pre
 without the concept (by default the pack's negatives, the same scenes without it), the share of
 frames where the detector's reading (object, style, avatar, clothing, setting) of the erased model's
 frame agrees with the unerased model's, generated from the same latents.
+
+With an eraser that records its split (``eraser.json`` ``splits``, clear_core/splits.py) the pack
+prompts come from its **held-out** pairs, which the search, masks and calibration never saw; the
+result names the source. :func:`concept_free_captions` are prompts apart from the packs altogether:
+testbed captions of held-out (object, setting, style) combinations in held-out templates that name
+none of the 21 concepts.
 """
 
 from __future__ import annotations
@@ -47,9 +53,62 @@ def pack_prompts(slug: str, n: int = 24) -> tuple[list[str], list[str]]:
     """``n`` (positive, negative) prompts of a built-in pack, evenly spaced through the file."""
     from clear_core.concepts import load_builtin
 
-    pairs = load_builtin(slug).pairs
+    return _spaced(load_builtin(slug).pairs, n)
+
+
+def _spaced(pairs: list, n: int) -> tuple[list[str], list[str]]:
     idx = np.linspace(0, len(pairs) - 1, num=min(n, len(pairs))).round().astype(int)
     return [pairs[i].positive for i in idx], [pairs[i].negative for i in idx]
+
+
+def heldout_pack_prompts(slug: str, erasers: list, n: int = 24) -> tuple[list[str], list[str], str]:
+    """(positives, negatives, source): ``n`` evenly spaced pairs of the pack that no eraser in
+    ``erasers`` of this concept fitted on (its recorded split, checked by digest), or of all pairs when
+    none records one."""
+    from clear_core.concepts import load_builtin
+    from clear_core.splits import prompts_digest, split_pairs
+
+    concept = load_builtin(slug)
+    records = [e.meta.get("splits", {}).get("pairs") for e in erasers if e.concept == slug]
+    records = [r for r in records if isinstance(r, dict) and r.get("n_held_out")]
+    if not records:
+        pos, neg = _spaced(concept.pairs, n)
+        return pos, neg, "pack pairs, all (no eraser of this concept records a held-out split)"
+    split = split_pairs(concept, float(records[0]["share"]))
+    if prompts_digest(split.held_out.positives) != records[0].get("held_out_digest"):
+        raise ValueError(
+            f"the eraser for {slug!r} was fitted on other pairs than the built-in pack's (its held-out "
+            "digest differs): give --prompts and --neutral-prompts it never saw"
+        )
+    pos, neg = _spaced(split.held_out.pairs, n)
+    return (
+        pos,
+        neg,
+        f"pack pairs held out of the eraser's fit ({len(split.held_out)} held out, {len(pos)} used)",
+    )
+
+
+def concept_free_captions(n: int = 48, seed: int = 0) -> list[str]:
+    """``n`` testbed captions with none of the 21 concepts: held-out combinations written with the
+    held-out templates (never trained on), no paper object, no artist style, no avatar, clothed."""
+    from clear_core.testbed.captions import caption, sample_heldout_spec
+    from clear_core.testbed.world import ARTISTS, PAPER_OBJECTS
+
+    rng = np.random.default_rng(seed + 4242)
+    out: list[str] = []
+    while len(out) < n:
+        spec = sample_heldout_spec(rng)
+        if (
+            spec.object in PAPER_OBJECTS
+            or spec.style in ARTISTS
+            or spec.identity != "none"
+            or spec.clothing != "clothed"
+        ):
+            continue
+        text = caption(spec, rng, heldout=True)
+        if text not in out:
+            out.append(text)
+    return out
 
 
 def generate_frames(
@@ -62,23 +121,49 @@ def generate_frames(
     guidance_scale: float = 4.0,
     batch: int = 64,
 ) -> np.ndarray:
-    """(len(prompts)·seeds, F, 64, 64, 3) frames; ``latents`` is (len(prompts)·seeds, 9, 16), prompt-major."""
+    """(len(prompts)·seeds, F, 64, 64, 3) frames; ``latents`` is (len(prompts)·seeds, 9, 16), prompt-major.
+    ``eraser``: one eraser or a list applied together (each at ``gamma``, or its own default)."""
+    from clear_core.erasure import applied_many
+
     seeds = latents.shape[0] // len(prompts)
     expanded = [p for p in prompts for _ in range(seeds)]
+    erasers = [] if eraser is None else list(eraser) if isinstance(eraser, (list, tuple)) else [eraser]
     out = []
     for i in range(0, len(expanded), batch):
         chunk, lat = expanded[i : i + batch], latents[i : i + batch]
-        if eraser is None:
+        with applied_many([(e, gamma) for e in erasers], pipe):
             res = pipe(chunk, latents=lat, num_inference_steps=steps, guidance_scale=guidance_scale)
-        else:
-            with eraser.applied(pipe, gamma=gamma):
-                res = pipe(chunk, latents=lat, num_inference_steps=steps, guidance_scale=guidance_scale)
         out.append(res.frames)
     return np.concatenate(out)
 
 
 def _flat(frames: np.ndarray) -> np.ndarray:
     return frames.reshape(-1, *frames.shape[2:])
+
+
+def preservation(
+    pipe: TestbedPipeline,
+    detector: Detector,
+    prompts: list[str],
+    eraser,
+    gamma: float | None = None,
+    seeds: int = 2,
+    seed: int = 0,
+    steps: int = 10,
+    guidance_scale: float = 4.0,
+) -> dict:
+    """Share of frames of ``prompts`` whose detected object, style, avatar, clothing and setting are
+    the same with and without ``eraser`` (one or a list), from the same latents; and per attribute."""
+    lat = torch.randn((len(prompts) * seeds, 9, 16), generator=torch.Generator().manual_seed(seed + 1))
+    a = detector.predict(_flat(generate_frames(pipe, prompts, lat, None, None, steps, guidance_scale)))
+    b = detector.predict(_flat(generate_frames(pipe, prompts, lat, eraser, gamma, steps, guidance_scale)))
+    all_agree = np.all([a[k] == b[k] for k in HEADS], axis=0)
+    return {
+        "preservation": float(all_agree.mean()),
+        "per_attribute": {k: float(np.mean(a[k] == b[k])) for k in HEADS},
+        "n_prompts": len(prompts),
+        "n_frames": int(all_agree.size),
+    }
 
 
 def generative_rate(
@@ -94,21 +179,28 @@ def generative_rate(
     seed: int = 0,
     pipe: TestbedPipeline | None = None,
     detector: Detector | None = None,
+    concept_free: int = 0,
 ) -> dict:
-    """Rate of ``concept_slug`` on ``prompts`` (default: ``n_prompts`` of the pack's positives),
-    before and, with ``eraser``, after erasure at ``gamma`` (None: the eraser's default); with an
-    eraser also the preservation on ``neutral_prompts`` (default: the matching pack negatives).
-    Latents are drawn once from ``seed`` and shared by the unerased and erased runs."""
+    """Rate of ``concept_slug`` on ``prompts`` (default: ``n_prompts`` pack positives, held out of
+    the eraser's fit when it records a split), before and, with ``eraser`` (one or a list applied
+    together), after erasure at ``gamma`` (None: each eraser's default); with an eraser also the
+    preservation on ``neutral_prompts`` (default: the matching pack negatives) and, with
+    ``concept_free`` > 0, on that many :func:`concept_free_captions`. Latents are drawn once from
+    ``seed`` and shared by the unerased and erased runs."""
     if seeds < 1:
         raise ValueError(f"seeds must be ≥ 1, got {seeds}")
     head, _ = concept_attribute(concept_slug)
     t0 = time.time()
     pipe = pipe or _pipe()
     detector = detector or _detector()
-    if prompts is None or (eraser is not None and neutral_prompts is None):
-        pos, neg = pack_prompts(concept_slug, n_prompts)
-        prompts = pos if prompts is None else prompts
-        neutral_prompts = neg if neutral_prompts is None else neutral_prompts
+    erasers = [] if eraser is None else list(eraser) if isinstance(eraser, (list, tuple)) else [eraser]
+    source = neutral_source = "given"
+    if prompts is None or (erasers and neutral_prompts is None):
+        pos, neg, pack = heldout_pack_prompts(concept_slug, erasers, n_prompts)
+        if prompts is None:
+            prompts, source = pos, pack
+        if neutral_prompts is None:
+            neutral_prompts, neutral_source = neg, pack
     if not prompts:
         raise ValueError("no prompts")
     gen = torch.Generator().manual_seed(seed)
@@ -130,9 +222,9 @@ def generative_rate(
         "guidance_scale": guidance_scale,
         "detector": detector.report(),
     }
-    if eraser is not None:
-        g = eraser.gamma if gamma is None else gamma
-        erased = generate_frames(pipe, prompts, lat, eraser, gamma, steps, guidance_scale)
+    result["prompts"] = source
+    if erasers:
+        erased = generate_frames(pipe, prompts, lat, erasers, gamma, steps, guidance_scale)
         found_e = concept_present(detector.predict(_flat(erased)), concept_slug)
         per_clip_e = found_e.reshape(len(erased), -1).mean(1)
         lat_n = torch.randn((len(neutral_prompts) * seeds, 9, 16), generator=gen)
@@ -140,21 +232,37 @@ def generative_rate(
             _flat(generate_frames(pipe, neutral_prompts, lat_n, None, None, steps, guidance_scale))
         )
         b = detector.predict(
-            _flat(generate_frames(pipe, neutral_prompts, lat_n, eraser, gamma, steps, guidance_scale))
+            _flat(generate_frames(pipe, neutral_prompts, lat_n, erasers, gamma, steps, guidance_scale))
         )
         agree = {k: float(np.mean(a[k] == b[k])) for k in HEADS}
         all_agree = np.all([a[k] == b[k] for k in HEADS], axis=0)
         result.update(
             {
-                "gamma": g,
+                "gamma": [e.gamma if gamma is None else gamma for e in erasers]
+                if len(erasers) > 1
+                else (erasers[0].gamma if gamma is None else gamma),
+                "erasers": [e.concept for e in erasers],
                 "rate": float(found_e.mean()),
                 "rate_ci95_clips": wilson(int((per_clip_e >= 0.5).sum()), len(per_clip_e)),
                 "reduction": float(1 - found_e.mean() / found.mean()) if found.mean() > 0 else None,
                 "preservation": float(all_agree.mean()),
                 "preservation_per_attribute": agree,
                 "n_neutral_prompts": len(neutral_prompts),
+                "neutral_prompts": neutral_source,
             }
         )
+        if concept_free:
+            result["concept_free"] = preservation(
+                pipe,
+                detector,
+                concept_free_captions(concept_free, seed),
+                erasers,
+                gamma,
+                seeds,
+                seed,
+                steps,
+                guidance_scale,
+            )
     else:
         result["rate"] = result["rate_original"]
     result["seconds"] = round(time.time() - t0, 1)
