@@ -108,8 +108,18 @@ def test_evaluate_videos_on_ray_writes_the_same_report(generated, capsys):
     assert not (folder / ".ray.json.tasks").exists()
 
 
+class Crasher(Doubler):
+    """Doubles numbers; its process dies on 5 (a worker lost with its node)."""
+
+    def run(self, x: int) -> int:
+        if x == 5:
+            os._exit(1)
+        return super().run(x)
+
+
 def test_ray_pool_spreads_tasks_over_workers_and_names_failures(local_ray):
-    ray.cloudpickle.register_pickle_by_value(sys.modules[Doubler.__module__])  # workers cannot import tests/
+    for module in {Doubler.__module__, __name__}:  # workers cannot import tests/: ship the classes
+        ray.cloudpickle.register_pickle_by_value(sys.modules[module])
     got = {}
     with Pool(Doubler, (1,), FanoutConfig(), max_workers=8) as pool:
         assert pool.size == 2  # the 2 CPUs of the instance, one per worker
@@ -117,6 +127,13 @@ def test_ray_pool_spreads_tasks_over_workers_and_names_failures(local_ray):
     assert got == {f"t{i}": 2 * i + 1 for i in range(8) if i != 3}
     assert [(f.key, f.error) for f in report.failures] == [("t3", "ValueError: cannot double 3")]
     assert len(report.workers) == 2 and sum(report.workers.values()) == 7
+
+    got.clear()
+    with Pool(Crasher, (0,), FanoutConfig(workers=2)) as pool:
+        report = pool.map([Task(f"t{i}", i) for i in range(10)], lambda t, v: got.update({t.key: v}))
+    assert set(got) == {f"t{i}" for i in range(10)} - {"t3", "t5"}  # the other worker did the rest
+    failures = {f.key: f.error for f in report.failures}
+    assert sorted(failures) == ["t3", "t5"] and failures["t5"].startswith("the worker died: ")
 
 
 @pytest.mark.slow

@@ -5,9 +5,9 @@ encoder) and ``run(payload)`` does one task, returning its result (bytes, arrays
 ship). :class:`Pool` starts the workers — one Ray actor per worker, each with the CPUs/GPUs of
 :class:`~clear_core.fanout.config.FanoutConfig` and ``torch.set_num_threads`` set to its CPUs, so two
 workers on two cores do not fight over threads — and hands every free worker the next task, waiting
-with ``ray.wait``. Ray's own actor restarts retry a task whose worker died (a lost node); what is left
-becomes a :class:`Failure` naming the task, as does an exception inside ``run``: one bad task never
-stops the others.
+with ``ray.wait``. A task whose worker died (a lost node, out of memory) becomes a :class:`Failure`
+naming it, as does an exception inside ``run``: one bad task never stops the others, and the command
+run again does only what is left.
 
 The driver (the process the user started) receives each result and writes the task's files itself
 (``on_result``, atomic writes), the moment the task finishes. So workers need no shared file system,
@@ -220,11 +220,11 @@ class Pool:
         try:
             n = _count_workers(self.config, self.max_workers or sys.maxsize)
             env = {k: os.environ[k] for k in FORWARDED_ENV if k in os.environ}
+            # no restarts: a worker lost with its node fails its task, the others go on, and the
+            # command run again does what is left (a restart would need the constructor's arguments
+            # kept in the object store for the whole run)
             actor = ray.remote(_Host).options(
-                num_cpus=self.config.cpus_per_task,
-                num_gpus=self.config.gpus_per_task,
-                max_restarts=1,  # a worker lost with its node comes back once
-                max_task_retries=1,  # and its task is run again
+                num_cpus=self.config.cpus_per_task, num_gpus=self.config.gpus_per_task, max_restarts=0
             )
             self._actors = [actor.remote(self.config.threads, env, self.worker, self.args) for _ in range(n)]
             try:
@@ -342,7 +342,7 @@ class Pool:
                 task, worker = pending.pop(ref)
                 try:
                     ok, value = ray.get(ref)
-                except ray.exceptions.RayError as err:  # the worker died, after Ray's own retry
+                except ray.exceptions.RayError as err:  # the worker died: it takes no more tasks
                     finish(task, worker, False, (f"the worker died: {_cause(err)}", str(err)))
                     continue
                 idle.append(worker)

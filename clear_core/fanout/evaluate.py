@@ -90,9 +90,6 @@ class FanoutMeasure:
             same = json.loads(state.read_text()) == plan
         except (OSError, ValueError):
             same = False
-        if not same:  # records of another evaluation: this run's own scratch, not the user's work
-            shutil.rmtree(self.folder, ignore_errors=True)
-        atomic_write_text(state, json.dumps(plan) + "\n")
 
         def finished(i: int, video: dict) -> bool:
             try:
@@ -106,7 +103,7 @@ class FanoutMeasure:
 
         tasks = [Task(video["path"], payload(video)) for video in videos]
         index = {task.key: i for i, task in enumerate(tasks)}
-        done = {i for i, video in enumerate(videos) if finished(i, video)}
+        done = {i for i, video in enumerate(videos) if same and finished(i, video)}
         pending = [t for i, t in enumerate(tasks) if i not in done]
         report = FanoutReport(total=len(tasks), skipped=len(done))
 
@@ -117,6 +114,9 @@ class FanoutMeasure:
         try:
             if pending:
                 with Pool(EvaluateWorker, (config, concept), self.config, max_workers=len(pending)) as pool:
+                    if not same:  # records of another evaluation: this command's scratch, not the user's work
+                        shutil.rmtree(self.folder, ignore_errors=True)
+                    atomic_write_text(state, json.dumps(plan) + "\n")
                     pool.map(pending, on_result, bar, report)
         finally:
             if bar is not None:

@@ -175,10 +175,9 @@ def _differences(old: dict, new: dict) -> list[str]:
     return sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
 
 
-def _open_out(out: Path, plan: dict, overwrite: bool) -> bool:
-    """Check ``out`` for this plan and record the plan; True when finished clips may be kept."""
+def _check_out(out: Path, plan: dict, overwrite: bool) -> bool:
+    """Check ``out`` for this plan (nothing is written); True when its finished clips may be kept."""
     from clear_core.generation.grid import check_out
-    from clear_core.io import atomic_write_text
 
     state = out / TASKS_DIR / "plan.json"
     resume = False
@@ -197,10 +196,16 @@ def _open_out(out: Path, plan: dict, overwrite: bool) -> bool:
             )
         resume = True
     check_out(out, overwrite=True)  # a file, or a folder that cannot be written
+    return resume
+
+
+def _record_plan(out: Path, plan: dict, resume: bool) -> None:
+    """Write the plan (a fresh run also drops the sheet frames a run before it left)."""
+    from clear_core.io import atomic_write_text
+
     if not resume:
         shutil.rmtree(out / TASKS_DIR / "rows", ignore_errors=True)
-    atomic_write_text(state, json.dumps(plan, indent=1, ensure_ascii=False) + "\n")
-    return resume
+    atomic_write_text(out / TASKS_DIR / "plan.json", json.dumps(plan, indent=1, ensure_ascii=False) + "\n")
 
 
 def generate_fanout(
@@ -218,7 +223,8 @@ def generate_fanout(
 
     start = time.perf_counter()
     out = Path(out)
-    resume = _open_out(out, job.plan(), overwrite)
+    plan = job.plan()
+    resume = _check_out(out, plan, overwrite)
     rows = out / TASKS_DIR / "rows"
     names = [v.name for v in job.variants]
     groups = [(i, seed) for i in range(len(job.prompts)) for seed in job.seeds]
@@ -260,6 +266,7 @@ def generate_fanout(
     bar = TaskBar("generate", len(tasks), len(done)) if progress else None
     try:
         with Pool(GenerateWorker, (job,), config, max_workers=len(pending) or 1) as pool:
+            _record_plan(out, plan, resume)  # once the workers are up: a run that cannot start writes nothing
             pool.call_all("use_calibration", pool.call_first("calibrate"))
             summary = pool.call_first("summary")
             pool.map(pending, on_result, bar, report)

@@ -149,7 +149,6 @@ def run(args: argparse.Namespace) -> int:
                 "over or choose another --out"
             )
         resume = True
-    atomic_write_text(state, json.dumps(plan, indent=1) + "\n")
 
     tasks = [Task(key, concept) for key, concept in concepts.items()]
     done = {t.key for t in tasks if resume and (out / t.key / "eraser.json").is_file()}
@@ -159,6 +158,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         if pending:
             with Pool(SearchWorker, (options,), fanout, max_workers=len(pending)) as pool:
+                atomic_write_text(state, json.dumps(plan, indent=1) + "\n")  # the workers are up
                 pool.map(pending, lambda task, files: _publish(out, task.key, files), bar, report)
     finally:
         bar.close()
