@@ -164,7 +164,13 @@ def _connect(address: str) -> bool:
             logging_level=logging.WARNING,
         )
     except ConnectionError as err:
-        hint = " (is 'ray start --head' running there?)" if address != LOCAL else ""
+        hint = {
+            LOCAL: "",
+            "auto": " (no 'ray start' cluster found on this machine)",
+        }.get(
+            address,
+            " (is 'ray start --head' running there? Ray 2.60 clusters also need RAY_AUTH_MODE=token here)",
+        )
         raise ValueError(
             f"cannot connect to the Ray cluster at {address!r}{hint}: {_one_line(err)}"
         ) from None
