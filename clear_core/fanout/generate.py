@@ -225,6 +225,10 @@ def generate_fanout(
     out = Path(out)
     plan = job.plan()
     resume = _check_out(out, plan, overwrite)
+    if out.is_dir():  # half-written temporaries of a killed run (their writer is gone)
+        from clear_core.io import remove_stale_temporaries
+
+        remove_stale_temporaries(out)
     rows = out / TASKS_DIR / "rows"
     names = [v.name for v in job.variants]
     groups = [(i, seed) for i in range(len(job.prompts)) for seed in job.seeds]
@@ -308,6 +312,11 @@ def run_generate(
         raise ValueError(
             f"--device {args.device} on Ray needs --ray-gpus-per-task (e.g. 1): a worker sees no GPU"
         )
+    stack = getattr(args, "exit_stack", None)
+    if stack is not None:  # a second run into the same --out is refused while this one runs
+        from clear_core.io import output_lock
+
+        stack.enter_context(output_lock(Path(args.out), "--out"))
     load = {
         "dtype": args.dtype,
         "device": args.device,

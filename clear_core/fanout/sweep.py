@@ -100,23 +100,25 @@ def _file_digest(concept: str) -> str | None:
 
 
 def _publish(out: Path, key: str, files: dict[str, bytes]) -> None:
-    """Write the files into a hidden folder, then rename it to ``out/key``."""
-    from clear_core.io import atomic_write_bytes
+    """Write the files into a temporary folder beside ``out/key``, then rename it to ``out/key``."""
+    from clear_core.io import atomic_write_bytes, temp_path
 
-    tmp = out / f".{key}.partial"
-    shutil.rmtree(tmp, ignore_errors=True)
-    for name, data in files.items():
-        atomic_write_bytes(tmp / name, data)
     target = out / key
-    if target.exists():  # only with --overwrite: done tasks are skipped otherwise
-        shutil.rmtree(target)
-    os.rename(tmp, target)
+    tmp = temp_path(target, folder=True)  # a killed run's is removed by the next (io.py)
+    try:
+        for name, data in files.items():
+            atomic_write_bytes(tmp / name, data)
+        if target.exists():  # only with --overwrite: done tasks are skipped otherwise
+            shutil.rmtree(target)
+        os.rename(tmp, target)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def run(args: argparse.Namespace) -> int:
     """Run ``sweep``; 0 when every concept has its eraser, 1 when some failed (listed), 2 for bad input."""
     from clear_core.fanout.engine import FanoutReport, Pool, Task, TaskBar
-    from clear_core.io import atomic_write_text, check_writable
+    from clear_core.io import atomic_write_text, check_writable, output_lock, remove_stale_temporaries
 
     fanout = config_from_args(args)
     options = list(args.search)
@@ -128,6 +130,10 @@ def run(args: argparse.Namespace) -> int:
     concepts = _concepts(args.concepts)
     _search_args(next(iter(concepts.values())), "x", options)  # bad search options fail here, once
     out = check_writable(args.out, "--out", folder=True)
+    stack = getattr(args, "exit_stack", None)
+    if stack is not None:  # a second sweep into the same --out is refused while this one runs
+        stack.enter_context(output_lock(out, "--out"))
+    remove_stale_temporaries(out)
     plan = {
         "command": "sweep",
         "concepts": concepts,
