@@ -38,8 +38,13 @@ from clear_core.validation import ClearWarning, check_int
 _gamma_arg = gamma_arg  # the name other modules and tests know
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {}
-PLUGINS = ("clear_core.generation.cli", "clear_core.testbed.cli", "clear_core.video_eval.cli")
-"""Modules whose ``add_parser(subparsers)`` adds a command (``generate``, ``testbed``, ``evaluate-videos``)."""
+PLUGINS = (
+    "clear_core.generation.cli",
+    "clear_core.testbed.cli",
+    "clear_core.video_eval.cli",
+    "clear_core.fanout.sweep",
+)
+"""Modules whose ``add_parser(subparsers)`` adds a command (``generate``, ``testbed``, ``evaluate-videos``, ``sweep``)."""
 
 
 def command(name: str):
@@ -177,7 +182,8 @@ def cmd_embed(args: argparse.Namespace) -> int:
 
 
 @command("search")
-def cmd_search(args: argparse.Namespace) -> int:
+def cmd_search(args: argparse.Namespace, encoder=None) -> int:
+    """``search``; ``encoder``: the loaded ``--model`` (a ``sweep`` worker loads it once for all its concepts)."""
     from clear_core.config import EraserOptions, SearchConfig
     from clear_core.lookalikes import resolve_preserve
     from clear_core.options import config_from_args
@@ -211,7 +217,7 @@ def cmd_search(args: argparse.Namespace) -> int:
     )
     from clear_core.workflow import ClearRun, save_run
 
-    encoder = _load_encoder(args)
+    encoder = _load_encoder(args) if encoder is None else encoder
     limits.check_sae_size(args.d_sae, encoder.d_model, min(search.k, search.d_sae), "--d-sae: ")
     if args.block is not None and args.block >= encoder.n_blocks:
         raise ValueError(

@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from clear_core import limits
+from clear_core.fanout.config import add_ray_arguments, config_from_args
 
 __all__ = ["add_parser", "run"]
 
@@ -65,6 +66,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--fps", type=int, default=8, help="frames per second of the mp4s")
     p.add_argument("--out", required=True, help="output folder (must be empty unless --overwrite)")
     p.add_argument("--overwrite", action="store_true", help="allow writing into a non-empty --out")
+    add_ray_arguments(p, "prompt × seed × variant")
     p.set_defaults(run=run)
 
 
@@ -106,6 +108,7 @@ def run(args: argparse.Namespace) -> int:
     from clear_core.validation import check_gamma, check_number
 
     # cheap checks first: nothing below loads a model
+    fanout = config_from_args(args)
     prompts = check_prompts([args.prompt] if args.prompt is not None else load_prompts(args.prompts))
     seeds = args.seed or [0]
     if any(not 0 <= s < 2**63 for s in seeds) or len(set(seeds)) != len(seeds):
@@ -135,6 +138,11 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--fps must be in 1..{limits.MAX_FPS}, got {args.fps}")
     settings.check_memory(len(variants) + 1)  # every variant of a (prompt, seed) and the one rendering
     concept = ConceptSet.load(args.concept) if args.concept else None
+    if fanout is not None:  # one task per clip on Ray workers, each loading the pipeline once
+        from clear_core.fanout.generate import run_generate
+
+        pairs = (list(concept.positives), list(concept.negatives)) if concept else None
+        return run_generate(args, fanout, prompts, seeds, variants, settings, pairs)
     check_out(args.out, overwrite=True)  # a writable folder; empty is checked under the lock (outputs.py)
     out = claim_folder(args.out, args.overwrite, getattr(args, "exit_stack", None))
 

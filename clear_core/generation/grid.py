@@ -22,13 +22,13 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from clear_core.encoders import TextEncoder
 from clear_core.erasure import Eraser, applied_many
-from clear_core.generation.conditioning import encode
+from clear_core.generation.conditioning import Conditioning, encode
 from clear_core.generation.loading import describe
 from clear_core.generation.media import contact_sheet, write_json, write_mp4
 from clear_core.generation.render import Latents, RenderSettings, render
@@ -37,7 +37,23 @@ from clear_core.generation.variants import Variant, steering_baseline
 from clear_core.profiles import MASKED, pipeline_encoding
 from clear_core.provenance import library_versions
 
-__all__ = ["GridResult", "check_erasers", "check_out", "check_prompts", "generate_grid", "prepare_steering"]
+__all__ = [
+    "GridResult",
+    "VariantConditioning",
+    "check_erasers",
+    "check_out",
+    "check_prompts",
+    "check_seeds",
+    "clip_stem",
+    "encode_variants",
+    "generate_grid",
+    "grid_manifest",
+    "prepare_steering",
+    "render_clip",
+    "sheet_name",
+    "video_entry",
+    "write_clip",
+]
 
 Progress = Callable[[int, int, str], None]
 
@@ -148,6 +164,173 @@ def _step_progress(progress: Progress | None, done: int, total: int, label: str)
     return lambda k, _n: progress(done + k, total, label)
 
 
+class VariantConditioning(NamedTuple):
+    """One variant's text side for one prompt."""
+
+    cond: Conditioning | None
+    """The embeddings the denoiser reads; None for an unknown pipeline class (it encodes under the hook)."""
+    negative: str
+    """The negative prompt this variant uses."""
+    erasers: list[tuple[Eraser, float]]
+    """The erasers with their γ resolved."""
+
+
+def encode_variants(
+    pipe: Any,
+    prompt: str,
+    variants: Sequence[Variant],
+    settings: RenderSettings,
+    negative_prompt: str | None = "",
+) -> dict[str, VariantConditioning]:
+    """Every variant's conditioning of ``prompt``: rows of one eraser at several γ run the blocks below
+    it once (sweep.py), the others are encoded one by one."""
+    conditioning: dict[str, list] = {}
+    sweeps: dict[tuple, list[Variant]] = {}  # rows of one eraser at several γ: blocks below it run once
+    for v in variants:
+        negative = v.negative_prompt if v.negative_prompt is not None else (negative_prompt or "")
+        erasers = [(e, e.gamma if g is None else g) for e, g in v.erasers]
+        if len(erasers) == 1:
+            sweeps.setdefault((id(erasers[0][0]), negative, v.negative_erased), []).append(v)
+        conditioning[v.name] = [None, negative, erasers]
+    for rows in sweeps.values():
+        if len(rows) > 1:
+            _, negative, erasers = conditioning[rows[0].name]
+            gammas = [conditioning[v.name][2][0][1] for v in rows]
+            swept, _ = encode_sweep(
+                pipe, [prompt], [negative], erasers[0][0], gammas, rows[0].negative_erased,
+                settings.max_sequence_length,
+            )  # fmt: skip
+            for v, cond in zip(rows, swept):
+                conditioning[v.name][0] = cond
+    for name, (cond, negative, erasers) in conditioning.items():
+        v = next(v for v in variants if v.name == name)
+        if cond is None:
+            conditioning[name][0] = encode(
+                pipe, [prompt], [negative], erasers, v.negative_erased, settings.max_sequence_length
+            )
+    return {name: VariantConditioning(*row) for name, row in conditioning.items()}
+
+
+def render_clip(
+    pipe: Any,
+    prompt: str,
+    variant: Variant,
+    conditioning: VariantConditioning,
+    settings: RenderSettings,
+    latents: Latents,
+    progress: Callable[[int, int], None] | None = None,
+) -> tuple[np.ndarray, float]:
+    """One clip: (frames, H, W, 3) float32 frames and the wall time of the call."""
+    cond, negative, erasers = conditioning
+    if cond is not None:
+        frames, seconds = render(pipe, cond.kwargs(), settings, latents, progress)
+    else:  # unknown pipeline class: the pipeline encodes, with the hook on
+        call = {"prompt": [prompt], "negative_prompt": [negative]}
+        with applied_many(erasers, pipe):
+            frames, seconds = render(pipe, call, settings, latents, progress)
+    clip = frames[0]
+    if not np.isfinite(clip).all():
+        raise ValueError(f"{variant.name}: the pipeline produced NaN frames (try --dtype float32)")
+    return clip, seconds
+
+
+def clip_stem(prompt_index: int, seed: int) -> str:
+    """File stem of one clip: ``p<prompt>_s<seed>``."""
+    return f"p{prompt_index:03d}_s{seed}"
+
+
+def sheet_name(prompt_index: int, seed: int) -> str:
+    """File name of the contact sheet of one (prompt, seed)."""
+    return f"sheet_{clip_stem(prompt_index, seed)}.png"
+
+
+def video_entry(variant: str, gamma: float | None, prompt_index: int, prompt: str, seed: int) -> dict:
+    """The manifest's record of one clip (read by ``evaluate-videos``)."""
+    stem = clip_stem(prompt_index, seed)
+    return {
+        "variant": variant,
+        "prompt_index": prompt_index,
+        "prompt": prompt,
+        "seed": seed,
+        "gamma": gamma,
+        "path": f"{variant}/{stem}.mp4",
+        "meta": f"{variant}/{stem}.json",
+    }
+
+
+def write_clip(
+    out: Path,
+    variant: Variant,
+    prompt: str,
+    prompt_index: int,
+    seed: int,
+    negative: str,
+    clip: np.ndarray,
+    seconds: float,
+    pipeline: dict,
+    settings: RenderSettings,
+    fps: int,
+    versions: dict,
+) -> dict:
+    """Write one clip's mp4 and JSON under ``out/<variant>/``; returns its manifest record."""
+    entry = video_entry(variant.name, variant.gamma, prompt_index, prompt, seed)
+    (out / variant.name).mkdir(exist_ok=True)
+    meta = {
+        "variant": variant.to_json(),
+        "prompt": prompt,
+        "prompt_index": prompt_index,
+        "negative_prompt": negative,
+        "seed": seed,
+        "pipeline": pipeline,
+        "settings": settings.to_json(),
+        "frames": int(clip.shape[0]),
+        "size": [int(clip.shape[1]), int(clip.shape[2])],
+        "fps": fps,
+        "wall_s": round(seconds, 3),
+        "versions": versions,
+    }
+    write_mp4(out / entry["path"], clip, fps)
+    write_json(out / entry["meta"], meta)
+    return entry
+
+
+def grid_manifest(
+    pipeline: dict,
+    settings: RenderSettings,
+    prompts: list[str],
+    negative_prompt: str | None,
+    seeds: list[int],
+    variants: list[dict],
+    videos: list[dict],
+    sheets: list[str],
+    versions: dict,
+    wall_s: float,
+) -> dict:
+    """``manifest.json`` of a grid; ``variants`` as :meth:`Variant.to_json` gives them."""
+    return {
+        "format": 1,
+        "pipeline": pipeline,
+        "settings": settings.to_json(),
+        "prompts": prompts,
+        "negative_prompt": negative_prompt,
+        "seeds": seeds,
+        "variants": variants,
+        "videos": videos,
+        "contact_sheets": sheets,
+        "versions": versions,
+        "wall_s": round(wall_s, 3),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+
+
+def check_seeds(seeds: Sequence[int]) -> list[int]:
+    """The seeds as distinct integers ≥ 0."""
+    seeds = [int(s) for s in seeds]
+    if not seeds or any(s < 0 for s in seeds) or len(set(seeds)) != len(seeds):
+        raise ValueError(f"seeds must be distinct integers ≥ 0, got {seeds}")
+    return seeds
+
+
 def generate_grid(
     pipe: Any,
     prompts: Sequence[str],
@@ -167,9 +350,7 @@ def generate_grid(
     negative would do it outside the eraser. Call :func:`check_out` first to refuse a bad folder early.
     """
     prompts = check_prompts(prompts)
-    seeds = [int(s) for s in seeds]
-    if not seeds or any(s < 0 for s in seeds) or len(set(seeds)) != len(seeds):
-        raise ValueError(f"seeds must be distinct integers ≥ 0, got {seeds}")
+    seeds = check_seeds(seeds)
     used = {id(e): e for v in variants for e, _ in v.erasers if v.info.get("baseline") != "steering"}
     check_erasers(pipe, list(used.values()))
     out = Path(out) if out is not None else None
@@ -183,101 +364,33 @@ def generate_grid(
     videos, sheets = [], []
     result = GridResult(out or Path("."), {})
     for i, prompt in enumerate(prompts):
-        conditioning = {}
-        sweeps: dict[tuple, list[Variant]] = {}  # rows of one eraser at several γ: blocks below it run once
-        for v in variants:
-            negative = v.negative_prompt if v.negative_prompt is not None else (negative_prompt or "")
-            erasers = [(e, e.gamma if g is None else g) for e, g in v.erasers]
-            if len(erasers) == 1:
-                sweeps.setdefault((id(erasers[0][0]), negative, v.negative_erased), []).append(v)
-            conditioning[v.name] = [None, negative, erasers]
-        for rows in sweeps.values():
-            if len(rows) > 1:
-                _, negative, erasers = conditioning[rows[0].name]
-                gammas = [conditioning[v.name][2][0][1] for v in rows]
-                swept, _ = encode_sweep(
-                    pipe, [prompt], [negative], erasers[0][0], gammas, rows[0].negative_erased,
-                    settings.max_sequence_length,
-                )  # fmt: skip
-                for v, cond in zip(rows, swept):
-                    conditioning[v.name][0] = cond
-        for name, (cond, negative, erasers) in conditioning.items():
-            v = next(v for v in variants if v.name == name)
-            if cond is None:
-                conditioning[name][0] = encode(
-                    pipe, [prompt], [negative], erasers, v.negative_erased, settings.max_sequence_length
-                )
+        conditioning = encode_variants(pipe, prompt, variants, settings, negative_prompt)
         for seed in seeds:
-            latents = Latents(seed)
+            latents = Latents(seed)  # drawn by the first variant, replayed for the others
             rows = []
             for v in variants:
-                cond, negative, erasers = conditioning[v.name]
-
                 label = f"prompt {i + 1}/{len(prompts)}, seed {seed}, {v.name}"
                 step = _step_progress(progress, done, total, label)
-
-                if cond is not None:
-                    frames, seconds = render(pipe, cond.kwargs(), settings, latents, step)
-                else:  # unknown pipeline class: the pipeline encodes, with the hook on
-                    call = {"prompt": [prompt], "negative_prompt": [negative]}
-                    with applied_many(erasers, pipe):
-                        frames, seconds = render(pipe, call, settings, latents, step)
+                clip, seconds = render_clip(pipe, prompt, v, conditioning[v.name], settings, latents, step)
                 done += settings.steps
-                clip = frames[0]
-                if not np.isfinite(clip).all():
-                    raise ValueError(f"{v.name}: the pipeline produced NaN frames (try --dtype float32)")
                 rows.append(clip)
                 if keep_frames or out is None:
                     result.frames[(v.name, i, seed)] = clip
                 if out is None:
                     continue
-                folder = out / v.name
-                folder.mkdir(exist_ok=True)
-                stem = f"p{i:03d}_s{seed}"
-                meta = {
-                    "variant": v.to_json(),
-                    "prompt": prompt,
-                    "prompt_index": i,
-                    "negative_prompt": negative,
-                    "seed": seed,
-                    "pipeline": pipeline,
-                    "settings": settings.to_json(),
-                    "frames": int(clip.shape[0]),
-                    "size": [int(clip.shape[1]), int(clip.shape[2])],
-                    "fps": fps,
-                    "wall_s": round(seconds, 3),
-                    "versions": versions,
-                }
-                write_mp4(folder / f"{stem}.mp4", clip, fps)
-                write_json(folder / f"{stem}.json", meta)
+                negative = conditioning[v.name].negative
                 videos.append(
-                    {
-                        "variant": v.name,
-                        "prompt_index": i,
-                        "prompt": prompt,
-                        "seed": seed,
-                        "gamma": v.gamma,
-                        "path": f"{v.name}/{stem}.mp4",
-                        "meta": f"{v.name}/{stem}.json",
-                    }
+                    write_clip(
+                        out, v, prompt, i, seed, negative, clip, seconds, pipeline, settings, fps, versions
+                    )
                 )
             if out is not None:
-                sheet = contact_sheet(out / f"sheet_p{i:03d}_s{seed}.png", rows, [v.name for v in variants])
+                sheet = contact_sheet(out / sheet_name(i, seed), rows, [v.name for v in variants])
                 sheets.append(sheet.name)
-    manifest = {
-        "format": 1,
-        "pipeline": pipeline,
-        "settings": settings.to_json(),
-        "prompts": prompts,
-        "negative_prompt": negative_prompt,
-        "seeds": seeds,
-        "variants": [v.to_json() for v in variants],
-        "videos": videos,
-        "contact_sheets": sheets,
-        "versions": versions,
-        "wall_s": round(time.perf_counter() - start, 3),
-        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-    }
+    manifest = grid_manifest(
+        pipeline, settings, prompts, negative_prompt, seeds, [v.to_json() for v in variants], videos, sheets,
+        versions, time.perf_counter() - start,
+    )  # fmt: skip
     if out is not None:
         write_json(out / "manifest.json", manifest)
     result.manifest = manifest

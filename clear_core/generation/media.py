@@ -16,7 +16,7 @@ import numpy as np
 
 from clear_core.io import atomic_write_text, publish, temp_path
 
-__all__ = ["contact_sheet", "read_video", "to_uint8", "write_json", "write_mp4"]
+__all__ = ["contact_sheet", "read_video", "sheet_frames", "to_uint8", "write_json", "write_mp4"]
 
 
 def to_uint8(frames: np.ndarray) -> np.ndarray:
@@ -76,6 +76,14 @@ def write_json(path: str | Path, data: dict) -> Path:
     return atomic_write_text(path, text + "\n")
 
 
+def sheet_frames(frames: np.ndarray, columns: int = 8) -> np.ndarray:
+    """The frames a contact sheet shows of one clip: ``min(columns, len)`` evenly spaced, as uint8.
+    A clip reduced to them makes the same sheet as the whole clip (a fan-out keeps only these)."""
+    frames = to_uint8(frames)
+    n = min(columns, len(frames))
+    return frames[np.linspace(0, len(frames) - 1, n).round().astype(int)]
+
+
 def contact_sheet(
     path: str | Path, rows: Sequence[np.ndarray], labels: Sequence[str], max_columns: int = 8, scale: int = 0
 ) -> Path:
@@ -85,22 +93,19 @@ def contact_sheet(
 
     if not rows or len(rows) != len(labels):
         raise ValueError("a contact sheet needs one label per row and at least one row")
-    first = to_uint8(rows[0])
-    h, w = first.shape[1:3]
+    h, w = np.shape(rows[0])[1:3]
     scale = scale or max(1, int(np.ceil(96 / h)))
-    n = min(max_columns, len(first))
+    n = min(max_columns, len(rows[0]))
     label_w, pad = 120, 4
     sheet = Image.new("RGB", (label_w + n * (w * scale + pad), len(rows) * (h * scale + pad)), "white")
     draw = ImageDraw.Draw(sheet)
     for r, (frames, label) in enumerate(zip(rows, labels)):
-        frames = to_uint8(frames)
-        if frames.shape[1:3] != (h, w):
-            raise ValueError(f"row {label!r} has frames of size {frames.shape[1:3]}, expected {(h, w)}")
-        pick = np.linspace(0, len(frames) - 1, n).round().astype(int)
+        if np.shape(frames)[1:3] != (h, w):
+            raise ValueError(f"row {label!r} has frames of size {np.shape(frames)[1:3]}, expected {(h, w)}")
         y = r * (h * scale + pad)
         draw.text((4, y + 4), label[:18], fill="black")
-        for c, i in enumerate(pick):
-            tile = Image.fromarray(frames[i]).resize((w * scale, h * scale), Image.NEAREST)
+        for c, frame in enumerate(sheet_frames(frames, n)):
+            tile = Image.fromarray(frame).resize((w * scale, h * scale), Image.NEAREST)
             sheet.paste(tile, (label_w + c * (w * scale + pad), y))
     path = Path(path)
     tmp = temp_path(path)

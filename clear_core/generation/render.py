@@ -146,10 +146,17 @@ class Render(NamedTuple):
 
 
 class Latents:
-    """The initial latents of one (prompt batch, seed): drawn by the first call, replayed after."""
+    """The initial latents of one (prompt batch, seed): drawn by the first call, replayed after.
 
-    def __init__(self, seed: int) -> None:
+    ``detached``: the first call draws with a *copy* of its generator and leaves its own generator
+    untouched — what a replaying call finds. A call that renders a later variant on its own (one task
+    of a fan-out, clear_core/fanout) then gets the very latents and scheduler noise that the grid gives
+    it after the first variant drew.
+    """
+
+    def __init__(self, seed: int, detached: bool = False) -> None:
         self.seed = int(seed)
+        self.detached = detached
         self.value: Any = None
 
     def generator(self) -> torch.Generator:
@@ -160,10 +167,33 @@ class Latents:
 
         def prepare_latents(*args: Any, **kwargs: Any) -> Any:
             if self.value is None:
+                if self.detached:
+                    args, kwargs = _with_generator_copy(original, args, kwargs)
                 self.value = clone_output(original(*args, **kwargs))
             return clone_output(self.value)
 
         return prepare_latents
+
+
+def _generator_copy(generator: Any) -> Any:
+    if isinstance(generator, torch.Generator):
+        copy_ = torch.Generator(device=generator.device)
+        copy_.set_state(generator.get_state())
+        return copy_
+    if isinstance(generator, list):
+        return [_generator_copy(g) for g in generator]
+    return generator
+
+
+def _with_generator_copy(fn: Callable[..., Any], args: tuple, kwargs: dict) -> tuple[tuple, dict]:
+    """``args``/``kwargs`` of a call to ``fn`` with its ``generator`` argument replaced by a copy."""
+    try:
+        bound = inspect.signature(fn).bind(*args, **kwargs)
+    except (TypeError, ValueError):  # no inspectable signature: nothing to replace
+        return args, kwargs
+    if bound.arguments.get("generator") is not None:
+        bound.arguments["generator"] = _generator_copy(bound.arguments["generator"])
+    return bound.args, bound.kwargs
 
 
 def clone_output(value: Any) -> Any:

@@ -12,6 +12,7 @@ import json
 
 from clear_core import limits
 from clear_core.cli_args import count_arg, finite_arg, gamma_arg, seed_arg
+from clear_core.fanout.config import add_ray_arguments, config_from_args
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -53,6 +54,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         "--guidance", type=finite_arg(minimum=0.0), default=4.0, help="classifier-free guidance scale"
     )
     r.add_argument("--seed", type=seed_arg, default=0)
+    add_ray_arguments(r, "batch of 64 clips")
     p.set_defaults(run=run)
     return p
 
@@ -66,9 +68,12 @@ def run(args: argparse.Namespace) -> int:
     from clear_core.testbed.rate import generative_rate
 
     torch.set_num_threads(1)
+    fanout = config_from_args(args)
     concept_attribute(args.concept)  # refuses an unknown concept before loading anything
     if args.gamma is not None and not args.eraser:
         raise ValueError("--gamma needs --eraser")
+    if fanout is not None and args.concept_free:
+        raise ValueError("--concept-free is not available with --ray; run it without --ray")
     prompts = load_prompts(args.prompts) if args.prompts else None
     neutral = load_prompts(args.neutral_prompts) if args.neutral_prompts else None
     n = len(prompts) if prompts is not None else args.n_prompts
@@ -84,6 +89,10 @@ def run(args: argparse.Namespace) -> int:
         erasers = _load_erasers(args.eraser)  # paths first; the same folder twice is refused
         pipe = load_testbed_pipeline()
         check_erasers(pipe, erasers)  # generate's check: the encoder's weights and encoding profile
+    if fanout is not None:  # the batches of clips on Ray workers, each loading the testbed once
+        from clear_core.fanout.rate import run_rate
+
+        return run_rate(args, fanout, erasers or None)
     result = generative_rate(
         args.concept,
         prompts=prompts,

@@ -10,6 +10,9 @@ import argparse
 import sys
 from pathlib import Path
 
+from clear_core.fanout.config import add_ray_arguments, config_from_args
+from clear_core.fanout.engine import TasksFailed
+
 __all__ = ["add_parser", "build_parser", "main", "run"]
 
 DEFAULT_REPORT = "video_eval.json"
@@ -37,6 +40,7 @@ def _configure(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     p.add_argument("--concept", help="concept for clip: detectors (default: the generation manifest's)")
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed")
     p.add_argument("--quiet", action="store_true", help="no table on stdout")
+    add_ray_arguments(p, "video")
     return p
 
 
@@ -52,6 +56,7 @@ def run(args: argparse.Namespace) -> int:
     from clear_core.outputs import claim_file
     from clear_core.video_eval.report import EvalConfig, evaluate_folder, format_table, write_report
 
+    fanout = config_from_args(args)
     out = Path(args.out) if args.out else Path(args.folder) / DEFAULT_REPORT
     if out.exists() and not args.overwrite:  # fail before minutes of work, and again when writing
         raise ValueError(f"{out}: report already exists (pass --overwrite to replace it)")
@@ -74,8 +79,21 @@ def run(args: argparse.Namespace) -> int:
     def progress(message: str, fraction: float) -> None:
         print(f"[{fraction:4.0%}] {message}", file=sys.stderr)
 
-    report = evaluate_folder(args.folder, config, progress=None if args.quiet else progress)
+    measure = None
+    if fanout is not None:  # one task per video on Ray workers, each building the detectors once
+        from clear_core.fanout.evaluate import FanoutMeasure
+
+        measure = FanoutMeasure(out, fanout, progress=not args.quiet)
+    try:
+        report = evaluate_folder(
+            args.folder, config, progress=None if args.quiet else progress, measure=measure
+        )
+    except TasksFailed as err:  # the summary names the videos that failed and why
+        return err.report.exit_status("evaluate-videos")
     write_report(report, out, overwrite=args.overwrite)
+    if measure is not None:
+        measure.cleanup()
+        measure.report.exit_status("evaluate-videos")
     if not args.quiet:
         print(format_table(report))
     print(f"wrote {out}", file=sys.stderr)

@@ -38,6 +38,7 @@ __all__ = [
     "evaluate_folder",
     "format_table",
     "load_generation_manifest",
+    "measure_video",
     "write_report",
 ]
 
@@ -57,6 +58,8 @@ EXTRA_PACKAGES = (
     "imageio-ffmpeg",
 )
 ProgressFn = Callable[[str, float], None]
+MeasureFn = Callable[[list[dict], "EvalConfig", "str | None", dict], list[dict]]
+"""``(videos, config, concept, pinned manifest) -> records``: measures every video (a fan-out)."""
 
 
 @dataclass
@@ -130,7 +133,8 @@ def _clean(value):
     return value
 
 
-def _measure_video(video: dict, detectors: dict[str, Detector], config: EvalConfig) -> dict:
+def measure_video(video: dict, detectors: dict[str, Detector], config: EvalConfig) -> dict:
+    """One video's record: its detections, quality, motion and consistency (``video["abs_path"]`` is read)."""
     from clear_core.video_eval.aesthetic import load_aesthetic
     from clear_core.video_eval.consistency import similarity
     from clear_core.video_eval.detectors.clip import load_clip
@@ -243,8 +247,16 @@ def _summaries(records: list[dict], seed: int) -> tuple[dict, dict]:
     return variants, paired
 
 
-def evaluate_folder(folder: str | Path, config: EvalConfig, progress: ProgressFn | None = None) -> dict:
-    """Measure every video of a ``generate`` folder; returns the report (nothing is written)."""
+def evaluate_folder(
+    folder: str | Path,
+    config: EvalConfig,
+    progress: ProgressFn | None = None,
+    measure: MeasureFn | None = None,
+) -> dict:
+    """Measure every video of a ``generate`` folder; returns the report (nothing is written).
+
+    ``measure`` replaces the loop over the videos (``evaluate-videos --ray``: clear_core/fanout); it must
+    return the records :func:`measure_video` gives, in the manifest's order."""
     from clear_core.provenance import library_versions
     from clear_core.video_eval.motion import motion_manifest
     from clear_core.video_eval.quality import quality_manifest
@@ -284,11 +296,14 @@ def evaluate_folder(folder: str | Path, config: EvalConfig, progress: ProgressFn
 
         config.aesthetic = str(Path(config.aesthetic).resolve())
         pinned["aesthetic"] = aesthetic_manifest(config.aesthetic, config.clip)
-    records = []
-    for i, video in enumerate(videos):
-        if progress:
-            progress(f"video {i + 1}/{len(videos)}: {video['path']}", i / len(videos))
-        records.append(_measure_video(video, detectors, config))
+    if measure is not None:
+        records = measure(videos, config, concept, pinned)
+    else:
+        records = []
+        for i, video in enumerate(videos):
+            if progress:
+                progress(f"video {i + 1}/{len(videos)}: {video['path']}", i / len(videos))
+            records.append(measure_video(video, detectors, config))
     if progress:
         progress("summarising", 1.0)
     variants, paired = _summaries(records, config.seed)
