@@ -1,4 +1,4 @@
-"""Layer-map speed on MiniLM, 500 pairs, measured in one run: ``python bench/analysis.py``.
+"""Layer-map speed on MiniLM, 500 pairs, measured in one run: ``python -m bench.analysis``.
 
 Prints capture time (cold: empty cache; warm: from the cache), the time until the probe curve is
 ready, and the time for all UMAP and all t-SNE panels, with ratios against the issue's targets
@@ -6,7 +6,7 @@ ready, and the time for all UMAP and all t-SNE panels, with ratios against the i
 when it exists, topped up to 500 from the templates below, and the pack's implicit/neutral prompts
 (else templates). A throwaway cache directory is used, never yours.
 
-``python bench/analysis.py --curves parachute,nudity,van_gogh`` instead prints, for each built-in pack
+``python -m bench.analysis --curves parachute,nudity,van_gogh`` instead prints, for each built-in pack
 (its own pairs, implicit and neutral prompts), the depth curves of the layer map side by side: the
 explicit probe error (reads the concept's word), the word-blind context probe error and the transfer
 error on implicit vs neutral prompts, each with its 95% interval, and the transfer AUC.
@@ -18,13 +18,8 @@ import argparse
 import itertools
 import os
 import random
-import sys
 import tempfile
 import time
-from pathlib import Path
-
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
 SUBJECTS = [
     "a stunt performer", "a soldier", "an old man", "a young woman", "a dog", "a team of athletes",

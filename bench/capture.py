@@ -1,6 +1,6 @@
 """Capture of every block vs a plain forward pass, measured in one run (target: ≤ 1.10×).
 
-    python bench/capture.py [--prompts 2000] [--repeats 3]
+    python -m bench.capture [--prompts 2000] [--repeats 3]
 
 Both sides tokenize and run the same batches under ``torch.inference_mode``; capture also copies
 every layer's real tokens into a float32 array. Runs are interleaved and the best of ``--repeats`` is
@@ -11,17 +11,14 @@ the on-disk cache.
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from clear_core.concepts import builtin_packs, load_builtin  # noqa: E402
-from clear_core.encoders import CaptureConfig, load_encoder  # noqa: E402
+from clear_core.concepts import builtin_packs, load_builtin
+from clear_core.encoders import CaptureConfig, load_encoder
 
 
 def prompts_for(n: int) -> list[str]:

@@ -1,4 +1,4 @@
-"""What erasure costs in a generation, as ratios measured in one run (``python bench/generation.py``).
+"""What erasure costs in a generation, as ratios measured in one run (``python -m bench.generation``).
 
 1. The eraser hook on the encoding step: ``encode_prompt`` with an SAE eraser (γ = 3) vs without.
 2. The same on a whole generation (encode + denoise + decode), against the target of < 1%.
@@ -14,19 +14,15 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+import torch
 
-import torch  # noqa: E402
-
-from clear_core.encoders import TextEncoder  # noqa: E402
-from clear_core.erasure import Eraser  # noqa: E402
-from clear_core.generation import Latents, RenderSettings, encode, load_pipeline  # noqa: E402
-from clear_core.generation.render import render  # noqa: E402
-from clear_core.sae import SAE, SAEConfig  # noqa: E402
+from clear_core.encoders import TextEncoder
+from clear_core.erasure import Eraser
+from clear_core.generation import Latents, RenderSettings, encode, load_pipeline
+from clear_core.generation.render import render
+from clear_core.sae import SAE, SAEConfig
 
 PROMPT = "a stunt performer with a parachute over a desert, motion blur"
 SIZES = {

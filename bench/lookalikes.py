@@ -1,10 +1,10 @@
 """Erase the concept, keep its look-alikes: the γ window of each fine-grained pair (issue 14).
 
-    python bench/lookalikes.py                                  # golf_ball, french_horn (the bar)
-    python bench/lookalikes.py --concepts golf_ball,tench,van_gogh --weights 0.5,1
-    python bench/lookalikes.py --all --json runs/lookalikes.json # every pack with a built-in list
-    python bench/lookalikes.py --concepts golf_ball --block 2    # erase at block 2 instead
-    python bench/lookalikes.py --from-json runs/lookalikes.json  # the table again, re-judged, no encoding
+    python -m bench.lookalikes                                  # golf_ball, french_horn (the bar)
+    python -m bench.lookalikes --concepts golf_ball,tench,van_gogh --weights 0.5,1
+    python -m bench.lookalikes --all --json runs/lookalikes.json # every pack with a built-in list
+    python -m bench.lookalikes --concepts golf_ball --block 2    # erase at block 2 instead
+    python -m bench.lookalikes --from-json runs/lookalikes.json  # the table again, re-judged, no encoding
 
 For each concept: the default search without the preserve list and one with it (its look-alike
 prompts as extra negatives: the SAE learns them, L_con counts them as shared), then for each look-alike
@@ -28,12 +28,10 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from clear_core.encoders import load_encoder  # noqa: E402
-from clear_core.lookalikes import DEFAULT_LOOKALIKES  # noqa: E402
-from clear_core.search import SearchConfig  # noqa: E402
-from clear_core.window import WINDOW_GAMMAS, WindowCriteria, concept_windows, from_json, judge  # noqa: E402
+from clear_core.encoders import load_encoder
+from clear_core.lookalikes import DEFAULT_LOOKALIKES
+from clear_core.search import SearchConfig
+from clear_core.window import WINDOW_GAMMAS, WindowCriteria, concept_windows, from_json, judge
 
 
 def _span(gammas: list[float]) -> str:

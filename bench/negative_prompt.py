@@ -1,4 +1,4 @@
-"""Erase the negative prompt or not? A measured example on the CPU testbed (``python bench/negative_prompt.py``).
+"""Erase the negative prompt or not? A measured example on the CPU testbed (``python -m bench.negative_prompt``).
 
 With classifier-free guidance the denoiser follows ``uncond + s·(cond − uncond)``. ``generate`` applies
 the eraser to the negative prompt too by default (what a hooked deployment does); ``--negative-unerased``
@@ -14,18 +14,14 @@ pack's prompts, same seeds and latents throughout, for:
 from __future__ import annotations
 
 import argparse
-import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+import numpy as np
+import torch
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-
-from clear_core.erasure import Eraser  # noqa: E402
-from clear_core.generation import Latents, RenderSettings, encode, load_pipeline  # noqa: E402
-from clear_core.generation.render import render  # noqa: E402
-from clear_core.generation.variants import concept_phrase  # noqa: E402
+from clear_core.erasure import Eraser
+from clear_core.generation import Latents, RenderSettings, encode, load_pipeline
+from clear_core.generation.render import render
+from clear_core.generation.variants import concept_phrase
 
 
 def main() -> None:

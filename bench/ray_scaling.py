@@ -1,7 +1,7 @@
 """Local scaling of ``generate --ray``: 1 vs 2 Ray workers on this machine, as ratios measured in one run.
 
-    python bench/ray_scaling.py                     # testbed, 4 prompts × 3 seeds × (original, erased), 60 steps
-    python bench/ray_scaling.py --steps 100 --repeats 3
+    python -m bench.ray_scaling                     # testbed, 4 prompts × 3 seeds × (original, erased), 60 steps
+    python -m bench.ray_scaling --steps 100 --repeats 3
 
 One Ray instance (``num_cpus`` = this machine's cores) serves every run. Each run renders the same grid
 into a fresh folder with ``generate_fanout`` (clear_core/fanout/generate.py) and 1 or 2 workers (one
@@ -18,19 +18,16 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+import torch
 
-import torch  # noqa: E402
-
-from clear_core.erasure import Eraser  # noqa: E402
-from clear_core.fanout import FanoutConfig  # noqa: E402
-from clear_core.fanout.generate import GenerateJob, generate_fanout  # noqa: E402
-from clear_core.generation import RenderSettings, generate_grid, load_pipeline, plan_variants  # noqa: E402
+from clear_core.erasure import Eraser
+from clear_core.fanout import FanoutConfig
+from clear_core.fanout.generate import GenerateJob, generate_fanout
+from clear_core.generation import RenderSettings, generate_grid, load_pipeline, plan_variants
 
 PROMPTS = [
     "a stunt performer with a parachute over a desert",

@@ -1,7 +1,7 @@
 """SAE quality on the same tensors: the project's SAEs (and, if installed, SAELens') side by side.
 
-    python bench/sae.py                          # parachute, block 3, 300 steps of 512 tokens
-    python bench/sae.py --concept nudity --layers 3,6 --steps 300
+    python -m bench.sae                          # parachute, block 3, 300 steps of 512 tokens
+    python -m bench.sae --concept nudity --layers 3,6 --steps 300
 
 Every variant trains on identical batches (one seeded sequence of token rows drawn from the pack's
 normalised block activations, the search's input), with Adam at lr 1e-3, and is scored on all the
@@ -23,18 +23,14 @@ Nothing here is copied from elsewhere; every number is measured in this run.
 from __future__ import annotations
 
 import argparse
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from clear_core.concepts import load_builtin  # noqa: E402
-from clear_core.encoders import load_encoder  # noqa: E402
-from clear_core.sae import SAE, SAEConfig, sae_update  # noqa: E402
+from clear_core.concepts import load_builtin
+from clear_core.encoders import load_encoder
+from clear_core.sae import SAE, SAEConfig, sae_update
 
 
 def block_tokens(encoder, slug: str, layer: int) -> torch.Tensor:

@@ -1,7 +1,7 @@
 """What the search's defaults cost, as ratios measured in one run on one concept.
 
-    python bench/search_cost.py                    # parachute, 100 steps each, scaled to 300
-    python bench/search_cost.py --concept golf_ball --steps 300
+    python -m bench.search_cost                    # parachute, 100 steps each, scaled to 300
+    python -m bench.search_cost --concept golf_ball --steps 300
 
 Times the 300-step search (no capture, no calibration) four ways: TopK (the default) or ReLU/L1 SAE,
 each without and with the concept's look-alike prompts in the search (the default for a pack with a
@@ -11,18 +11,14 @@ preserve list: each step adds a batch of them to the negatives).
 from __future__ import annotations
 
 import argparse
-import sys
 import time
-from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from clear_core.concepts import load_builtin  # noqa: E402
-from clear_core.encoders import load_encoder  # noqa: E402
-from clear_core.lookalikes import default_preserve, preserve_set  # noqa: E402
-from clear_core.search import LayerSearch, SearchConfig  # noqa: E402
+from clear_core.concepts import load_builtin
+from clear_core.encoders import load_encoder
+from clear_core.lookalikes import default_preserve, preserve_set
+from clear_core.search import LayerSearch, SearchConfig
 
 
 def main(argv: list[str] | None = None) -> int:

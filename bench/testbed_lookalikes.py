@@ -3,7 +3,7 @@
     python -m clear_core search --concept golf_ball --out /tmp/look/golf_ball                 # preserve list on
     python -m clear_core search --concept golf_ball --out /tmp/look/golf_ball-off --no-preserve
     python -m clear_core search --concept golf_ball --out /tmp/look/golf_ball-gate --gate        # optional
-    python bench/testbed_lookalikes.py --erasers /tmp/look --concepts golf_ball,french_horn --json out.json
+    python -m bench.testbed_lookalikes --erasers /tmp/look --concepts golf_ball,french_horn --json out.json
 
 For each concept, the eraser without and with its preserve list (and with the look-alike gate, when
 ``<slug>-gate`` exists) is swept over γ on the testbed
@@ -23,22 +23,19 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from clear_core.concepts import load_builtin, load_implicit  # noqa: E402
-from clear_core.erasure import Eraser  # noqa: E402
-from clear_core.evaluation import split_implicit  # noqa: E402
-from clear_core.lookalikes import default_preserve, preserve_set  # noqa: E402
-from clear_core.testbed.detector import load_detector  # noqa: E402
-from clear_core.testbed.pipeline import load_testbed_pipeline  # noqa: E402
-from clear_core.testbed.rate import _flat, generate_frames, pack_prompts  # noqa: E402
+from clear_core.concepts import load_builtin, load_implicit
+from clear_core.erasure import Eraser
+from clear_core.evaluation import split_implicit
+from clear_core.lookalikes import default_preserve, preserve_set
+from clear_core.testbed.detector import load_detector
+from clear_core.testbed.pipeline import load_testbed_pipeline
+from clear_core.testbed.rate import _flat, generate_frames, pack_prompts
 
 GAMMAS = (1.0, 2.0, 3.0, 4.0, 6.0, 8.0)
 KEEP_MIN = 0.9
