@@ -236,6 +236,9 @@ def cmd_search(args: argparse.Namespace, encoder=None) -> int:
     print(f"chosen block {e.layer - 1} ({e.layer_name}); block probabilities: {probs}", file=sys.stderr)
     if result.search.stop_reason:
         print(f"block search ended: {result.search.stop_reason}", file=sys.stderr)
+    verdict = e.meta.get("block_verdict")
+    if verdict:
+        print(f"block verdict over seeds {verdict['seeds']}: {verdict['verdict']}", file=sys.stderr)
     held = e.meta.get("held_out")
     if held:
         row, base = held["erased"], held["unerased"]
@@ -465,6 +468,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_field(p, SearchConfig, "sae_kind", "--sae", choices=SAE_KINDS)
     add_field(p, SearchConfig, "k", type=count_arg(limits.MAX_K), unset=True)
     add_field(p, SearchConfig, "lr_alpha", type=finite_arg(above=0.0))
+    add_field(p, SearchConfig, "verdict_seeds", type=count_arg(16, minimum=0))
     p.add_argument("--no-con", action="store_true", help="ablation: step 2 on L_SAE only (no L_con)")
     p.add_argument("--brute-force", action="store_true", help="ablation: one SAE per block, L x the cost")
     add_field(p, EraserOptions, "kind", "--eraser-type", choices=ERASER_KINDS)

@@ -84,6 +84,9 @@ class SearchConfig:
     """Block probability the chosen block must hold over the whole window to stop early."""
     stop_tolerance: float = 0.1
     """Relative fall of L_SAE between the halves of the window below which the SAE has converged."""
+    verdict_seeds: int = 0
+    """Extra searches with the next seeds, to say how stable the chosen block is (each costs one more
+    search); 0 reports the block probabilities alone."""
 
     def __post_init__(self) -> None:
         for name in ("steps", "batch_pairs", "d_sae", "event_every", "min_steps", "stop_window"):
@@ -92,6 +95,8 @@ class SearchConfig:
         for name in ("lr_sae", "lr_alpha", "tau_start", "tau_end", "eps"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
+        if not 0 <= self.verdict_seeds <= 16:
+            raise ValueError(f"verdict_seeds must be in 0..16, got {self.verdict_seeds}")
         if not 0 < self.stop_prob <= 1 or not 0 <= self.stop_tolerance < 1:
             raise ValueError(
                 f"stop_prob must be in (0, 1] and stop_tolerance in [0, 1), got {self.stop_prob}, "

@@ -36,6 +36,8 @@ from clear_core.sae import SAE, SAEConfig, SparseSAEOutput, sae_update
 
 __all__ = [
     "DECISIVE_PROB",
+    "BlockVerdict",
+    "block_verdict",
     "BruteForceResult",
     "LayerUncertainty",
     "LayerSearch",
@@ -164,6 +166,53 @@ def layer_uncertainty(probs: list[float]) -> LayerUncertainty:
     entropy = float(-(nz * np.log(nz)).sum() / np.log(len(p)))
     decisive = bool(top2[1] >= DECISIVE_PROB and top2[1] >= 2 * top2[0])
     return LayerUncertainty(float(top2[1]), float(top2[1] - top2[0]), entropy, decisive)
+
+
+@dataclass
+class BlockVerdict:
+    """How stable the chosen block is across searches that differ only in their seed."""
+
+    seeds: list[int]
+    """Seeds searched, the run's own first."""
+    blocks: list[int]
+    """Block chosen by each (block numbers: layer − 1)."""
+    top_probs: list[float]
+    """The chosen block's probability in each."""
+    agreement: float
+    """Share of the searches that chose the run's block."""
+    verdict: str
+    """One line: "block 3 in 3 of 3 seeds" or "undecided between blocks 2 and 4 (…)"."""
+
+    @property
+    def stable(self) -> bool:
+        return self.agreement == 1.0
+
+    def to_json(self) -> dict:
+        return {**asdict(self), "stable": self.stable}
+
+
+def block_verdict(results: list[SearchResult]) -> BlockVerdict:
+    """The verdict over searches of one concept with different seeds (the first is the run's)."""
+    blocks = [r.layer - 1 for r in results]
+    chosen = blocks[0]
+    agree = sum(b == chosen for b in blocks) / len(blocks)
+    if agree == 1.0:
+        verdict = f"block {chosen} in {len(blocks)} of {len(blocks)} seeds"
+    else:
+        counts = {b: blocks.count(b) for b in dict.fromkeys(blocks)}
+        ranked = sorted(counts, key=lambda b: (-counts[b], b != chosen))
+        verdict = (
+            f"undecided between blocks {ranked[0]} and {ranked[1]} ("
+            + ", ".join(f"block {b}: {counts[b]} of {len(blocks)} seeds" for b in ranked)
+            + ")"
+        )
+    return BlockVerdict(
+        seeds=[r.config.seed for r in results],
+        blocks=blocks,
+        top_probs=[round(max(r.probs), 4) for r in results],
+        agreement=agree,
+        verdict=verdict,
+    )
 
 
 def gumbel_noise(n: int, generator: torch.Generator | None = None) -> torch.Tensor:

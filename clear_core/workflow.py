@@ -13,7 +13,7 @@ import math
 import time
 import warnings
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from clear_core.concepts import ConceptSet, builtin_packs, load_implicit, unrelated_prompts
@@ -28,6 +28,7 @@ from clear_core.search import (
     LayerSearch,
     SearchEvent,
     SearchResult,
+    block_verdict,
     brute_force_search,
 )
 from clear_core.splits import PairSplit, alternate, split_pairs, splits_record
@@ -44,7 +45,7 @@ class Stage:
     """A progress update."""
 
     name: str
-    """"capture", "search", "calibrate", "held-out" or "done"."""
+    """"capture", "search", "verdict", "calibrate", "held-out" or "done"."""
     fraction: float
     """Overall progress in [0, 1]."""
     message: str
@@ -159,6 +160,8 @@ class ClearRun:
         yield from self._search(pos, neg, protected, should_stop, found)
         search, brute = found["search"], found["brute"]
         eraser = self._build(search, brute, pos, neg, protected)
+        if found["verdict"] is not None:
+            eraser.meta["block_verdict"] = found["verdict"].to_json()
 
         report = None
         if self.options.calibrate:
@@ -215,7 +218,21 @@ class ClearRun:
             for event in runner.run(should_stop):
                 yield Stage("search", 0.1 + 0.7 * event.step / event.total, _search_message(event), event)
             search, history, cancelled = runner.result, runner.result.history, runner.result.cancelled
-        found.update(search=search, brute=brute, history=history, cancelled=cancelled)
+        verdict = None
+        extra = self.search_config.verdict_seeds
+        if extra and not cancelled and self.options.layer is None and brute is None:
+            results = [search]
+            for i in range(1, extra + 1):
+                config = replace(self.search_config, seed=self.search_config.seed + i, verdict_seeds=0)
+                yield Stage("verdict", 0.8, f"checking the block with seed {config.seed} ({i}/{extra})")
+                other = LayerSearch(pos, neg, config, protected=protected)
+                for _ in other.run(should_stop):
+                    pass
+                if other.result.cancelled:
+                    break
+                results.append(other.result)
+            verdict = block_verdict(results) if len(results) > 1 else None
+        found.update(search=search, brute=brute, history=history, cancelled=cancelled, verdict=verdict)
 
     def _build(self, search, brute, pos, neg, protected) -> Eraser:
         """The eraser of the chosen kind at the chosen (or forced) block, with its provenance."""
@@ -355,13 +372,15 @@ class ClearRun:
 
     def _done_message(self, eraser: Eraser, search: SearchResult) -> str:
         u = search.uncertainty
-        note = (
-            ""
-            if u.decisive or self.options.layer is not None
-            else (
-                f"; undecided search (p = {u.top_prob:.2f}, margin {u.margin:.2f}): compare blocks before trusting it"
-            )
-        )
+        verdict = eraser.meta.get("block_verdict")
+        if self.options.layer is not None:
+            note = ""
+        elif verdict and not verdict["stable"]:
+            note = f"; {verdict['verdict']}: compare blocks before trusting it"
+        elif not u.decisive:
+            note = f"; undecided search (p = {u.top_prob:.2f}, margin {u.margin:.2f}): compare blocks before trusting it"
+        else:
+            note = f"; {verdict['verdict']}" if verdict else ""
         stop = f"; search {search.stop_reason}" if search.stop_reason else ""
         return (
             f"erase at {eraser.layer_name} (layer {eraser.layer}), default γ = {eraser.gamma:g}{note}{stop}"

@@ -237,7 +237,7 @@ def _options_parser(p: argparse.ArgumentParser) -> None:
             if name in ("kind",)
             else (float if name in ("holdout", "null_space", "preserve_min") else None),
         )
-    for name in ("steps", "seed"):
+    for name in ("steps", "seed", "verdict_seeds"):
         add_field(p, SearchConfig, name, type=int)
     p.add_argument("--no-early-stop", action="store_true")
 

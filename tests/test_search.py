@@ -249,3 +249,36 @@ def test_lookalike_capture_must_match_the_encoder():
     other, _, _ = synthetic_pairs(n_pairs=8, d=8)
     with pytest.raises(ValueError, match="look-alike capture"):
         LayerSearch(pos, neg, protected=other)
+
+
+def test_block_verdict_over_seeds():
+    from types import SimpleNamespace
+
+    from clear_core.search import block_verdict
+
+    def result(layer, seed, p=0.9):
+        return SimpleNamespace(layer=layer, config=SimpleNamespace(seed=seed), probs=[p, 1 - p])
+
+    stable = block_verdict([result(4, 0), result(4, 1), result(4, 2)])
+    assert stable.stable and stable.verdict == "block 3 in 3 of 3 seeds" and stable.seeds == [0, 1, 2]
+    split = block_verdict([result(3, 0), result(5, 1), result(5, 2)])
+    assert not split.stable and split.agreement == pytest.approx(1 / 3)
+    assert split.verdict.startswith("undecided between blocks 4 and 2")
+    assert split.to_json()["blocks"] == [2, 4, 4]
+
+
+def test_run_with_verdict_seeds_records_the_verdict(minilm, small_concept):
+    from clear_core.workflow import ClearRun, EraserOptions
+
+    run = ClearRun(
+        minilm,
+        small_concept,
+        SearchConfig(steps=15, d_sae=64, verdict_seeds=2),
+        EraserOptions(calibrate=False),
+        unrelated=["a bowl of soup", "a red car", "a cat asleep", "a city street"],
+    )
+    stages = [s.name for s in run.run()]
+    assert stages.count("verdict") == 2
+    verdict = run.result.eraser.meta["block_verdict"]
+    assert verdict["seeds"] == [0, 1, 2] and len(verdict["blocks"]) == 3
+    assert verdict["blocks"][0] == run.result.eraser.layer - 1
