@@ -12,7 +12,7 @@ of its built-in preserve list the γ sweep of the eraser without the preserve li
 protect weight w of m_spec ∝ ReLU(f̄_pos − max(f̄_neg, w·f̄_protected))). A γ is in the window when
 the held-out implicit leakage is at most half its unerased value, the look-alike's held-out prompts
 keep a mean cosine ≥ 0.98 and a probe trained on clean outputs still tells them from the concept
-≥ 90% of the time (clear_core/window.py). Leakage is judged twice: by the project's leakage probe
+≥ 90% of the time (research/window.py). Leakage is judged twice: by the project's leakage probe
 (positives vs negatives: issue 14's bar) and by a look-alike-aware probe (positives vs negatives and
 the look-alike), because the first reads most clean look-alike prompts as the concept (the column
 "look-alike read as concept"). Every number is measured in this run.
@@ -31,7 +31,7 @@ import torch
 from clear_core.encoders import load_encoder
 from clear_core.lookalikes import DEFAULT_LOOKALIKES
 from clear_core.search import SearchConfig
-from clear_core.window import WINDOW_GAMMAS, WindowCriteria, concept_windows, from_json, judge
+from research.window import WINDOW_GAMMAS, WindowCriteria, concept_windows, from_json, judge
 
 
 def _span(gammas: list[float]) -> str:

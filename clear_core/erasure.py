@@ -43,7 +43,7 @@ from clear_core.eraser_checks import check_eraser_fields, check_eraser_files
 from clear_core.fingerprint import fingerprints_match, short
 from clear_core.hooks import Handler, scoped_hooks
 from clear_core.io import atomic_path, atomic_write_text, eraser_paths
-from clear_core.profiles import EncodingProfile
+from clear_core.profiles import MASKED, EncodingProfile, pipeline_encoding
 from clear_core.provenance import library_versions
 from clear_core.sae import SAE, SAEConfig
 from clear_core.search import SearchResult, paper_masks
@@ -54,6 +54,7 @@ __all__ = [
     "Eraser",
     "applied_many",
     "build_eraser",
+    "check_erasers",
     "feature_means",
     "leace_eraser",
     "steering_eraser",
@@ -452,6 +453,29 @@ class Eraser:
             eraser.check_encoder(encoder, allow_other_model)
         return eraser
 
+    def search_result(self) -> SearchResult:
+        """The search this SAE eraser was built from, as recorded in its meta (the SAE is shared by
+        every candidate block): what ``ClearRun(search_result=...)`` rebuilds variants from."""
+        from clear_core.config import SearchConfig
+
+        if self.kind != "sae":
+            raise ValueError(f"a {self.kind} eraser keeps no search; only SAE erasers do")
+        m = self.meta
+        missing = [k for k in ("layer_names", "candidates", "layer_probs", "scales", "search") if k not in m]
+        if missing:
+            raise ValueError(f"the eraser records no {', '.join(missing)}: it cannot stand for its search")
+        return SearchResult(
+            layer=self.layer,
+            layer_names=list(m["layer_names"]),
+            candidates=list(m["candidates"]),
+            probs=list(m["layer_probs"]),
+            scales=list(m["scales"]),
+            sae=self.sae,
+            config=SearchConfig(**m["search"]),
+            cancelled=bool(m.get("search_cancelled", False)),
+            stop_reason=str(m.get("search_stop", "")),
+        )
+
     @property
     def component(self) -> str:
         """The pipeline attribute of the text encoder this eraser edits (``text_encoder_2`` for Flux)."""
@@ -715,3 +739,25 @@ def steering_eraser(
         gamma=gamma,
         meta={"layer_names": pos.layer_names, "n_pairs": pos.n_prompts},
     )
+
+
+def check_erasers(pipe: Any, erasers: Sequence[Eraser]) -> None:
+    """Refuse erasers made for another encoder of ``pipe`` (a diffusers pipeline or the testbed), or
+    searched under another encoding profile than the one the pipeline runs its encoder with."""
+    seen: set[int] = set()
+    known = pipeline_encoding(pipe)
+    for eraser in erasers:
+        if id(eraser) in seen:
+            raise ValueError(f"the eraser for {eraser.concept!r} is given twice")
+        seen.add(id(eraser))
+        encoder = TextEncoder.from_pipeline(pipe, eraser.component)
+        eraser.check_encoder(encoder)
+        profile = known.profile if known and known.component == eraser.component else MASKED
+        if not eraser.encoding.same_states(profile):
+            raise ValueError(
+                f"the eraser for {eraser.concept!r} was searched on {eraser.encoding.name!r} states "
+                f"(mask={eraser.encoding.attention_mask}, positions={eraser.encoding.positions}), but "
+                f"{type(pipe).__name__} runs its encoder as {profile.name!r} (mask={profile.attention_mask}, "
+                f"positions={profile.positions}, length {profile.max_length}); search again with "
+                "--model <the pipeline folder> so the SAE sees what the denoiser reads"
+            )

@@ -97,9 +97,13 @@ class ClearRun:
         capture: CaptureConfig | None = None,
         unrelated: Sequence[str] | None = None,
         implicit: Sequence[str] | None = None,
+        search_result: SearchResult | None = None,
     ) -> None:
         """``implicit``: prompts that evoke the concept without naming it; None loads a built-in pack's
-        own (when ``concept.name`` is a built-in slug). Half calibrates γ, half is held out."""
+        own (when ``concept.name`` is a built-in slug). Half calibrates γ, half is held out.
+        ``search_result``: a search already run on these pairs (``Eraser.search_result()`` of an
+        eraser): the run builds its eraser from that SAE instead of searching again, so variants of one
+        search (another block, another mask) go through the same code path."""
         if len(concept) < 2:
             raise ValueError(
                 f"concept {concept.name!r} has {len(concept)} pair(s); a search needs at least 2"
@@ -135,6 +139,7 @@ class ClearRun:
             seed=self.search_config.seed,
             held_out_pairs=self.split.held_out_indices if len(self.split.held_out) else None,
         )
+        self.search_result = search_result
         self.result: RunResult | None = None
 
     # ------------------------------------------------------------------------------------ stages
@@ -196,6 +201,12 @@ class ClearRun:
     def _search(self, pos, neg, protected, should_stop, found: dict) -> Iterator[Stage]:
         """The layer search (or brute force); fills ``found`` with the result, history and state."""
         brute = None
+        if self.search_result is not None:
+            done = self.search_result
+            found.update(
+                search=done, brute=None, history=done.history, cancelled=done.cancelled, verdict=None
+            )
+            return
         if self.options.method == "brute_force":
             gen = brute_force_search(pos, neg, self.search_config, should_stop, protected=protected)
             n = len(self.search_config.layers or pos.block_indices)

@@ -19,8 +19,8 @@ from clear_core.lookalikes import (
 )
 from clear_core.packs import PACKS
 from clear_core.search import SearchConfig
-from clear_core.window import WindowCriteria, sweep_window
 from clear_core.workflow import ClearRun, EraserOptions
+from research.window import WindowCriteria, sweep_window
 
 UNRELATED = ["a bowl of soup on a table", "a red car on a coastal road", "a cat asleep on a sofa"]
 

@@ -1,4 +1,4 @@
-"""The paper-claims runner (clear_core/testbed/paper.py): decisions, plumbing, caching, replayed builds.
+"""The paper-claims runner (research/testbed_paper.py): decisions, plumbing, caching, replayed builds.
 
 The runner's erasers normally come from CLI searches (minutes); here a stub bank hands out steering
 erasers built in a second, so the whole runner runs on the real testbed pipe and detector at tiny
@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 import torch
 
-from clear_core.testbed import paper
-from clear_core.testbed.paper import EraserBank, PaperConfig, best_block, choose_pairs, run_paper
+from research import testbed_paper as paper
+from research.testbed_paper import EraserBank, PaperConfig, best_block, choose_pairs, run_paper
 
 
 def _row(block, rate, pres, r0=1.0):

@@ -111,7 +111,7 @@ class GenerateWorker:
     """One loaded pipeline; renders any clip of a :class:`GenerateJob`."""
 
     def __init__(self, job: GenerateJob) -> None:
-        from clear_core.generation.grid import check_erasers
+        from clear_core.erasure import check_erasers
         from clear_core.generation.loading import describe, load_pipeline
         from clear_core.provenance import library_versions
 

@@ -27,14 +27,13 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from clear_core.encoders import TextEncoder
-from clear_core.erasure import Eraser, applied_many
+from clear_core.erasure import Eraser, applied_many, check_erasers
 from clear_core.generation.conditioning import Conditioning, encode
 from clear_core.generation.loading import describe
 from clear_core.generation.media import contact_sheet, write_json, write_mp4
 from clear_core.generation.render import Latents, RenderSettings, render
 from clear_core.generation.sweep import encode_sweep
 from clear_core.generation.variants import Variant, steering_baseline
-from clear_core.profiles import MASKED, pipeline_encoding
 from clear_core.provenance import library_versions
 
 __all__ = [
@@ -99,27 +98,6 @@ def check_out(out: str | Path, overwrite: bool = False) -> Path:
     if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
         raise ValueError(f"cannot write to {out}: {parent} is not a writable folder")
     return out
-
-
-def check_erasers(pipe: Any, erasers: Sequence[Eraser]) -> None:
-    """Refuse erasers made for another encoder, or searched under another encoding profile."""
-    seen: set[int] = set()
-    known = pipeline_encoding(pipe)
-    for eraser in erasers:
-        if id(eraser) in seen:
-            raise ValueError(f"the eraser for {eraser.concept!r} is given twice")
-        seen.add(id(eraser))
-        encoder = TextEncoder.from_pipeline(pipe, eraser.component)
-        eraser.check_encoder(encoder)
-        profile = known.profile if known and known.component == eraser.component else MASKED
-        if not eraser.encoding.same_states(profile):
-            raise ValueError(
-                f"the eraser for {eraser.concept!r} was searched on {eraser.encoding.name!r} states "
-                f"(mask={eraser.encoding.attention_mask}, positions={eraser.encoding.positions}), but "
-                f"{type(pipe).__name__} runs its encoder as {profile.name!r} (mask={profile.attention_mask}, "
-                f"positions={profile.positions}, length {profile.max_length}); search again with "
-                "--model <the pipeline folder> so the SAE sees what the denoiser reads"
-            )
 
 
 def prepare_steering(

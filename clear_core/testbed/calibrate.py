@@ -79,7 +79,7 @@ def calibrate_on_frames(
     progress=None,
 ) -> FrameCalibration:
     """Render the calibration prompts at every γ of ``gammas`` and pick the default γ (module docstring)."""
-    from clear_core.generation.grid import check_erasers
+    from clear_core.erasure import check_erasers
     from clear_core.testbed.detector import HEADS, concept_attribute, concept_present, load_detector
     from clear_core.testbed.pipeline import load_testbed_pipeline
     from clear_core.testbed.rate import _flat, generate_frames

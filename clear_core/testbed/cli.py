@@ -83,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
     erasers, pipe = [], None
     if args.eraser:
         from clear_core.__main__ import _load_erasers
-        from clear_core.generation.grid import check_erasers
+        from clear_core.erasure import check_erasers
         from clear_core.testbed.pipeline import load_testbed_pipeline
 
         erasers = _load_erasers(args.eraser)  # paths first; the same folder twice is refused

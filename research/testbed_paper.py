@@ -1,6 +1,6 @@
 """The paper's claims measured on the CPU testbed (issue 10, item 4).
 
-``python -m clear_core.testbed.paper all --erasers /tmp/tb_paper --out paper.json --png-dir DIR``
+``python -m research.testbed_paper all --erasers /tmp/tb_paper --out paper.json --png-dir DIR``
 runs every experiment on the default concepts (``--only`` to choose); one experiment by name runs
 just that one. Each measurement is the testbed's generative rate (share of frames in which the
 detector finds the concept, on the pack's positive prompts) and preservation (share of frames of the
@@ -45,7 +45,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
-from unittest import mock
 
 import numpy as np
 import torch
@@ -149,36 +148,9 @@ class PaperConfig:
 
 
 # --------------------------------------------------------------------------------------- erasers
-class _FinishedSearch:
-    """Stands in for ``LayerSearch`` inside :class:`ClearRun`: hands back a search already run, so each
-    variant of a concept (a forced block, the paper's mask) is built from the same SAE by the CLI's
-    own code path (look-alike protection and γ calibration included)."""
-
-    def __init__(self, result) -> None:
-        self.result = result
-
-    def __call__(self, pos, neg, config, **kwargs) -> _FinishedSearch:
-        return self
-
-    def run(self, should_stop=None):
-        return iter(())
-
-
 def search_of(eraser):
     """The :class:`SearchResult` an SAE eraser was built from (its SAE is shared by every block)."""
-    from clear_core.search import SearchConfig, SearchResult
-
-    m = eraser.meta
-    return SearchResult(
-        layer=eraser.layer,
-        layer_names=list(m["layer_names"]),
-        candidates=list(m["candidates"]),
-        probs=list(m["layer_probs"]),
-        scales=list(m["scales"]),
-        sae=eraser.sae,
-        config=SearchConfig(**m["search"]),
-        cancelled=bool(m.get("search_cancelled", False)),
-    )
+    return eraser.search_result()
 
 
 class EraserBank:
@@ -256,14 +228,10 @@ class EraserBank:
 
         concept = self.concept_of(slug)
         config = search_of(replay).config if replay is not None else search
-        run = workflow.ClearRun(self.encoder, concept, config, options)
-        if replay is None:
-            for _ in run.run():
-                pass
-        else:
-            with mock.patch.object(workflow, "LayerSearch", _FinishedSearch(search_of(replay))):
-                for _ in run.run():
-                    pass
+        done = search_of(replay) if replay is not None else None
+        run = workflow.ClearRun(self.encoder, concept, config, options, search_result=done)
+        for _ in run.run():
+            pass
         return run.result.eraser
 
     def _build(self, slug: str, variant: str):
@@ -962,7 +930,7 @@ def markdown_tables(res: dict) -> str:
 # --------------------------------------------------------------------------------------- CLI
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m clear_core.testbed.paper", description=__doc__.splitlines()[0]
+        prog="python -m research.testbed_paper", description=__doc__.splitlines()[0]
     )
     parser.add_argument(
         "experiment", choices=("all", *EXPERIMENTS, "tables"), help="tables: print --out's JSON as Markdown"

@@ -1,9 +1,9 @@
 """Measurements of the testbed against the issue's bar, with the shipped weights and detector.
 
-``python -m clear_core.testbed.experiments following [--n 200 --seeds 2]``: caption following on
+``python -m research.testbed_experiments following [--n 200 --seeds 2]``: caption following on
 held-out captions (held-out (object, setting, style) combinations written with held-out templates),
 measured by the detector on every frame; ``--mode heldout`` names the concepts by their held-out
-paraphrases instead. ``python -m clear_core.testbed.experiments erasure --erasers DIR``: for every
+paraphrases instead. ``python -m research.testbed_experiments erasure --erasers DIR``: for every
 concept with an eraser folder ``DIR/<slug>``, the generative rate before/after at the eraser's
 calibrated γ, preservation, and the same on the pack's implicit prompts. ``speed``: seconds per clip.
 Each prints JSON (and writes it with ``--out``).
@@ -203,7 +203,7 @@ def contact_sheet(erasers: Path, slugs: list[str], out: Path, seed: int = 0, pip
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m clear_core.testbed.experiments")
+    parser = argparse.ArgumentParser(prog="python -m research.testbed_experiments")
     sub = parser.add_subparsers(dest="what", required=True)
     f = sub.add_parser("following")
     f.add_argument("--n", type=int, default=200)
