@@ -11,8 +11,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from clear_core.build import feature_means
 from clear_core.encoders import Activations, CaptureConfig, TextEncoder
-from clear_core.erasure import Eraser, feature_means
+from clear_core.erasure import Eraser
 from clear_core.sae import SAEStats
 
 __all__ = [

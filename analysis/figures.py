@@ -461,7 +461,7 @@ def gamma_sweep_chart(
 ) -> go.Figure:
     """Leakage (share still detected, first axis) and preservation (cosine kept, dotted, second axis)
     against γ, the chosen γ as a vertical line and the preservation floor as a dashed horizontal one
-    (``lookalike_min``: the look-alikes' own floor, in their colour; issue 14).
+    (``lookalike_min``: the look-alikes' own floor, in their colour).
 
     ``series`` maps keys of :data:`SWEEP_SERIES` (the fields of a γ-sweep row) to one value per γ;
     a series that is all None (implicit leakage in a calibration, which never sees them) is left out.

@@ -6,7 +6,7 @@ read-only at inference).
 
 :func:`seed_rates` renders the preview prompt on the CPU testbed with :data:`RATE_SEEDS` seeds, without
 and with the eraser from the same latents, and counts the clips in which the testbed detector finds the
-concept (issue 10, item 5): one clip says little, a handful of seeds with a 95% Wilson interval says how
+concept: one clip says little, a handful of seeds with a 95% Wilson interval says how
 sure the difference is. :func:`seed_rate_chart` draws it.
 """
 

@@ -6,7 +6,7 @@ lands and which SAE features were subtracted (:func:`analysis.features.explain_p
 concept as a whole: leakage and preservation at this γ (:func:`clear_core.evaluation.evaluate`),
 against a :class:`clear_core.evaluation.Baseline` cached in the session, so that moving γ re-encodes
 only the erased prompts; the look-alikes the eraser protected are scored on their held-out prompts
-(:func:`lookalike_prompts`, issue 14). The γ sweep of the eraser's calibration, with the look-alikes'
+(:func:`lookalike_prompts`). The γ sweep of the eraser's calibration, with the look-alikes'
 own curve and floor, is drawn by :func:`calibration_chart`. Original-vs-erased media appear when a
 generation backend is installed (:mod:`app.generation`); on the CPU testbed they are followed by the
 concept's generative rate over a few seeds with 95% intervals (:func:`rate_over_seeds`).
@@ -108,7 +108,7 @@ def lookalike_prompts(session: Session, eraser: Eraser) -> tuple[list[str], list
 def calibration_chart(eraser: Eraser) -> go.Figure | None:
     """The γ sweep of the eraser's calibration (plotly figure), its default γ and the preservation
     floors marked (unrelated prompts, and look-alikes when the eraser protected some: their own curve
-    and floor, issue 14); None when it was not calibrated."""
+    and floor); None when it was not calibrated."""
     from analysis.figures import SWEEP_SERIES, gamma_sweep_chart
 
     calibration = eraser.meta.get("calibration") or {}

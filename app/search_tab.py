@@ -5,7 +5,7 @@ and streams the layer probabilities over steps (the paper's Fig. 5), the losses 
 "Stop" ends the search early; the run still builds an eraser from the state reached and calibrates
 it, so stopping never throws work away. The session changes only on the last yield.
 
-The Keep box names the look-alikes to protect (issue 14; EraserOptions.preserve, the CLI's
+The Keep box names the look-alikes to protect (EraserOptions.preserve, the CLI's
 ``--preserve``): a pack's built-in list is filled in when its pairs load, an empty box protects
 nothing. The summary says what was protected, and warns, naming the runner-up block, when the search
 did not settle on one block (``layer_uncertainty``).

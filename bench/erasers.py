@@ -21,10 +21,10 @@ from dataclasses import asdict
 
 import torch
 
+from clear_core.build import leace_eraser, steering_eraser
 from clear_core.concepts import load_builtin
 from clear_core.config import DEFAULT_GAMMAS, EraserOptions, SearchConfig
 from clear_core.encoders import load_encoder
-from clear_core.erasure import leace_eraser, steering_eraser
 from clear_core.evaluation import calibrate_gamma, evaluate
 from clear_core.splits import alternate
 from clear_core.workflow import ClearRun

@@ -1,4 +1,4 @@
-"""Erase the concept, keep its look-alikes: the γ window of each fine-grained pair (issue 14).
+"""Erase the concept, keep its look-alikes: the γ window of each fine-grained pair.
 
     python -m bench.lookalikes                                  # golf_ball, french_horn (the bar)
     python -m bench.lookalikes --concepts golf_ball,tench,van_gogh --weights 0.5,1
@@ -13,7 +13,7 @@ protect weight w of m_spec ∝ ReLU(f̄_pos − max(f̄_neg, w·f̄_protected)))
 the held-out implicit leakage is at most half its unerased value, the look-alike's held-out prompts
 keep a mean cosine ≥ 0.98 and a probe trained on clean outputs still tells them from the concept
 ≥ 90% of the time (research/window.py). Leakage is judged twice: by the project's leakage probe
-(positives vs negatives: issue 14's bar) and by a look-alike-aware probe (positives vs negatives and
+(positives vs negatives: the window's bar) and by a look-alike-aware probe (positives vs negatives and
 the look-alike), because the first reads most clean look-alike prompts as the concept (the column
 "look-alike read as concept"). Every number is measured in this run.
 """

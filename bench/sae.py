@@ -8,7 +8,7 @@ normalised block activations, the search's input), with Adam at lr 1e-3, and is 
 pack's tokens at that block: FVU, L0 (mean active features per token), dead share (never fired on
 those tokens), seconds per update. Variants:
 
-* ``old relu``: this project's SAE before issue 12 (unit-norm decoder init, renormalised after every
+* ``old relu``: this project's first SAE (unit-norm decoder init, renormalised after every
   step, no gradient clipping, b_dec started at the data mean).
 * ``relu``: the current L1 SAE (decoder init norm 0.1, L1 weighted by decoder-row norm, no forced
   renormalisation, grad clip 1.0, b_dec started at 0, decoder norm folded at the end); and the same
@@ -134,7 +134,7 @@ def main() -> None:
         batches = [torch.randint(len(x), (args.rows,), generator=gen) for _ in range(args.steps)]
         c = (args.l1, args.k, args.d_sae)
         variants = [
-            ("old relu (before issue 12)", train_project, "relu", {"old": True}),
+            ("old relu (the first SAE)", train_project, "relu", {"old": True}),
             ("relu (default L1 SAE)", train_project, "relu", {}),
         ]
         if not args.quick:

@@ -1,4 +1,4 @@
-"""Erase the concept, keep its look-alike — measured on generated clips of the CPU testbed (issue 14).
+"""Erase the concept, keep its look-alike — measured on generated clips of the CPU testbed.
 
     python -m clear_core search --concept golf_ball --out /tmp/look/golf_ball                 # preserve list on
     python -m clear_core search --concept golf_ball --out /tmp/look/golf_ball-off --no-preserve

@@ -56,7 +56,7 @@ class SearchConfig:
     """Adam learning rate of the SAE (step 1; the paper's value)."""
     lr_alpha: float = 1e-1
     """Adam learning rate of the layer logits α (step 2). The paper's 3e-2 is tuned for 2,500 steps; at
-    300 its distributions stayed undecided (top probability 0.27–0.57 on MiniLM, issue 12)."""
+    300 its distributions stayed undecided (top probability 0.27–0.57 on MiniLM)."""
     tau_start: float = 1.0
     """Gumbel-softmax temperature at the first step."""
     tau_end: float = 0.1

@@ -12,13 +12,13 @@ stays ≥ ``preserve_min``, the one with the lowest leakage (ties: the smallest 
 what erasure is for: the mean of the positive prompts' leakage and, when the concept has implicit
 prompts, the leakage of the *calibration half* of them (:func:`split_implicit`). Explicit positives
 alone reach 0 by γ ≈ 3 and stop the sweep before prompts that only evoke the concept are erased
-(issue 12 measured nudity's implicit leakage 0.96 → 0.76 that way). The other half of the implicit
+(measured: nudity's implicit leakage 0.96 → 0.76 that way). The other half of the implicit
 prompts is never used for calibration, so the implicit leakage reported on it is an honest held-out
 number.
 
 **Concept probability** (what a user reads for one prompt) is a different question from leakage: "does
 this prompt carry the concept?" for *any* prompt, not only the pack's pairs. The leakage probe never saw
-a prompt outside the pack's scenes and reads "a bowl of ramen" as 0.52 parachute (issue 12). So
+a prompt outside the pack's scenes and reads "a bowl of ramen" as 0.52 parachute (measured). So
 :class:`Baseline` also fits a ``concept_probe`` on positives against negatives *and* half of the
 unrelated prompts (:func:`split_unrelated`), as an ensemble of bootstrap refits whose spread is the
 uncertainty shown with the probability; the other half of the unrelated prompts stays held out to
@@ -142,7 +142,7 @@ class GammaRow:
     """Share of the *calibration half* of the implicit prompts still detected (set by a calibration,
     which moves its implicit leakage here so that ``leakage_implicit`` always means held-out prompts)."""
     preservation_lookalike: float | None = None
-    """Mean cosine original vs erased on look-alike prompts (clear_core/lookalikes.py; issue 14): what
+    """Mean cosine original vs erased on look-alike prompts (clear_core/lookalikes.py): what
     *near* the concept is kept, apart from unrelated prompts (None without look-alikes)."""
     lookalike_told_apart: float | None = None
     """Share of look-alike prompts (odd positions) that a probe trained on clean outputs of positives vs

@@ -1,7 +1,7 @@
-"""Look-alikes: what sits *next to* a concept and must survive its erasure (issue 14).
+"""Look-alikes: what sits *next to* a concept and must survive its erasure.
 
 The packs' negatives are the positive sentence with the concept removed, so nothing in a search tells
-the SAE mask that "tennis ball" must stay when "golf ball" goes (issue 14 measured tennis-ball prompts
+the SAE mask that "tennis ball" must stay when "golf ball" goes (measured: tennis-ball prompts
 at a mean cosine of 0.81 under the default golf-ball eraser, unrelated prompts at 0.97). A *preserve list*
 names the look-alikes to keep. Their prompts are written from the concept's own pairs by swapping
 the concept's words for the look-alike's ("a muddy golf ball on a putting green" -> "a muddy tennis
@@ -69,7 +69,7 @@ DEFAULT_LOOKALIKES: dict[str, tuple[str, ...]] = {
     "church": ("tower", "house"),
     **{slug: tuple(name for other, name in _ARTIST_NAMES.items() if other != slug) for slug in _ARTISTS},
 }
-"""The built-in preserve list of each pack: its fine-grained neighbours (issue 14)."""
+"""The built-in preserve list of each pack: its fine-grained neighbours."""
 
 MAX_PER_LOOKALIKE = 96
 """Prompts written per look-alike (half protect, half held out): enough for stable feature means."""

@@ -16,10 +16,11 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
+from clear_core.build import build_eraser, leace_eraser, steering_eraser
 from clear_core.concepts import ConceptSet, builtin_packs, load_implicit, unrelated_prompts
 from clear_core.config import EraserOptions, SearchConfig
 from clear_core.encoders import Activations, CaptureConfig, TextEncoder
-from clear_core.erasure import Eraser, build_eraser, leace_eraser, steering_eraser
+from clear_core.erasure import Eraser
 from clear_core.evaluation import Report, calibrate_gamma, evaluate
 from clear_core.io import atomic_path
 from clear_core.lookalikes import PreserveSet, resolve_preserve

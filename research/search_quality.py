@@ -11,7 +11,7 @@
 Implicit leakage is always measured on the *held-out* half of the pack's implicit prompts
 (``split_implicit``: the calibration half is what γ was calibrated on).
 
-Targets (issue 3): the default search (capture + search + γ calibration) of a built-in concept takes
+Targets: the default search (capture + search + γ calibration) of a built-in concept takes
 ≤ 60 s on this 2-core machine; on parachute at the default γ, implicit-prompt leakage is at most half
 the unerased leakage while unrelated prompts keep a mean cosine ≥ 0.95. The SAE training step's
 achieved GFLOP/s is reported as a fraction of a plain matmul of the same shapes, measured here.
@@ -29,9 +29,9 @@ from pathlib import Path
 
 import torch
 
+from clear_core.build import build_eraser, steering_eraser
 from clear_core.concepts import builtin_packs, load_builtin, load_implicit, unrelated_prompts
 from clear_core.encoders import CaptureConfig, load_encoder
-from clear_core.erasure import build_eraser, steering_eraser
 from clear_core.evaluation import DEFAULT_GAMMAS, Baseline, evaluate, split_implicit
 from clear_core.search import LayerSearch, SearchConfig, run_brute_force
 from clear_core.workflow import ClearRun, EraserOptions

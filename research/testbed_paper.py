@@ -1,4 +1,4 @@
-"""The paper's claims measured on the CPU testbed (issue 10, item 4).
+"""The paper's claims measured on the CPU testbed.
 
 ``python -m research.testbed_paper all --erasers /tmp/tb_paper --out paper.json --png-dir DIR``
 runs every experiment on the default concepts (``--only`` to choose); one experiment by name runs

@@ -1,4 +1,4 @@
-"""Is there a γ that erases the concept and keeps its look-alike? (issue 14, "Find the window")
+"""Is there a γ that erases the concept and keeps its look-alike? (the γ window)
 
 For one concept and one look-alike, two erasers are compared: the default search and mask without the
 preserve list, and with it — the look-alike's protect-half prompts enter the search as extra negatives
@@ -19,7 +19,7 @@ on MiniLM it calls 94% of clean tennis-ball prompts "golf ball", so halving what
 erasing what the look-alike shares with the concept. Each row therefore also judges the implicit
 prompts by a *look-alike-aware* probe (positives vs negatives and the look-alike's protect half) and
 says whether the γ is in the window by that judge too (``ok_vs_lookalike``); both are reported, and
-the first is issue 14's bar.
+the first is the window's bar.
 
 Every number comes from encoding the prompts with and without the eraser; nothing is estimated.
 """
@@ -31,9 +31,10 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from clear_core.build import build_eraser
 from clear_core.concepts import load_builtin, load_implicit, unrelated_prompts
 from clear_core.encoders import TextEncoder
-from clear_core.erasure import Eraser, build_eraser
+from clear_core.erasure import Eraser
 from clear_core.evaluation import fit_probe, split_implicit
 from clear_core.lookalikes import PreserveSet, default_preserve, preserve_set
 from clear_core.search import LayerSearch, SearchConfig
@@ -54,7 +55,7 @@ WINDOW_GAMMAS = (0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 6.0, 8.0)
 
 @dataclass(frozen=True)
 class WindowCriteria:
-    """What a γ must reach to be in the window (issue 14's bar)."""
+    """What a γ must reach to be in the window."""
 
     leakage_ratio: float = 0.5
     """Held-out implicit leakage at most this fraction of the unerased leakage."""
@@ -89,7 +90,7 @@ class WindowRow:
     """The held-out implicit prompts judged by a second probe, positives vs negatives *and* the
     look-alike's protect half ("this concept, not just anything like it"); reported, not a criterion."""
     ok: bool = False
-    """All three criteria met (leakage judged by the leakage probe: the bar of issue 14)."""
+    """All three criteria met (leakage judged by the leakage probe: the window's bar)."""
     ok_vs_lookalike: bool = False
     """All three met with the leakage judged by the look-alike-aware probe instead."""
 

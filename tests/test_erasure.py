@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 import torch
 
+from clear_core.build import build_eraser, steering_eraser
 from clear_core.encoders import CaptureConfig
-from clear_core.erasure import Eraser, applied_many, build_eraser, steering_eraser
+from clear_core.erasure import Eraser, applied_many
 from tests.conftest import PROMPTS, tiny_model
 
 NO_CACHE = CaptureConfig(use_cache=False)

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from analysis.features import explain_prompt, feature_table, nearest_tokens, sae_health, top_prompts
-from clear_core.erasure import steering_eraser
+from clear_core.build import steering_eraser
 
 
 def test_feature_table_ranked_by_specificity(small_run):

@@ -1,4 +1,4 @@
-"""Look-alikes (issue 14): preserve lists, protected masks, look-alike preservation and the window."""
+"""Look-alikes: preserve lists, protected masks, look-alike preservation and the window."""
 
 import json
 
@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from clear_core.__main__ import main
+from clear_core.build import build_eraser, feature_means
 from clear_core.concepts import ConceptSet, load_builtin
-from clear_core.erasure import build_eraser, feature_means
 from clear_core.evaluation import GammaRow, Report, calibrate_gamma, evaluate
 from clear_core.lookalikes import (
     DEFAULT_LOOKALIKES,

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from clear_core.erasure import Eraser, build_eraser, leace_eraser
+from clear_core.build import build_eraser, leace_eraser
+from clear_core.erasure import Eraser
 
 
 def _tokens(acts, layer):

@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
+from clear_core.build import build_eraser
 from clear_core.encoders import CaptureConfig
-from clear_core.erasure import build_eraser
 from clear_core.prefix import encode_gammas
 from clear_core.search import LayerSearch, SearchConfig
 from tests.conftest import PROMPTS

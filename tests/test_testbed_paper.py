@@ -75,8 +75,8 @@ class _StubBank(EraserBank):
         self.builds = 0
 
     def _build(self, slug, variant):
+        from clear_core.build import steering_eraser
         from clear_core.concepts import load_concept
-        from clear_core.erasure import steering_eraser
 
         self.builds += 1
         if slug not in _ACTS:
@@ -175,8 +175,8 @@ def test_figures_are_written(tmp_path):
 def test_forced_block_is_built_from_clears_own_search(tmp_path, minilm):
     """``block<b>`` goes through ClearRun with the finished search replayed: same SAE, CLEAR's γ,
     masks rebuilt at block b — what ``search --block b --gamma γ`` builds, without a second search."""
+    from clear_core.build import build_eraser
     from clear_core.concepts import ConceptSet, load_concept
-    from clear_core.erasure import build_eraser
     from clear_core.search import LayerSearch, SearchConfig
 
     concept = ConceptSet("golf_ball", load_concept("golf_ball").pairs[::15])  # 16 pairs: fast

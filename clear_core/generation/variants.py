@@ -19,7 +19,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from clear_core.erasure import Eraser, applied_many, steering_eraser
+from clear_core.build import steering_eraser
+from clear_core.erasure import Eraser, applied_many
 
 __all__ = ["BASELINES", "Variant", "concept_phrase", "eraser_id", "plan_variants", "steering_baseline"]
 

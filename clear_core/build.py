@@ -1,0 +1,231 @@
+"""Building erasers from a search: CLEAR's SAE eraser (masks, gates, null-space edit), the steering
+vector and LEACE, each at one block of the captured pairs (see clear_core/erasure.py for the artifact).
+
+Masks. ``paper`` is m_spec = 1 − f̄_neg / max f̄_neg, taken literally; it is close to 1 for almost
+every feature, so the edit removes nearly the whole reconstruction. ``contrastive`` (the default) is
+m_spec ∝ ReLU(f̄_pos − f̄_neg) normalised to max 1, with f̄ the mean over prompts of each prompt's *max*
+over its real tokens: the concept lives in a few tokens, and max pooling keeps prompts of different
+lengths comparable.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+
+from clear_core.config import MASKS
+from clear_core.encoders import Activations
+from clear_core.erasure import Eraser
+from clear_core.sae import SAE
+from clear_core.search import SearchResult, paper_masks
+from clear_core.validation import check_number
+
+__all__ = ["build_eraser", "feature_means", "leace_eraser", "steering_eraser"]
+
+
+@torch.no_grad()
+def feature_means(
+    sae: SAE, acts: Activations, layer: int, scale: float, pooling: str = "max"
+) -> torch.Tensor:
+    """(d_sae,) mean over prompts of each prompt's pooled SAE activation ("max" or "mean" over tokens)."""
+    if pooling not in ("max", "mean"):
+        raise ValueError(f"unknown pooling {pooling!r}; expected 'max' or 'mean'")
+    f = sae.encode(torch.from_numpy(acts.layer(layer)) / scale).numpy()
+    starts = acts.offsets[:-1]
+    if pooling == "max":
+        pooled = np.maximum.reduceat(f, starts, axis=0)
+    else:
+        pooled = np.add.reduceat(f, starts, axis=0) / acts.lengths[:, None]
+    return torch.from_numpy(pooled.mean(0))
+
+
+@torch.no_grad()
+def build_eraser(
+    result: SearchResult,
+    pos: Activations,
+    neg: Activations,
+    concept: str,
+    model_id: str,
+    mask: str = "contrastive",
+    gamma: float = 1.0,
+    layer: int | None = None,
+    protected: Activations | None = None,
+    protect_weight: float = 1.0,
+    gate: bool = False,
+    context_gate: bool = False,
+    null_space: float = 0.0,
+) -> Eraser:
+    """An SAE eraser at the searched block (or ``layer``), masks computed on the pairs given (the fit
+    part of a concept's split, clear_core/splits.py).
+
+    ``protected``: prompts to keep (look-alikes, clear_core/lookalikes.py). Features they use count as
+    shared, not specific: m_spec ∝ ReLU(f̄_pos − max(f̄_neg, w·f̄_protected)) (contrastive mask only,
+    w = ``protect_weight``); None is the mask without them. ``gate``: also gate every token by how far
+    its concept-specific features exceed the highest level the protected prompts reach
+    (:attr:`Eraser.gate_floor`), so look-alike tokens are left alone; needs ``protected``.
+    ``context_gate``: the same gate with its floor raised to the highest level the *negatives* reach,
+    so a token is erased only as far as it goes beyond anything a concept-free prompt of the fit pairs
+    uses (the scene words that co-occur with the concept stay). ``null_space``: project the subtracted
+    vector off the smallest subspace holding this share of the negatives' token energy at the block
+    (:attr:`Eraser.null_basis`); 0 switches it off.
+    """
+    if mask not in MASKS:
+        raise ValueError(f"unknown mask {mask!r}; expected one of {MASKS}")
+    if protected is not None and mask != "contrastive":
+        raise ValueError(f"protected prompts need the contrastive mask, not {mask!r}")
+    if gate and protected is None:
+        raise ValueError("the look-alike gate needs look-alike prompts to keep (a preserve list)")
+    layer = result.layer if layer is None else layer
+    if layer not in result.candidates:
+        raise ValueError(f"layer {layer} was not a search candidate ({result.candidates})")
+    scale = result.scales[result.candidates.index(layer)]
+    sae = result.sae
+    if mask == "paper":
+        f_neg = sae.encode(torch.from_numpy(neg.layer(layer)) / scale)
+        m_shared, m_spec = paper_masks(f_neg, result.config.eps)
+    else:
+        f_neg = feature_means(sae, neg, layer, scale)
+        if protected is not None:
+            protect_weight = check_number(protect_weight, "protect_weight", minimum=0.0)
+            f_neg = torch.maximum(f_neg, protect_weight * feature_means(sae, protected, layer, scale))
+        diff = torch.relu(feature_means(sae, pos, layer, scale) - f_neg)
+        m_spec = diff / (diff.max() + result.config.eps)
+        m_shared = 1 - m_spec
+    gate_floor = gate_tau = None
+    sources = [a for a, on in ((protected, gate), (neg, context_gate)) if on]
+    if sources:
+        gate_floor, gate_tau = _gate(sae, pos, sources, layer, scale, m_spec)
+    null_basis = None
+    if null_space:
+        null_space = check_number(null_space, "null_space", above=0.0, maximum=1.0)
+        null_basis = _null_basis(neg, layer, null_space)
+    meta = {
+        "layer_names": result.layer_names,
+        "candidates": result.candidates,
+        "layer_probs": result.probs,
+        "layer_uncertainty": result.uncertainty.to_json(),
+        "scales": result.scales,
+        "search": result.config.to_json(),
+        "search_cancelled": result.cancelled,
+        "search_stop": result.stop_reason,
+        "n_pairs": pos.n_prompts,
+    }
+    if protected is not None:
+        meta["n_protected"] = protected.n_prompts
+        meta["protect_weight"] = protect_weight
+    if sources:
+        meta["gate_sources"] = ["look-alikes"] * gate + ["negatives"] * context_gate
+    if null_basis is not None:
+        meta["null_space"] = {"energy": null_space, "rank": int(null_basis.shape[1])}
+    return Eraser(
+        concept=concept,
+        model_id=model_id,
+        layer=layer,
+        layer_name=result.layer_names[layer],
+        scale=scale,
+        d_model=pos.d_model,
+        kind="sae",
+        sae=sae,
+        m_spec=m_spec.float(),
+        m_shared=m_shared.float(),
+        mask=mask,
+        gate_floor=gate_floor,
+        gate_tau=gate_tau,
+        null_basis=null_basis,
+        gamma=gamma,
+        meta=meta,
+    )
+
+
+@torch.no_grad()
+def _gate(
+    sae: SAE, pos: Activations, floors: Sequence[Activations], layer: int, scale: float, m_spec: torch.Tensor
+) -> tuple[torch.Tensor, float]:
+    """The gate's floor (per feature, the max over the tokens of every capture in ``floors``: the
+    protected look-alikes, the negatives) and scale (the median gate score of the positive tokens
+    above it)."""
+    floor = (
+        torch.stack([sae.encode(torch.from_numpy(a.layer(layer)) / scale).max(0).values for a in floors])
+        .max(0)
+        .values
+    )
+    f_pos = sae.encode(torch.from_numpy(pos.layer(layer)) / scale)
+    score = (torch.relu(f_pos - floor) * m_spec).sum(-1)
+    passing = score[score > 0]
+    if not len(passing):
+        raise ValueError(
+            "gate: no token of the concept's prompts goes beyond what its look-alikes or negatives use; "
+            "nothing could be erased (drop the gate)"
+        )
+    return floor.float(), float(passing.median())
+
+
+@torch.no_grad()
+def _null_basis(neg: Activations, layer: int, energy: float) -> torch.Tensor:
+    """(d_model, r) top right-singular vectors of the negatives' token states at ``layer``: the
+    smallest r whose squared singular values hold ``energy`` of the total."""
+    x = torch.from_numpy(neg.layer(layer)).double()
+    _, sv, vh = torch.linalg.svd(x, full_matrices=False)
+    share = (sv**2).cumsum(0) / (sv**2).sum()
+    rank = int((share < energy).sum()) + 1
+    return vh[:rank].T.float().contiguous()
+
+
+@torch.no_grad()
+def leace_eraser(
+    pos: Activations, neg: Activations, layer: int, concept: str, model_id: str, gamma: float = 1.0
+) -> Eraser:
+    """EleutherAI's LEACE (``concept-erasure``) at ``layer``, fitted on the prompts' mean-pooled states
+    (positives vs negatives) and applied to every token: the affine map commutes with mean pooling, so
+    no linear probe on the pooled block state can tell the classes apart after it (γ = 1)."""
+    from concept_erasure import LeaceFitter
+
+    if not 1 <= layer < pos.n_layers:
+        raise ValueError(f"layer {layer} is not a block (1..{pos.n_layers - 1})")
+    x = torch.from_numpy(np.concatenate([pos.pooled("mean")[:, layer], neg.pooled("mean")[:, layer]]))
+    z = torch.cat([torch.ones(pos.n_prompts), torch.zeros(neg.n_prompts)])
+    fitted = LeaceFitter.fit(x.double(), z.double()).eraser
+    leace = {
+        "left": fitted.proj_left.float().contiguous(),
+        "right": fitted.proj_right.float().contiguous(),
+        "bias": fitted.bias.float().contiguous(),
+    }
+    return Eraser(
+        concept=concept,
+        model_id=model_id,
+        layer=layer,
+        layer_name=pos.layer_names[layer],
+        scale=float(np.linalg.norm(pos.layer(layer), axis=-1).mean()),
+        d_model=pos.d_model,
+        kind="leace",
+        leace=leace,
+        mask="none",
+        gamma=gamma,
+        meta={"layer_names": pos.layer_names, "n_pairs": pos.n_prompts, "leace": "concept-erasure LEACE"},
+    )
+
+
+@torch.no_grad()
+def steering_eraser(
+    pos: Activations, neg: Activations, layer: int, concept: str, model_id: str, gamma: float = 1.0
+) -> Eraser:
+    """The dense baseline: v = mean positive − mean negative prompt (mean-pooled) at ``layer``."""
+    if not 1 <= layer < pos.n_layers:
+        raise ValueError(f"layer {layer} is not a block (1..{pos.n_layers - 1})")
+    direction = torch.from_numpy(pos.pooled("mean")[:, layer].mean(0) - neg.pooled("mean")[:, layer].mean(0))
+    scale = float(np.linalg.norm(pos.layer(layer), axis=-1).mean())
+    return Eraser(
+        concept=concept,
+        model_id=model_id,
+        layer=layer,
+        layer_name=pos.layer_names[layer],
+        scale=scale,
+        d_model=pos.d_model,
+        kind="steering",
+        direction=direction,
+        mask="none",
+        gamma=gamma,
+        meta={"layer_names": pos.layer_names, "n_pairs": pos.n_prompts},
+    )
