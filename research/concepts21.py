@@ -185,6 +185,18 @@ def together(erasers: Path, slugs: list[str], seeds: int, n: int, concept_free: 
     }
 
 
+def lookalikes(erasers: Path, slugs: list[str]) -> dict:
+    """For the objects with look-alikes in the testbed world: each look-alike's rate before/after the
+    concept's eraser (16 testbed captions × 2 seeds per look-alike; they are not the pack-derived
+    look-alike prompts the eraser protected)."""
+    from clear_core.testbed.world import LOOKALIKE_OF
+    from research.testbed_experiments import lookalikes as measure_lookalikes
+
+    torch.set_num_threads(1)
+    with_lookalikes = [s for s in slugs if s in set(LOOKALIKE_OF.values())]
+    return measure_lookalikes(erasers, with_lookalikes)
+
+
 def _fmt(pair) -> str:
     a, b = pair
     return "–" if a is None or b is None else f"{a:.2f} → {b:.2f}"
@@ -248,6 +260,9 @@ def main(argv: list[str] | None = None) -> int:
     s = sub.add_parser("search")
     s.add_argument("--out", required=True)
     _options_parser(s)
+    k = sub.add_parser("lookalikes")
+    k.add_argument("--erasers", required=True)
+    k.add_argument("--out", required=True)
     for name in ("measure", "together"):
         m = sub.add_parser(name)
         m.add_argument("--erasers", required=True)
@@ -280,8 +295,11 @@ def main(argv: list[str] | None = None) -> int:
         tog = json.loads(Path(args.together).read_text()) if args.together else None
         print(table(res, tog))
         return 0
-    run = measure if args.what == "measure" else together
-    res = run(Path(args.erasers), slugs, args.seeds, args.n, args.concept_free)
+    if args.what == "lookalikes":
+        res = lookalikes(Path(args.erasers), slugs)
+    else:
+        run = measure if args.what == "measure" else together
+        res = run(Path(args.erasers), slugs, args.seeds, args.n, args.concept_free)
     atomic_write_text(
         Path(args.out),
         json.dumps(res, indent=2, default=lambda o: o.item() if isinstance(o, np.generic) else str(o)),
