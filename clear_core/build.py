@@ -56,6 +56,7 @@ def build_eraser(
     gate: bool = False,
     context_gate: bool = False,
     null_space: float = 0.0,
+    gate_negatives: Activations | None = None,
 ) -> Eraser:
     """An SAE eraser at the searched block (or ``layer``), masks computed on the pairs given (the fit
     part of a concept's split, clear_core/splits.py).
@@ -66,8 +67,11 @@ def build_eraser(
     its concept-specific features exceed the highest level the protected prompts reach
     (:attr:`Eraser.gate_floor`), so look-alike tokens are left alone; needs ``protected``.
     ``context_gate``: the same gate with its floor raised to the highest level the *negatives* reach,
-    so a token is erased only as far as it goes beyond anything a concept-free prompt of the fit pairs
-    uses (the scene words that co-occur with the concept stay). ``null_space``: project the subtracted
+    so a token is erased only as far as it goes beyond what concept-free prompts use (the scene words
+    that co-occur with the concept stay). The negatives (``gate_negatives``, default ``neg``) are
+    halved: the floor comes from the even prompts, and the gate's margin is the highest score the odd
+    ones still reach over it, so unseen concept-free tokens, which pass a floor fitted to other prompts
+    by a little, stay below the margin. ``null_space``: project the subtracted
     vector off the smallest subspace holding this share of the negatives' token energy at the block
     (:attr:`Eraser.null_basis`); 0 switches it off.
     """
@@ -94,9 +98,18 @@ def build_eraser(
         m_spec = diff / (diff.max() + result.config.eps)
         m_shared = 1 - m_spec
     gate_floor = gate_tau = None
-    sources = [a for a, on in ((protected, gate), (neg, context_gate)) if on]
+    gate_margin = 0.0
+    sources = [protected] if gate else []
+    margin_from = None
+    if context_gate:
+        negatives = gate_negatives if gate_negatives is not None else neg
+        if negatives.n_prompts < 2:
+            raise ValueError("the context gate needs at least 2 negative prompts")
+        order = np.arange(negatives.n_prompts)
+        sources.append(negatives.select(order[0::2]))
+        margin_from = negatives.select(order[1::2])
     if sources:
-        gate_floor, gate_tau = _gate(sae, pos, sources, layer, scale, m_spec)
+        gate_floor, gate_tau, gate_margin = _gate(sae, pos, sources, layer, scale, m_spec, margin_from)
     null_basis = None
     if null_space:
         null_space = check_number(null_space, "null_space", above=0.0, maximum=1.0)
@@ -117,6 +130,13 @@ def build_eraser(
         meta["protect_weight"] = protect_weight
     if sources:
         meta["gate_sources"] = ["look-alikes"] * gate + ["negatives"] * context_gate
+        if margin_from is not None:
+            meta["gate_split"] = {
+                "floor": "even positions of the gate's negatives",
+                "margin": "odd positions",
+                "n_floor": sources[-1].n_prompts,
+                "n_margin": margin_from.n_prompts,
+            }
     if null_basis is not None:
         meta["null_space"] = {"energy": null_space, "rank": int(null_basis.shape[1])}
     return Eraser(
@@ -133,6 +153,7 @@ def build_eraser(
         mask=mask,
         gate_floor=gate_floor,
         gate_tau=gate_tau,
+        gate_margin=gate_margin,
         null_basis=null_basis,
         gamma=gamma,
         meta=meta,
@@ -141,25 +162,36 @@ def build_eraser(
 
 @torch.no_grad()
 def _gate(
-    sae: SAE, pos: Activations, floors: Sequence[Activations], layer: int, scale: float, m_spec: torch.Tensor
-) -> tuple[torch.Tensor, float]:
-    """The gate's floor (per feature, the max over the tokens of every capture in ``floors``: the
-    protected look-alikes, the negatives) and scale (the median gate score of the positive tokens
-    above it)."""
-    floor = (
-        torch.stack([sae.encode(torch.from_numpy(a.layer(layer)) / scale).max(0).values for a in floors])
-        .max(0)
-        .values
-    )
-    f_pos = sae.encode(torch.from_numpy(pos.layer(layer)) / scale)
-    score = (torch.relu(f_pos - floor) * m_spec).sum(-1)
-    passing = score[score > 0]
+    sae: SAE,
+    pos: Activations,
+    floors: Sequence[Activations],
+    layer: int,
+    scale: float,
+    m_spec: torch.Tensor,
+    margin_from: Activations | None = None,
+) -> tuple[torch.Tensor, float, float]:
+    """(floor, tau, margin) of a gate: per feature, the max over the tokens of every capture in
+    ``floors`` (the protected look-alikes, half the negatives); the margin, the highest gate score the
+    tokens of ``margin_from`` reach over that floor (0 without it); tau, the median score of the
+    positive tokens above the margin, less the margin."""
+
+    def encode(acts: Activations) -> torch.Tensor:
+        return sae.encode(torch.from_numpy(acts.layer(layer)) / scale)
+
+    floor = torch.stack([encode(a).max(0).values for a in floors]).max(0).values
+
+    def score(acts: Activations) -> torch.Tensor:
+        return (torch.relu(encode(acts) - floor) * m_spec).sum(-1)
+
+    margin = float(score(margin_from).max()) if margin_from is not None else 0.0
+    passing = score(pos)
+    passing = passing[passing > margin] - margin
     if not len(passing):
         raise ValueError(
             "gate: no token of the concept's prompts goes beyond what its look-alikes or negatives use; "
             "nothing could be erased (drop the gate)"
         )
-    return floor.float(), float(passing.median())
+    return floor.float(), float(passing.median()), margin
 
 
 @torch.no_grad()

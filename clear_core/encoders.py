@@ -177,6 +177,22 @@ class Activations:
         out[:, order] = block
         return torch.from_numpy(out)
 
+    def select(self, prompts: Sequence[int]) -> Activations:
+        """The activations of the prompts at positions ``prompts`` (in that order), in memory."""
+        prompts = [int(i) for i in prompts]
+        if not prompts:
+            raise ValueError("select: no prompts chosen")
+        rows = np.concatenate([np.arange(self.offsets[i], self.offsets[i + 1]) for i in prompts])
+        lengths = self.lengths[prompts]
+        return Activations(
+            data=np.ascontiguousarray(self.data[:, rows]),
+            offsets=np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64),
+            layer_names=list(self.layer_names),
+            prompts=[self.prompts[i] for i in prompts],
+            model_id=self.model_id,
+            storage=self.storage,
+        )
+
     def token_prompt_index(self) -> np.ndarray:
         """(n_tokens,) which prompt each token belongs to."""
         return np.repeat(np.arange(self.n_prompts), self.lengths)

@@ -105,8 +105,13 @@ class Eraser:
     gate_floor: torch.Tensor | None = None
     """(d_sae,) look-alike gate (kind "sae", optional): per feature, the highest activation the
     protected look-alike prompts reached. A token is erased only as far as its concept-specific
-    features exceed it: g = min(1, Σ ReLU(f − floor)·m_spec / gate_tau); None erases every token."""
+    features exceed it: g = clamp((Σ ReLU(f − floor)·m_spec − gate_margin) / gate_tau, 0, 1); None
+    erases every token."""
     gate_tau: float | None = None
+    gate_margin: float = 0.0
+    """Gate score below which nothing is erased: g = clamp((score − margin) / gate_tau, 0, 1). The
+    context gate sets it to the highest score reached on negatives the floor was *not* taken from,
+    so its floor's fit to its own prompts does not decide which unseen tokens get edited."""
     """Gate scale: the median gate score of the concept's positive tokens that pass the floor."""
     gamma: float = 1.0
     """Default erasure strength (calibrated; the user may override it)."""
@@ -151,8 +156,9 @@ class Eraser:
                     f"got {tuple(self.gate_floor.shape)}"
                 )
             self.gate_tau = check_number(self.gate_tau, "gate_tau", above=0.0)
-        elif self.gate_tau is not None:
-            raise ValueError("gate_tau without gate_floor")
+            self.gate_margin = check_number(self.gate_margin, "gate_margin", minimum=0.0)
+        elif self.gate_tau is not None or self.gate_margin:
+            raise ValueError("gate_tau or gate_margin without gate_floor")
         tensors = {
             "direction": self.direction,
             "m_spec": self.m_spec,
@@ -227,7 +233,7 @@ class Eraser:
             return torch.ones(f.shape[0], device=f.device)
         m_spec = self.m_spec.to(f.device) if m_spec is None else m_spec
         score = (torch.relu(f - self.gate_floor.to(f.device)) * m_spec).sum(-1)
-        return (score / self.gate_tau).clamp(max=1.0)
+        return ((score - self.gate_margin) / self.gate_tau).clamp(min=0.0, max=1.0)
 
     def edit(self, hidden: torch.Tensor, gamma: float | None = None) -> torch.Tensor:
         """h' = h − γ·v for block-output hidden states ``(batch, tokens, d_model)``."""
@@ -301,6 +307,7 @@ class Eraser:
             "d_model": self.d_model,
             "scale": self.scale,
             "gate_tau": self.gate_tau,
+            "gate_margin": self.gate_margin,
         }
 
     def digest(self) -> str:
@@ -334,6 +341,7 @@ class Eraser:
             "scale": self.scale,
             "mask": self.mask,
             "gate_tau": self.gate_tau,
+            "gate_margin": self.gate_margin,
             "default_gamma": self.gamma,
             "sae": self.sae.config_dict() if self.sae is not None else None,
             "versions": library_versions(),
@@ -427,7 +435,7 @@ class Eraser:
             raise ValueError(f"{st_path}: missing tensor 'direction'")
         else:
             direction = tensors["direction"]
-        known = set(required) | {"format", "block_index", "mask", "sae", "created", "gate_tau"}
+        known = set(required) | {"format", "block_index", "mask", "sae", "created", "gate_tau", "gate_margin"}
         try:
             eraser = cls(
                 concept=info["concept"],
@@ -446,6 +454,7 @@ class Eraser:
                 mask=info.get("mask", "contrastive"),
                 gate_floor=gate_floor,
                 gate_tau=info.get("gate_tau") if gate_floor is not None else None,
+                gate_margin=(info.get("gate_margin") or 0.0) if gate_floor is not None else 0.0,
                 gamma=info["default_gamma"],
                 meta={k: v for k, v in info.items() if k not in known},
             )

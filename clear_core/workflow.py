@@ -274,6 +274,7 @@ class ClearRun:
                 gate=opts.gate,  # ClearRun refused a gate without look-alikes
                 context_gate=opts.context_gate,
                 null_space=opts.null_space,
+                gate_negatives=self._gate_negatives(neg) if opts.context_gate else None,
             )
             if self.preserve:
                 eraser.meta["preserve"] = {
@@ -289,10 +290,30 @@ class ClearRun:
             eraser.meta["brute_force_scores"] = dict(zip(map(str, brute.candidates), brute.scores))
         return eraser
 
+    def _calibration_indices(self) -> list[int]:
+        """Positions (in the fit pairs) of the pairs the γ calibration uses: evenly spaced."""
+        n = len(self.split.fit)
+        k = min(self.options.calibration_pairs, n)
+        return list(range(0, n, max(1, n // k)))[:k]
+
     def _calibration_pairs(self) -> list:
-        fit = self.split.fit
-        k = min(self.options.calibration_pairs, len(fit))
-        return fit.pairs[:: max(1, len(fit) // k)][:k]
+        return [self.split.fit.pairs[i] for i in self._calibration_indices()]
+
+    def _frame_indices(self) -> list[int]:
+        """Positions (in the fit pairs) of the calibration pairs rendered when γ is calibrated on
+        frames: at most :data:`FRAME_CALIBRATION_PAIRS` of the calibration pairs, evenly spaced."""
+        cal = self._calibration_indices()
+        k = min(len(cal), FRAME_CALIBRATION_PAIRS)
+        return cal[:: max(1, len(cal) // k)][:k]
+
+    def _gate_negatives(self, neg: Activations) -> Activations:
+        """The fit negatives the context gate is fitted on: those the calibration does not render,
+        so a γ chosen on the calibration pairs' frames sees the gate as unseen prompts would."""
+        if not self.options.calibrate or self.options.calibrate_on != "frames":
+            return neg
+        used = set(self._frame_indices())
+        rest = [i for i in range(neg.n_prompts) if i not in used]
+        return neg.select(rest) if len(rest) >= 4 else neg
 
     def _calibration_message(self) -> str:
         n_unrelated = len(alternate(self.unrelated)[0])
@@ -322,7 +343,7 @@ class ClearRun:
         report.chosen_gamma = eraser.gamma
         frames = None
         if opts.calibrate_on == "frames":
-            frames = self._calibrate_on_frames(eraser, pairs, implicit_cal)
+            frames = self._calibrate_on_frames(eraser, implicit_cal)
             eraser.gamma = report.chosen_gamma = frames.chosen_gamma
         eraser.meta["calibration"] = {
             "preserve_min": opts.preserve_min,
@@ -338,14 +359,14 @@ class ClearRun:
             eraser.meta["calibration"]["frames"] = frames.to_json()
         return report
 
-    def _calibrate_on_frames(self, eraser: Eraser, pairs: list, implicit_cal: list[str]):
+    def _calibrate_on_frames(self, eraser: Eraser, implicit_cal: list[str]):
         """γ from the testbed's frames of the calibration prompts (clear_core/testbed/calibrate.py):
         the calibration pairs' positives and implicit half against their negatives and the protected
         look-alike prompts."""
         from clear_core.testbed.calibrate import calibrate_on_frames
 
-        k = min(len(pairs), FRAME_CALIBRATION_PAIRS)
-        chosen = pairs[:: max(1, len(pairs) // k)][:k]
+        chosen = [self.split.fit.pairs[i] for i in self._frame_indices()]
+        k = len(chosen)
         neutral = [p.negative for p in chosen] + (self._calibration_lookalikes() or [])[:k]
         return calibrate_on_frames(
             eraser,

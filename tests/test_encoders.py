@@ -160,3 +160,14 @@ def test_block_index_checked(minilm):
     assert minilm.block(6) is minilm.layout.blocks[5]
     with pytest.raises(ValueError, match="not a block output"):
         minilm.block(0)
+
+
+def test_select_keeps_the_chosen_prompts_tokens(minilm):
+    acts = minilm.capture(["a cat", "a red car on a road", "a dog"], CaptureConfig(use_cache=False))
+    sub = acts.select([2, 0])
+    assert sub.prompts == ["a dog", "a cat"] and list(sub.lengths) == [acts.lengths[2], acts.lengths[0]]
+    np.testing.assert_array_equal(
+        sub.layer(3)[: sub.lengths[0]], acts.layer(3)[acts.offsets[2] : acts.offsets[3]]
+    )
+    with pytest.raises(ValueError, match="no prompts"):
+        acts.select([])

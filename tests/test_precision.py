@@ -23,6 +23,13 @@ def test_context_gate_leaves_the_fit_negatives_untouched(small_run, tmp_path):
     assert float(plain.vector(_tokens(run.neg, layer)).abs().max()) > 1e-3  # there was something to keep
     assert float(gated.vector(_tokens(run.pos, layer)).abs().max()) > 1e-3
     assert gated.meta["gate_sources"] == ["negatives"]
+    split = gated.meta["gate_split"]
+    assert split["n_floor"] + split["n_margin"] == run.neg.n_prompts and gated.gate_margin > 0
+    # the margin is the highest score the odd half reaches over the even half's floor
+    odd = run.neg.select(range(1, run.neg.n_prompts, 2))
+    f = gated.features(torch.from_numpy(odd.layer(layer)))
+    score = (torch.relu(f - gated.gate_floor) * gated.m_spec).sum(-1)
+    assert float(score.max()) == pytest.approx(gated.gate_margin, rel=1e-5)
     gated.save(tmp_path / "g")
     back = Eraser.load(tmp_path / "g")
     torch.testing.assert_close(back.vector(_tokens(run.pos, layer)), gated.vector(_tokens(run.pos, layer)))
