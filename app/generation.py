@@ -16,7 +16,6 @@ from __future__ import annotations
 import importlib.util
 import threading
 from collections import OrderedDict
-from pathlib import Path
 from typing import Any
 
 __all__ = [
@@ -48,8 +47,9 @@ def testbed_available() -> bool:
     """Whether the CPU testbed and its shipped weights are installed (checked without importing torch)."""
     if importlib.util.find_spec("clear_core.testbed") is None:
         return False
-    root = Path(__file__).resolve().parent.parent
-    return (root / "assets" / "testbed" / "transformer" / "config.json").is_file()
+    from clear_core.paths import asset
+
+    return asset("testbed", "transformer", "config.json").is_file()
 
 
 def default_pipeline() -> str:

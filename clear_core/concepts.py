@@ -31,6 +31,7 @@ from clear_core.limits import (
     check_control_chars,
     check_file_size,
 )
+from clear_core.paths import ASSETS_DIR
 
 __all__ = [
     "ASSETS_DIR",
@@ -48,7 +49,6 @@ __all__ = [
     "unrelated_prompts",
 ]
 
-ASSETS_DIR = Path(__file__).resolve().parent.parent / "assets"
 CONCEPTS_DIR = ASSETS_DIR / "concepts"
 
 

@@ -41,6 +41,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from clear_core.pack_data import IMPLICIT, PACK_DATA, SHOTS
+from clear_core.paths import asset
 
 __all__ = [
     "CATEGORIES",
@@ -57,7 +58,7 @@ __all__ = [
     "write_packs",
 ]
 
-DEFAULT_OUT = Path(__file__).resolve().parent.parent / "assets" / "concepts"
+DEFAULT_OUT = asset("concepts")
 CATEGORIES = ("object", "style", "identity", "nudity")
 MIN_CHARS = 20
 """Shortest prompt the generator keeps."""

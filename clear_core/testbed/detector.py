@@ -22,6 +22,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from clear_core.paths import asset
 from clear_core.testbed.render import render, to_uint8
 from clear_core.testbed.world import (
     ARTISTS,
@@ -43,7 +44,7 @@ HEADS: dict[str, tuple[str, ...]] = {
 }
 """Attribute -> class names, in output order."""
 
-DETECTOR_DIR = Path(__file__).resolve().parents[2] / "assets" / "testbed" / "detector"
+DETECTOR_DIR = asset("testbed", "detector")
 NAME = "testbed-cnn"
 VERSION = "2"
 

@@ -19,11 +19,12 @@ from diffusers import DiffusionPipeline, FlowMatchEulerDiscreteScheduler
 from diffusers.utils import BaseOutput
 from diffusers.utils.torch_utils import randn_tensor
 
+from clear_core.paths import asset
 from clear_core.testbed.model import N_SLOTS, SLOT_DIM, TestbedTransformer, decode_latents
 from clear_core.testbed.render import render
 from clear_core.testbed.world import SceneSpec
 
-ASSETS = Path(__file__).resolve().parents[2] / "assets" / "testbed"
+ASSETS = asset("testbed")
 """Shipped weights: ``transformer/`` (config + safetensors) and ``scheduler/``."""
 
 
