@@ -66,18 +66,11 @@ def pipeline_choices() -> list[str]:
     return (["testbed"] if testbed_available() else []) + ["tiny-wan", "tiny-cogvideox", "tiny-sd"]
 
 
-TINY_SETTINGS = {
-    "tiny-wan": {"frames": 9, "height": 16, "width": 16, "max_sequence_length": 16},
-    "tiny-cogvideox": {"frames": 9, "height": 16, "width": 16, "max_sequence_length": 16},
-    "tiny-sd": {"height": 16, "width": 16},
-}
-"""Render sizes of the tiny random pipelines (their denoisers are built for 16×16 clips and 16 tokens)."""
-
-
 def render_settings(name: str, steps: int) -> Any:
     """The preview's RenderSettings for pipeline ``name``: its own defaults, tiny sizes for ``tiny-*``
     (steps checked against clear_core/limits.py there, as on the command line)."""
     from clear_core.generation import RenderSettings
+    from clear_core.generation.tiny import TINY_SETTINGS
     from clear_core.validation import check_int
 
     return RenderSettings(

@@ -322,6 +322,24 @@ def test_cli_generate_and_bad_input(pipes, tmp_path, capsys):
         assert "not a writable folder" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("name", ["tiny-wan", "tiny-cogvideox", "tiny-sd"])
+def test_cli_generate_tiny_pipelines_with_default_sizes(name, tmp_path, capsys):
+    """``generate --pipeline tiny-* --prompt x --out d`` with no size given renders at the tiny
+    pipeline's own sizes (its denoiser cannot take the real model's 81 frames at 480×832)."""
+    from clear_core.__main__ import main
+    from clear_core.generation.tiny import TINY_SETTINGS
+
+    assert (
+        main(["generate", "--pipeline", name, "--prompt", "x", "--steps", "2", "--out", str(tmp_path / "d")])
+        == 0
+    )
+    m = json.loads((tmp_path / "d" / "manifest.json").read_text())
+    (video,) = m["videos"]
+    meta = json.loads((tmp_path / "d" / video["path"]).with_suffix(".json").read_text())
+    sizes = TINY_SETTINGS[name]
+    assert {k: meta["settings"][k] for k in sizes} == sizes
+
+
 def test_pipeline_without_text_encoder_is_refused(monkeypatch):
     import clear_core.generation.loading as loading
 

@@ -50,9 +50,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--seed", type=int, action="append", default=[], help="seed; repeat for several (default 0)"
     )
     p.add_argument("--steps", type=int, help="denoising steps (default: 10 on the testbed, else 30)")
-    p.add_argument("--frames", type=int, help="frames (default: the pipeline's)")
-    p.add_argument("--height", type=int, help="pixels (default: the pipeline's)")
-    p.add_argument("--width", type=int, help="pixels (default: the pipeline's)")
+    p.add_argument("--frames", type=int, help="frames (default: the pipeline's; tiny-*: 9)")
+    p.add_argument("--height", type=int, help="pixels (default: the pipeline's; tiny-*: 16)")
+    p.add_argument("--width", type=int, help="pixels (default: the pipeline's; tiny-*: 16)")
     p.add_argument("--guidance", type=float, help="guidance scale (default: the pipeline's)")
     p.add_argument("--max-sequence-length", type=int, help="text tokens (default: the pipeline's own)")
     p.add_argument(
@@ -103,6 +103,7 @@ def run(args: argparse.Namespace) -> int:
     from clear_core.generation.grid import check_out, check_prompts, generate_grid, prepare_steering
     from clear_core.generation.loading import load_pipeline
     from clear_core.generation.render import RenderSettings
+    from clear_core.generation.tiny import tiny_settings
     from clear_core.generation.variants import plan_variants
     from clear_core.outputs import claim_folder, write_whole
     from clear_core.validation import check_gamma, check_number
@@ -126,13 +127,17 @@ def run(args: argparse.Namespace) -> int:
     erasers = [Eraser.load(f) for f in folders]
     variants = plan_variants(erasers, gammas, baselines, args.negative_prompt, not args.negative_unerased)
     steps = args.steps if args.steps is not None else (10 if args.pipeline == "testbed" else 30)
-    settings = RenderSettings(
-        steps=steps,
+    sizes = tiny_settings(  # a tiny pipeline's own sizes where none is given
+        args.pipeline.strip(),
         frames=args.frames,
         height=args.height,
         width=args.width,
-        guidance=None if args.guidance is None else check_number(args.guidance, "--guidance", minimum=0.0),
         max_sequence_length=args.max_sequence_length,
+    )
+    settings = RenderSettings(
+        steps=steps,
+        guidance=None if args.guidance is None else check_number(args.guidance, "--guidance", minimum=0.0),
+        **sizes,
     )
     if not 1 <= args.fps <= limits.MAX_FPS:
         raise ValueError(f"--fps must be in 1..{limits.MAX_FPS}, got {args.fps}")

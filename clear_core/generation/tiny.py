@@ -14,10 +14,27 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["TINY", "tiny_pipeline"]
+__all__ = ["TINY", "TINY_SETTINGS", "tiny_pipeline", "tiny_settings"]
 
 TINY = ("tiny-wan", "tiny-cogvideox", "tiny-sd")
 """Names :func:`tiny_pipeline` (and ``--pipeline``) accept."""
+
+TINY_SETTINGS: dict[str, dict[str, int]] = {
+    "tiny-wan": {"frames": 9, "height": 16, "width": 16, "max_sequence_length": 16},
+    "tiny-cogvideox": {"frames": 9, "height": 16, "width": 16, "max_sequence_length": 16},
+    "tiny-sd": {"height": 16, "width": 16},
+}
+"""Default render sizes of each tiny pipeline: its denoiser is built for 16×16 clips (CogVideoX: 9
+frames, ``sample_frames``) and 16 text tokens, so the real models' defaults (Wan: 81 frames at
+480×832) do not fit it."""
+
+
+def tiny_settings(name: str, **given: int | None) -> dict[str, int | None]:
+    """``given`` (frames, height, width, max_sequence_length; None = not given) with every missing one
+    filled from :data:`TINY_SETTINGS` when ``name`` is a tiny pipeline (other pipelines: unchanged)."""
+    defaults = TINY_SETTINGS.get(name, {})
+    return {key: defaults.get(key) if value is None else value for key, value in given.items()}
+
 
 VOCAB = 30522  # MiniLM's tokenizer
 TEXT_DIM = 32
