@@ -4,6 +4,7 @@ from any working directory (clear_core/paths.py), and the checkout works from an
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import venv
@@ -12,6 +13,9 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+SOURCES = ("pyproject.toml", "requirements.txt", "README.md", "clear_core", "analysis", "app", "assets")
+"""What a wheel is built from (everything pyproject.toml names)."""
+IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc")
 PROBE = """
 import json, clear_core, clear_core.paths as paths
 from clear_core.concepts import load_builtin, load_implicit, unrelated_prompts
@@ -54,6 +58,13 @@ def test_checkout_finds_its_data_from_another_folder(tmp_path):
 def test_installed_wheel_runs_from_another_folder(tmp_path):
     """Build the wheel, install it (without dependencies: they are this interpreter's) into a fresh
     venv and read every kind of shipped data from a folder with no checkout in sight."""
+    source = tmp_path / "source"  # a copy: building writes build/ and *.egg-info into the source tree
+    source.mkdir()
+    for name in SOURCES:
+        if (ROOT / name).is_dir():
+            shutil.copytree(ROOT / name, source / name, ignore=IGNORED)
+        else:
+            shutil.copy2(ROOT / name, source / name)
     wheels = tmp_path / "wheels"
     build = subprocess.run(
         [
@@ -66,7 +77,7 @@ def test_installed_wheel_runs_from_another_folder(tmp_path):
             "-q",
             "-w",
             str(wheels),
-            str(ROOT),
+            str(source),
         ],
         capture_output=True,
         text=True,
