@@ -22,7 +22,6 @@ import os
 import signal
 import sys
 import threading
-import time
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
@@ -33,6 +32,7 @@ from clear_core.cli_args import count_arg, finite_arg, gamma_arg, seed_arg
 from clear_core.concepts import load_concept
 from clear_core.config import CALIBRATE_ON, ERASER_KINDS, MASKS, SAE_KINDS, EraserOptions, SearchConfig
 from clear_core.options import add_field
+from clear_core.progress import progress_lines
 from clear_core.validation import ClearWarning, check_int
 
 _gamma_arg = gamma_arg  # the name other modules and tests know
@@ -55,34 +55,7 @@ def command(name: str):
     return register
 
 
-ProgressFn = Callable[[float, str], None]
-
-
-@contextmanager
-def _progress(desc: str) -> Iterator[ProgressFn]:
-    """A ``(fraction, message)`` callback: a tqdm bar on a terminal, plain lines on stderr otherwise
-    (one per tenth of the run and per new stage), so that a log shows a long run is alive."""
-    if sys.stderr.isatty():
-        from tqdm import tqdm
-
-        with tqdm(total=100, desc=desc, unit="%") as bar:
-
-            def update(fraction: float, message: str) -> None:
-                bar.n = int(100 * fraction)
-                bar.set_postfix_str(message, refresh=True)
-
-            yield update
-        return
-    start, last = time.monotonic(), {"tenth": -1, "stage": ""}
-
-    def update(fraction: float, message: str) -> None:
-        tenth, stage = int(10 * fraction), message.split(":")[0].split(" ")[0]
-        if tenth > last["tenth"] or stage != last["stage"]:
-            last.update(tenth=tenth, stage=stage)
-            elapsed = time.monotonic() - start
-            print(f"{desc}: {100 * fraction:3.0f}% {elapsed:6.1f} s  {message}", file=sys.stderr, flush=True)
-
-    yield update
+_progress = progress_lines
 
 
 def _load_encoder(args: argparse.Namespace):
@@ -189,10 +162,11 @@ def cmd_search(args: argparse.Namespace, encoder=None) -> int:
     from clear_core.options import config_from_args
     from clear_core.splits import split_pairs
 
-    concept = load_concept(args.concept)
+    concept = _named(load_concept(args.concept), args.name)
     if args.k is not None and args.k > args.d_sae:
         raise ValueError(f"--k {args.k} is more than --d-sae {args.d_sae} features")
     out = _output_folder(args.out, args.overwrite, args)
+    implicit = _implicit_arg(args)
     preserve, preserve_prompts = _preserve_args(args)
     search = config_from_args(SearchConfig, args, use_con=not args.no_con)
     options = config_from_args(
@@ -223,7 +197,7 @@ def cmd_search(args: argparse.Namespace, encoder=None) -> int:
         raise ValueError(
             f"--block {args.block} does not exist: {encoder.model_id} has blocks 0..{encoder.n_blocks - 1}"
         )
-    run = ClearRun(encoder, concept, search, options)
+    run = ClearRun(encoder, concept, search, options, implicit=implicit)
     if run.preserve:
         print(f"keeping look-alikes: {', '.join(run.preserve.names)}", file=sys.stderr)
     with _progress("search") as progress:
@@ -265,6 +239,43 @@ def cmd_search(args: argparse.Namespace, encoder=None) -> int:
     return 0
 
 
+def _named(concept, name: str | None):
+    """``concept`` under ``--name`` when given: the name decides which words of the pairs name the
+    concept (look-alike prompts) and the pack it borrows defaults from, so a file can stand for any."""
+    import dataclasses
+
+    from clear_core.concepts import is_blank
+
+    if name is None:
+        return concept
+    if is_blank(name):
+        raise ValueError("--name is empty; give the concept's name, e.g. --name parachute")
+    return dataclasses.replace(concept, name=name.strip())
+
+
+def _implicit_arg(args: argparse.Namespace) -> list[str] | None:
+    """Paraphrases for the search's γ calibration: ``--implicit FILE``, none with ``--no-implicit``,
+    else None (a built-in pack's own when the concept's name is a pack's)."""
+    from clear_core.concepts import load_prompts
+
+    if args.implicit and args.no_implicit:
+        raise ValueError("--implicit and --no-implicit contradict each other; give one")
+    if args.no_implicit:
+        return []
+    return load_prompts(args.implicit) if args.implicit else None
+
+
+def _gammas_arg(text: str) -> tuple[float, ...]:
+    """argparse type for ``--gammas``: comma-separated γ values ≥ 0, at least one above 0."""
+    values = []
+    for part in text.split(","):
+        if part.strip():
+            values.append(_gamma_arg(part.strip()))
+    if not any(v > 0 for v in values):
+        raise argparse.ArgumentTypeError(f"needs at least one γ > 0, got {text!r}")
+    return tuple(sorted(set(values)))
+
+
 def _preserve_args(args: argparse.Namespace) -> tuple[tuple[str, ...] | None, tuple[str, ...]]:
     """(preserve names or None for the built-in list, whole prompts) from --preserve, --preserve-file
     and --no-preserve, checked before any model loads."""
@@ -287,9 +298,10 @@ def _preserve_args(args: argparse.Namespace) -> tuple[tuple[str, ...] | None, tu
 @command("evaluate")
 def cmd_evaluate(args: argparse.Namespace) -> int:
     import json
-    from dataclasses import asdict
 
-    from clear_core.concepts import builtin_packs, load_implicit, load_prompts, unrelated_prompts
+    from clear_core.concepts import builtin_packs, load_implicit, load_prompts
+    from clear_core.config import DEFAULT_GAMMAS
+    from clear_core.measure import evaluation_sample
 
     concept = load_concept(args.concept)
     eraser = _load_erasers([args.eraser])[0]
@@ -299,28 +311,27 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         implicit = load_implicit(concept.name)[0]
     else:
         implicit = None
-    unrelated = load_prompts(args.unrelated) if args.unrelated else unrelated_prompts()
-    lookalike_names, lookalikes = _evaluation_lookalikes(eraser, concept)
-    from clear_core.config import DEFAULT_GAMMAS
-    from clear_core.evaluation import evaluate
+    unrelated = load_prompts(args.unrelated) if args.unrelated else None
+    sample = evaluation_sample(concept, eraser, implicit, unrelated)
+    print(f"sample: {sample.describe()}", file=sys.stderr)
+    from clear_core.measure import build_baseline, measure  # torch: after the cheap checks
 
     encoder = _load_encoder(args)
     eraser.check_encoder(encoder)
-    gammas = sorted(
-        {0.0, *DEFAULT_GAMMAS, eraser.gamma} | ({args.gamma} if args.gamma is not None else set())
-    )
-    report = evaluate(
-        encoder,
-        eraser,
-        concept.positives,
-        concept.negatives,
-        implicit,
-        unrelated,
-        gammas,
-        lookalikes=lookalikes or None,
-    )
     gamma = eraser.gamma if args.gamma is None else args.gamma
-    chosen, base = report.row(gamma), report.row(0.0)
+    gammas = sorted({0.0, *DEFAULT_GAMMAS, eraser.gamma, gamma})
+    n = sum(sample.counts().values()) + len(sample.negatives)
+    with _progress("evaluate") as progress:
+        progress(0.0, f"unerased: encoding {n} prompts, fitting the leakage probe")
+        baseline = build_baseline(encoder, sample)
+
+        def swept(done: int, total: int) -> None:
+            g = gammas[min(done, total) - 2] if done >= 2 else 0.0
+            progress(0.1 + 0.9 * done / total, f"γ sweep: {max(done - 1, 0)}/{total - 1} (γ = {g:g})")
+
+        measurement = measure(encoder, eraser, sample, gammas, baseline=baseline, progress=swept)
+    report = measurement.report
+    summary = measurement.summary(gamma)
     out = {
         "concept": concept.name,
         "model": encoder.model_id,
@@ -330,29 +341,21 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             "block": eraser.layer - 1,
             "layer_name": eraser.layer_name,
             "default_gamma": eraser.gamma,
+            **_mask_counts(eraser),
         },
         "gamma": gamma,
-        "leakage": {
-            "positive": chosen.leakage_positive,
-            "implicit": chosen.leakage_implicit,
-            "unerased_positive": base.leakage_positive,
-            "unerased_implicit": base.leakage_implicit,
-        },
-        "preservation": {
-            "negative": chosen.preservation_negative,
-            "unrelated": chosen.preservation_unrelated,
-            "lookalike": chosen.preservation_lookalike,
-            "lookalike_told_apart": chosen.lookalike_told_apart,
-        },
-        "lookalikes": lookalike_names,
+        "leakage": summary["leakage"],
+        "preservation": summary["preservation"],
+        "lookalikes": list(sample.lookalike_names),
         "n": {
             "positive": report.n_positive,
             "implicit": report.n_implicit,
             "unrelated": report.n_unrelated,
             "lookalike": report.n_lookalike,
         },
+        "sample": summary["sample"],
         "probe_train_accuracy": report.probe_train_accuracy,
-        "sweep": [asdict(r) for r in report.rows],
+        "sweep": measurement.rows_json(),
     }
     try:
         text = json.dumps(out, indent=2, allow_nan=False)
@@ -362,21 +365,16 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _evaluation_lookalikes(eraser, concept) -> tuple[list[str], list[str]]:
-    """(names, held-out prompts) of the look-alikes to report: those the eraser protected (its
-    eraser.json), else the pack's built-in list, so an unprotected eraser is measured on them too."""
-    from clear_core.lookalikes import default_preserve, preserve_set
-
-    record = eraser.meta.get("preserve") or {}
-    names = [n for n in record.get("lookalikes", []) if n != "file"] or default_preserve(concept.name)
-    if not names:
-        return [], []
-    seed = record.get("seed", (eraser.meta.get("search") or {}).get("seed", 0))
-    try:
-        held_out = preserve_set(concept, names, seed=int(seed)).held_out_prompts
-    except ValueError:  # a concept whose look-alike prompts cannot be written: report without them
-        return [], []
-    return names, held_out
+def _mask_counts(eraser) -> dict:
+    """How many SAE features the eraser's mask marks concept-specific (m_spec above 0.5 and 0.1)."""
+    if eraser.kind != "sae" or eraser.m_spec is None:
+        return {}
+    m = eraser.m_spec
+    return {
+        "d_sae": int(m.numel()),
+        "m_spec_above_0.5": int((m > 0.5).sum()),
+        "m_spec_above_0.1": int((m > 0.1).sum()),
+    }
 
 
 @command("analyze")
@@ -493,6 +491,21 @@ def build_parser() -> argparse.ArgumentParser:
     add_field(p, EraserOptions, "gate")
     add_field(p, EraserOptions, "context_gate")
     add_field(p, EraserOptions, "null_space", type=finite_arg(minimum=0.0))
+    p.add_argument("--name", help="the concept's name (default: the file's stem, or the pack's slug)")
+    p.add_argument(
+        "--implicit",
+        help="paraphrases that evoke the concept, one a line: half calibrate gamma, half are held out "
+        "(default: a built-in pack's own)",
+    )
+    p.add_argument("--no-implicit", action="store_true", help="calibrate gamma on the pairs only")
+    add_field(p, EraserOptions, "calibration_pairs", type=count_arg(limits.MAX_PAIRS))
+    add_field(
+        p,
+        EraserOptions,
+        "gammas",
+        type=_gammas_arg,
+        help='comma-separated, e.g. "0,0.5,1,2"',
+    )
     p.add_argument("--overwrite", action="store_true", help="allow writing into a non-empty --out")
 
     p = add("evaluate", "Leakage and preservation of an eraser, with a gamma sweep, as JSON on stdout.")

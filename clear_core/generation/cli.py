@@ -156,7 +156,16 @@ def run(args: argparse.Namespace) -> int:
     )
     settings.call_kwargs(pipe)  # refuses a setting the pipeline does not take, before rendering
     settings.check_memory(len(variants) + 1, pipe)  # with the pipeline's own default size
-    prepare_steering(pipe, variants, *((concept.positives, concept.negatives) if concept else ()))
+    if any(v.info.get("baseline") == "steering" for v in variants):
+        from clear_core.progress import progress_lines
+
+        with progress_lines("steering") as progress:
+            prepare_steering(
+                pipe,
+                variants,
+                *((concept.positives, concept.negatives) if concept else ()),
+                progress=progress,
+            )
     bar, done = _Bar(), []
 
     def write(folder: Path) -> None:  # rendered into a temporary folder, moved into --out when whole

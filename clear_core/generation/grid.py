@@ -107,8 +107,10 @@ def prepare_steering(
     negatives: Sequence[str] | None = None,
     unrelated: Sequence[str] | None = None,
     pairs: int = 64,
+    progress: Callable[[float, str], None] | None = None,
 ) -> None:
-    """Fill in the ``steering`` variant: a steering eraser at matched preservation (variants.py)."""
+    """Fill in the ``steering`` variant: a steering eraser at matched preservation (variants.py);
+    ``progress(fraction, message)`` hears of its stages."""
     row = next((v for v in variants if v.info.get("baseline") == "steering"), None)
     if row is None:
         return
@@ -131,7 +133,9 @@ def prepare_steering(
 
         unrelated = unrelated_prompts()
     encoder = TextEncoder.from_pipeline(pipe, eraser.component)
-    steer, g, info = steering_baseline(encoder, eraser, gamma, positives, negatives, unrelated)
+    steer, g, info = steering_baseline(
+        encoder, eraser, gamma, positives, negatives, unrelated, progress=progress
+    )
     row.erasers, row.gamma = [(steer, g)], g
     row.info.update(info)
 

@@ -12,7 +12,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -131,20 +131,29 @@ def steering_baseline(
     negatives: Sequence[str],
     unrelated: Sequence[str],
     grid: Sequence[float] = (0.25, 0.5, 1, 1.5, 2, 3, 4, 6, 8, 12, 16),
+    progress: Callable[[float, str], None] | None = None,
 ) -> tuple[Eraser, float, dict]:
     """A steering eraser at ``eraser``'s block, at the γ matching CLEAR's unrelated-prompt preservation.
 
     ``encoder`` is the pipeline's text encoder run under its own profile (TextEncoder.from_pipeline),
     so the steering vector is computed on the states the pipeline computes. Returns (eraser, γ,
-    calibration info).
+    calibration info). ``progress(fraction, message)`` hears of every stage (a minute on a CPU).
     """
+    report = progress or (lambda _fraction, _message: None)
+    steps = 3 + len(grid)
+    report(0.0, f"steering baseline: capturing {len(positives)} pairs")
     pos, neg = encoder.capture(list(positives)), encoder.capture(list(negatives))
     steer = steering_eraser(pos, neg, eraser.layer, eraser.concept, encoder.model_id)
     steer.meta.update(encoder.provenance())
     unrelated = list(unrelated)
+    report(1 / steps, f"steering baseline: CLEAR's preservation on {len(unrelated)} unrelated prompts")
     original = encoder.encode(unrelated)
     target = _mean_cosine(encoder, unrelated, original, [(eraser, gamma)])
-    scores = {float(g): _mean_cosine(encoder, unrelated, original, [(steer, float(g))]) for g in grid}
+    scores = {}
+    for i, g in enumerate(grid):
+        report((3 + i) / steps, f"steering baseline: matching it, γ {g:g} ({i + 1}/{len(grid)})")
+        scores[float(g)] = _mean_cosine(encoder, unrelated, original, [(steer, float(g))])
+    report(1.0, "steering baseline: matched")
     best = min(scores, key=lambda g: (abs(scores[g] - target), g))
     steer.gamma = best
     info = {
