@@ -18,6 +18,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,11 @@ from clear_core.generation.variants import eraser_id
 from clear_core.provenance import library_versions
 
 __all__ = ["Clip", "PreviewCache"]
+
+MAX_PREFIXES = 4
+"""Encoder prefixes kept (one per pipeline, encoder and eraser block)."""
+MAX_PREFIX_ENTRIES = 2048
+"""Recorded block outputs per prefix before it starts afresh (a few per prompt)."""
 
 
 @dataclass
@@ -59,7 +65,27 @@ class PreviewCache:
         self.folder.mkdir(parents=True, exist_ok=True)
         self.max_items, self.fps = max_items, fps
         self._items: OrderedDict[str, Clip] = OrderedDict()
+        self._prefixes: OrderedDict[tuple, Any] = OrderedDict()
         self._lock = threading.Lock()
+
+    def prefix(self, pipe: Any, eraser: Eraser) -> Any:
+        """The :class:`clear_core.generation.sweep.BlockPrefix` of ``pipe``'s encoder up to the
+        eraser's block, shared by every clip of that (pipeline, encoder, block): a new γ for a prompt
+        already encoded runs only the blocks above the eraser (the γ slider's re-render). Its
+        recordings are dropped beyond :data:`MAX_PREFIX_ENTRIES` block outputs."""
+        from clear_core.encoders import TextEncoder
+        from clear_core.generation.sweep import BlockPrefix
+
+        key = (id(pipe), eraser.component, eraser.layer)
+        with self._lock:
+            prefix = self._prefixes.get(key)
+            if prefix is None or len(prefix.outputs) > MAX_PREFIX_ENTRIES:
+                prefix = BlockPrefix(TextEncoder.from_pipeline(pipe, eraser.component), eraser.layer)
+                self._prefixes[key] = prefix
+            self._prefixes.move_to_end(key)
+            while len(self._prefixes) > MAX_PREFIXES:
+                self._prefixes.popitem(last=False)
+            return prefix
 
     def key(
         self,
@@ -107,17 +133,23 @@ class PreviewCache:
         if hit is not None:
             return hit
         check_erasers(pipe, [e for e, _ in erasers])
-        cond = encode(pipe, [prompt], [negative_prompt], erasers, True, settings.max_sequence_length)
-        call = (
-            cond.kwargs() if cond is not None else {"prompt": [prompt], "negative_prompt": [negative_prompt]}
-        )
-        if cond is None and erasers:
-            from clear_core.erasure import applied_many
+        # one eraser: the blocks up to its block come from the shared prefix (their outputs do not
+        # depend on γ), so moving γ re-runs only the blocks above it
+        reuse = self.prefix(pipe, erasers[0][0]).active() if len(erasers) == 1 else nullcontext()
+        with reuse:
+            cond = encode(pipe, [prompt], [negative_prompt], erasers, True, settings.max_sequence_length)
+            call = (
+                cond.kwargs()
+                if cond is not None
+                else {"prompt": [prompt], "negative_prompt": [negative_prompt]}
+            )
+            if cond is None and erasers:
+                from clear_core.erasure import applied_many
 
-            with applied_many(erasers, pipe):
+                with applied_many(erasers, pipe):
+                    frames, seconds = render(pipe, call, settings, Latents(seed), progress)
+            else:
                 frames, seconds = render(pipe, call, settings, Latents(seed), progress)
-        else:
-            frames, seconds = render(pipe, call, settings, Latents(seed), progress)
         clip = frames[0]
         folder = self.folder / key
         folder.mkdir(exist_ok=True)
