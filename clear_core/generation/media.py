@@ -84,6 +84,26 @@ def sheet_frames(frames: np.ndarray, columns: int = 8) -> np.ndarray:
     return frames[np.linspace(0, len(frames) - 1, n).round().astype(int)]
 
 
+LABEL_PX = 14
+"""Height of a contact sheet's row labels in pixels."""
+
+
+def label_font(size: int = LABEL_PX):
+    """A font with Greek letters for the labels ("erased γ=2"): DejaVu Sans, which matplotlib (a
+    requirement) ships; Pillow's built-in font draws γ as an empty box. Falls back to the built-in
+    font (then :func:`contact_sheet` writes "gamma")."""
+    from PIL import ImageFont
+
+    try:
+        import matplotlib
+
+        return ImageFont.truetype(
+            str(Path(matplotlib.get_data_path()) / "fonts" / "ttf" / "DejaVuSans.ttf"), size
+        )
+    except (ImportError, OSError):
+        return None
+
+
 def contact_sheet(
     path: str | Path, rows: Sequence[np.ndarray], labels: Sequence[str], max_columns: int = 8, scale: int = 0
 ) -> Path:
@@ -96,6 +116,9 @@ def contact_sheet(
     h, w = np.shape(rows[0])[1:3]
     scale = scale or max(1, int(np.ceil(96 / h)))
     n = min(max_columns, len(rows[0]))
+    font = label_font()
+    if font is None:
+        labels = [label.replace("γ", "gamma ") for label in labels]
     label_w, pad = 120, 4
     sheet = Image.new("RGB", (label_w + n * (w * scale + pad), len(rows) * (h * scale + pad)), "white")
     draw = ImageDraw.Draw(sheet)
@@ -103,7 +126,7 @@ def contact_sheet(
         if np.shape(frames)[1:3] != (h, w):
             raise ValueError(f"row {label!r} has frames of size {np.shape(frames)[1:3]}, expected {(h, w)}")
         y = r * (h * scale + pad)
-        draw.text((4, y + 4), label[:18], fill="black")
+        _draw_label(draw, (4, y + 4), label, label_w - 8, font)
         for c, frame in enumerate(sheet_frames(frames, n)):
             tile = Image.fromarray(frame).resize((w * scale, h * scale), Image.NEAREST)
             sheet.paste(tile, (label_w + c * (w * scale + pad), y))
@@ -115,3 +138,20 @@ def contact_sheet(
     finally:
         tmp.unlink(missing_ok=True)
     return path
+
+
+def _draw_label(draw, xy: tuple[int, int], label: str, width: int, font) -> None:
+    """``label`` at ``xy``, broken into lines that fit ``width`` pixels (a long variant name wraps
+    instead of running into the frames)."""
+    words, lines = label.split(), []
+    for word in words:
+        trial = f"{lines[-1]} {word}" if lines else word
+        if lines and draw.textlength(trial, font=font) <= width:
+            lines[-1] = trial
+        else:
+            lines.append(word)
+    step = (font.size if font is not None else 10) + 3
+    for i, line in enumerate(lines[:4]):
+        while len(line) > 1 and draw.textlength(line, font=font) > width:
+            line = line[:-2] + "…"
+        draw.text((xy[0], xy[1] + i * step), line, fill="black", font=font)
