@@ -161,6 +161,9 @@ def session_status(session: Session | None) -> str:
             f"**Eraser** {escape_md(e.concept)} at {block_label(e.layer, e.layer_name)}, {e.kind}, "
             f"γ = {e.gamma:g}"
         )
+        if session.eraser_matches() is False:  # never let it pass for an eraser of the pairs on show
+            made_for = "other pairs" if e.concept == session.concept.name else f"*{escape_md(e.concept)}*"
+            eraser += f" (⚠ made for {made_for}, not these pairs)"
     return " · ".join((model, concept, eraser))
 
 

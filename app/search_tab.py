@@ -32,7 +32,7 @@ from app.common import (
 )
 from app.layer_tab import chosen_layer, layer_map_figures
 from app.preview_tab import calibration_chart
-from app.state import Session
+from app.state import Session, pairs_key
 
 if TYPE_CHECKING:
     from clear_core.search import SearchEvent
@@ -204,7 +204,7 @@ def search_summary(result: RunResult) -> str:
     steps = result.history[-1].step if result.history else 0
     how = "stopped early" if result.cancelled else "finished"
     lines = [
-        f"### Erase at {block_label(e.layer, e.layer_name)}",
+        f"### Erase *{e.concept}* at {block_label(e.layer, e.layer_name)}",
         f"The search {how} after {steps} of {s.config.steps} steps in {result.elapsed:.1f} s "
         f"(seed {s.config.seed}); p(block {s.layer - 1}) = {p:.2f}.",
     ]
@@ -356,7 +356,9 @@ def run_search(
         check_keep(concept, options)
         progress(0.0, desc="loading the model…")
         encoder = encoder_for(session)
-        run = ClearRun(encoder, concept, search=search, options=options)
+        # the session's own paraphrases (none is none): a concept named like a pack never borrows the
+        # pack's paraphrases behind the visitor's back
+        run = ClearRun(encoder, concept, search=search, options=options, implicit=list(session.implicit))
         n_other = len(run.unrelated) + len(getattr(run, "implicit", ())) // 2  # calibration half
         calibration_s = calibration_seconds(encoder, options, len(concept), n_other)
         calibration_start = None
@@ -394,13 +396,14 @@ def run_search(
             "n_pairs": len(concept),
             "model_id": encoder.model_id,
             "model_revision": encoder.revision,
+            # what the run read besides the pairs, shipped with the export so that the report's
+            # command line repeats it exactly (app/report.py)
+            "pairs": concept.to_text("jsonl"),
+            "implicit": list(run.implicit),
+            "preserve": list(run.preserve.names) if run.preserve else [],
         }
-        new = session.with_(
-            run=result,
-            eraser=result.eraser,
-            eraser_source="search",
-            run_settings=settings,
-            features=None,
+        new = session.with_eraser(
+            result.eraser, "search", pairs_key(concept), run=result, run_settings=settings
         )
         history = result.search.history if brute else result.history
         figs = search_figures(history, layer_names, result.search.candidates, result.eraser.layer)
