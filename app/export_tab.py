@@ -28,7 +28,7 @@ from app.common import (
     user_errors,
 )
 from app.preview_tab import calibration_chart
-from app.report import build_report, render_html, report_figures
+from app.report import BUNDLE_CONCEPT, BUNDLE_IMPLICIT, build_report, render_html, report_figures
 from app.search_tab import GAMMA_MAX
 from app.state import Session
 from app.uploads import unpack_artifact, unpacked
@@ -59,8 +59,13 @@ def export_run(session: Session, progress: ProgressFn = gr.Progress()) -> tuple[
             save_run(new.run, folder)
         else:
             eraser.save(folder)
-        if new.concept is not None and new.concept.name == eraser.concept:
-            new.concept.save(folder / "concept.jsonl")
+        settings = new.run_settings if new.run is not None and new.run.eraser is eraser else {}
+        if settings.get("pairs"):  # what the run read, for the report's command line
+            atomic_write_text(folder / BUNDLE_CONCEPT, settings["pairs"])
+            if settings.get("implicit"):
+                atomic_write_text(folder / BUNDLE_IMPLICIT, "\n".join(settings["implicit"]) + "\n")
+        elif new.concept is not None and new.concept.name == eraser.concept:
+            new.concept.save(folder / BUNDLE_CONCEPT)
         archive = out / f"clear-eraser-{_slug(eraser.concept)}.zip"
         with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as zf:
             for path in sorted(folder.iterdir()):
@@ -75,7 +80,8 @@ def export_run(session: Session, progress: ProgressFn = gr.Progress()) -> tuple[
     message = (
         f"Wrote `{archive.name}` ({size:.1f} MiB: eraser.safetensors, eraser.json"
         f"{', history.jsonl' if (folder / 'history.jsonl').exists() else ''}"
-        f"{', concept.jsonl' if (folder / 'concept.jsonl').exists() else ''}), `report.json` and `report.html`."
+        f"{', concept.jsonl' if (folder / BUNDLE_CONCEPT).exists() else ''}"
+        f"{', implicit.txt' if (folder / BUNDLE_IMPLICIT).exists() else ''}), `report.json` and `report.html`."
     )
     return [str(archive), str(json_path), str(html_path)], message, new
 
@@ -105,7 +111,7 @@ def load_eraser(files: list[str] | str | None, session: Session) -> tuple[str, A
                 eraser.check_encoder(encoder_for(new))
         except ValueError as err:  # name the user's file, not the server's temp folder
             raise ValueError(hide_path(str(err), folder, f"uploaded {name}")) from None
-    new = new.with_(eraser=eraser, eraser_source=f"uploaded {name}", run=None, run_settings={}, features=None)
+    new = new.with_eraser(eraser, f"uploaded {name}", None, run=None, run_settings={})
     message = (
         f"Loaded the **{eraser.kind}** eraser for *{escape_md(eraser.concept)}* at "
         f"{block_label(eraser.layer, eraser.layer_name)}, default γ = {eraser.gamma:g}. Preview it in the Erase tab."

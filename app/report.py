@@ -7,6 +7,7 @@ figures from :mod:`analysis.figures`. Every user-provided string is HTML-escaped
 
 from __future__ import annotations
 
+import dataclasses
 import html
 import json
 import shlex
@@ -15,7 +16,15 @@ from typing import Any
 
 from app.state import Session
 
-__all__ = ["build_report", "render_html", "report_figures", "versions"]
+__all__ = [
+    "BUNDLE_CONCEPT",
+    "BUNDLE_IMPLICIT",
+    "build_report",
+    "render_html",
+    "report_figures",
+    "reproduce_command",
+    "versions",
+]
 
 
 def versions() -> dict[str, str]:
@@ -25,14 +34,58 @@ def versions() -> dict[str, str]:
     return library_versions()
 
 
-def _reproduce(settings: dict[str, Any]) -> str | None:
-    """The command line that repeats the search (on the exported concept.jsonl)."""
-    if not settings:
-        return None
+BUNDLE_CONCEPT = "concept.jsonl"
+"""The run's pairs, in the exported artifact."""
+BUNDLE_IMPLICIT = "implicit.txt"
+"""The run's paraphrases (half calibrated γ), in the exported artifact."""
+
+
+def _cli_defaults() -> tuple[dict[str, Any], dict[str, Any]]:
+    from clear_core.search import SearchConfig
+    from clear_core.workflow import EraserOptions
+
+    options = dataclasses.asdict(EraserOptions())
+    options["gammas"] = list(options["gammas"])
+    return SearchConfig().to_json(), options
+
+
+SEARCH_FLAGS = {"steps": "--steps", "seed": "--seed", "d_sae": "--d-sae", "batch_pairs": "--batch-pairs"}
+SEARCH_FLAGS |= {"sae_kind": "--sae", "k": "--k", "lr_alpha": "--lr-alpha"}
+"""SearchConfig fields and the ``search`` option that sets each (always written, so a change of the
+command line's defaults cannot change what the command does)."""
+SET_ELSEWHERE = {"use_con", "layers", "event_every"}
+"""SearchConfig fields written another way (``--no-con``) or that do not change the result."""
+OPTION_FLAGS = {"kind", "mask", "method", "layer", "calibrate", "gamma", "preserve", "gate"}
+OPTION_FLAGS |= {"gammas", "calibration_pairs", "preserve_prompts"}
+"""EraserOptions fields the command below writes."""
+
+
+def reproduce_command(settings: dict[str, Any]) -> tuple[str | None, list[str]]:
+    """(the ``search`` command that repeats the run on the exported files, the settings it cannot
+    set). The artifact ships the pairs (:data:`BUNDLE_CONCEPT`), the paraphrases
+    (:data:`BUNDLE_IMPLICIT`) and the preserve list is in the command, so run in the unzipped folder
+    it gives the same block, masks and γ (tested). (None, []) without a search run."""
+    if not settings or "search" not in settings:
+        return None, []
     s, o = settings["search"], settings["options"]
-    args = ["python", "-m", "clear_core", "search", "--concept", "concept.jsonl", "--out", "run"]
-    args += ["--model", settings["model_id"], "--steps", str(s["steps"]), "--seed", str(s["seed"])]
-    args += ["--d-sae", str(s["d_sae"]), "--batch-pairs", str(s["batch_pairs"])]
+    args = [
+        "python",
+        "-m",
+        "clear_core",
+        "search",
+        "--concept",
+        BUNDLE_CONCEPT,
+        "--name",
+        settings["concept"],
+    ]
+    args += ["--implicit", BUNDLE_IMPLICIT] if settings.get("implicit") else ["--no-implicit"]
+    preserve = settings.get("preserve") or []
+    args += ["--preserve", ",".join(preserve)] if preserve else ["--no-preserve"]
+    if o.get("gate"):
+        args.append("--gate")
+    args += ["--model", settings["model_id"]]
+    for field, flag in SEARCH_FLAGS.items():
+        args += [flag, str(s[field])]
     if not s["use_con"]:
         args.append("--no-con")
     if o["method"] == "brute_force":
@@ -41,7 +94,21 @@ def _reproduce(settings: dict[str, Any]) -> str | None:
         args += ["--eraser-type", o["kind"]]
     if o["mask"] != "contrastive":
         args += ["--mask", o["mask"]]
-    return shlex.join(args)
+    if o.get("layer") is not None:
+        args += ["--block", str(o["layer"] - 1)]
+    if not o.get("calibrate", True):
+        args += ["--gamma", f"{o['gamma']:g}"]
+    args += ["--calibration-pairs", str(o["calibration_pairs"])]
+    args += ["--gammas", ",".join(f"{g:g}" for g in o["gammas"])]
+    args += ["--out", "run"]
+    search_defaults, option_defaults = _cli_defaults()
+    unset = [
+        f"{k} = {v!r}"
+        for k, v in s.items()
+        if k not in SEARCH_FLAGS and k not in SET_ELSEWHERE and v != search_defaults.get(k)
+    ]
+    unset += [f"{k} = {v!r}" for k, v in o.items() if k not in OPTION_FLAGS and v != option_defaults.get(k)]
+    return shlex.join(args), unset
 
 
 def _layer_map_summary(session: Session) -> dict[str, Any] | None:
@@ -64,10 +131,21 @@ def _layer_map_summary(session: Session) -> dict[str, Any] | None:
     }
 
 
+def _settings_summary(settings: dict[str, Any]) -> dict[str, Any] | None:
+    """The run's settings for the report: the prompt lists themselves travel as files in the
+    artifact, the report counts them."""
+    if not settings:
+        return None
+    out = {k: v for k, v in settings.items() if k not in ("pairs", "implicit")}
+    out["n_implicit"] = len(settings.get("implicit") or [])
+    return out
+
+
 def build_report(session: Session) -> dict[str, Any]:
     """Everything the session produced, as plain JSON (seeds, versions and settings included)."""
     eraser = session.eraser
     run = session.run
+    command, unset = reproduce_command(session.run_settings)
     report: dict[str, Any] = {
         "title": "CLEAR Workbench run report",
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -75,8 +153,9 @@ def build_report(session: Session) -> dict[str, Any]:
         "model": session.model,
         "concept": None,
         "eraser": None,
-        "settings": session.run_settings or None,
-        "reproduce": _reproduce(session.run_settings),
+        "settings": _settings_summary(session.run_settings),
+        "reproduce": command,
+        "reproduce_unset": unset,
         "search": None,
         "calibration": None,
         "layer_map": _layer_map_summary(session),
@@ -219,8 +298,13 @@ def render_html(report: dict[str, Any], figures: list[tuple[str, Any]]) -> str:
     parts += ["<h2>Summary</h2>", _table(summary)]
     if report["reproduce"]:
         parts.append(
-            f"<p>Reproduce on the command line (concept.jsonl is in the artifact):</p><pre>{esc(report['reproduce'])}</pre>"
+            "<p>Reproduce on the command line, in the unzipped artifact (it holds the pairs, "
+            f"<code>{BUNDLE_CONCEPT}</code>, and the paraphrases, <code>{BUNDLE_IMPLICIT}</code>; the "
+            f"preserve list is in the command):</p><pre>{esc(report['reproduce'])}</pre>"
         )
+        if report.get("reproduce_unset"):
+            unset = ", ".join(report["reproduce_unset"])
+            parts.append(f"<p>The command line cannot set: {esc(unset)}; it uses its defaults there.</p>")
     parts += ["<h2>Versions</h2>", _table(list(report["versions"].items()))]
     for i, (caption, fig) in enumerate(figures):
         parts.append(f"<h2>{esc(caption)}</h2>")
