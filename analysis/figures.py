@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import plotly.graph_objects as go
-from plotly.colors import sample_colorscale
+from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
 __all__ = [
@@ -23,6 +23,7 @@ __all__ = [
     "SERIES_COLORS",
     "TEMPLATE",
     "SWEEP_SERIES",
+    "block_colors",
     "feature_bars",
     "feature_histogram",
     "gamma_sweep_chart",
@@ -50,6 +51,7 @@ SERIES_COLORS = {
 SWEEP_SERIES = {
     "leakage_positive": ("leakage: positive prompts", KIND_COLORS["positive"]),
     "leakage_implicit": ("leakage: held-out paraphrases", KIND_COLORS["implicit"]),
+    "leakage_implicit_calibration": ("leakage: calibration paraphrases", "#e6a157"),
     "preservation_negative": ("preservation: negative prompts", KIND_COLORS["negative"]),
     "preservation_unrelated": ("preservation: unrelated prompts", KIND_COLORS["neutral"]),
     "preservation_lookalike": ("preservation: look-alikes", "#9467bd"),
@@ -305,7 +307,7 @@ def layer_probability_chart(
         )
     if chosen is not None and not 0 <= chosen < len(layer_names):
         raise ValueError(f"chosen layer {chosen} is outside 0..{len(layer_names) - 1}")
-    colors = sample_colorscale("Viridis", np.linspace(0, 0.92, len(layer_names)))
+    colors = block_colors(len(layer_names))
     fig = go.Figure()
     mode = _line_mode(len(steps))
     for i, name in enumerate(layer_names):
@@ -320,6 +322,13 @@ def layer_probability_chart(
     fig.update_yaxes(title="layer probability", range=[0, 1.02])
     fig.update_layout(legend=dict(orientation="v", y=1, x=1.02, yanchor="top"))
     return _figure(fig, "Layer probabilities during the search")
+
+
+def block_colors(n: int) -> list[str]:
+    """``n`` colours that neighbouring blocks never share: a qualitative palette (10 colours up to 10
+    blocks, 24 beyond), not a colour scale, whose neighbours (blocks 0/1, 2/3) look alike."""
+    palette = qualitative.D3 if n <= len(qualitative.D3) else qualitative.Dark24
+    return [palette[i % len(palette)] for i in range(n)]
 
 
 def _line_mode(n_points: int) -> str:
@@ -458,10 +467,13 @@ def gamma_sweep_chart(
     chosen: float | None = None,
     preserve_min: float | None = None,
     lookalike_min: float | None = None,
+    title: str = "Leakage and preservation against γ",
+    note: str | None = None,
 ) -> go.Figure:
     """Leakage (share still detected, first axis) and preservation (cosine kept, dotted, second axis)
     against γ, the chosen γ as a vertical line and the preservation floor as a dashed horizontal one
-    (``lookalike_min``: the look-alikes' own floor, in their colour).
+    (``lookalike_min``: the look-alikes' own floor, in their colour). ``note`` (the sample the sweep
+    was measured on) is the subtitle; the legend sits under the chart, clear of the chosen-γ label.
 
     ``series`` maps keys of :data:`SWEEP_SERIES` (the fields of a γ-sweep row) to one value per γ;
     a series that is all None (implicit leakage in a calibration, which never sees them) is left out.
@@ -529,4 +541,8 @@ def gamma_sweep_chart(
         secondary_y=True,
     )
     fig.update_yaxes(showgrid=False, secondary_y=False)
-    return _figure(fig, "Leakage and preservation against γ")
+    fig = _legend_below(_figure(fig, title, height=HEIGHT + 60))
+    if note:
+        fig.update_layout(title=dict(subtitle=dict(text=html.escape(note), font=dict(size=12, color="#666"))))
+        fig.update_layout(margin=dict(t=90))
+    return fig

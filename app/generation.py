@@ -58,12 +58,15 @@ def default_pipeline() -> str:
 
 
 def pipeline_choices() -> list[str]:
-    """The pipelines offered in the dropdown: on a public server the operator's list (app/public.py)."""
+    """The pipelines the dropdown offers: those an eraser made in the app can drive (on a public
+    server, the operator's list: app/public.py). The testbed reads the app's default encoder (MiniLM);
+    the ``tiny-*`` pipelines have random encoders of their own, which no eraser searched here fits, so
+    they are not offered (typing one still renders, for the plumbing)."""
     from app.public import policy
 
     if policy().public:
         return [p for p in policy().pipelines if p != "testbed" or testbed_available()]
-    return (["testbed"] if testbed_available() else []) + ["tiny-wan", "tiny-cogvideox", "tiny-sd"]
+    return ["testbed"] if testbed_available() else []
 
 
 def render_settings(name: str, steps: int) -> Any:

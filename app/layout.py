@@ -7,6 +7,7 @@ so the first screen appears while the default model loads in the background.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from types import SimpleNamespace
 
 import gradio as gr
@@ -19,6 +20,7 @@ from app.concept_tab import (
     load_upload,
     pack_choices,
     parse_text,
+    set_keep,
     use_table,
 )
 from app.export_tab import export_run, load_eraser
@@ -28,16 +30,17 @@ from app.launch import HEAVY_CONCURRENCY
 from app.layer_tab import check_layer_map, compute_layer_map, stop_layer_map
 from app.preview_tab import (
     DETECTORS,
+    clear_media,
     erase_prompt,
     example_prompt,
     fill_prompt,
     generate_media,
     measure_media,
     rate_over_seeds,
-    rerate_media,
     rerender_media,
+    stale_note,
 )
-from app.search_tab import GAMMA_MAX, KINDS, check_search, default_keep, run_search, stop_search
+from app.search_tab import GAMMA_MAX, KINDS, check_search, run_search, stop_search
 from app.state import DEFAULT_MODEL, Session, cleanup_session, new_session
 from clear_core.lookalikes import default_preserve
 
@@ -46,6 +49,12 @@ __all__ = ["DEFAULT_PACK", "TITLE", "build_demo"]
 TITLE = "CLEAR Workbench"
 DEFAULT_PACK = "parachute"
 DEFAULT_GAMMAS = "0, 0.25, 0.5, 1, 1.5, 2, 3, 4, 6, 8"
+PIPELINE_INFO = (
+    "'testbed' reads the app's default encoder (MiniLM), so the erasers made here drive it. A diffusers "
+    "folder or Hugging Face id works when its text encoder is the model you searched on. tiny-wan / "
+    "tiny-cogvideox / tiny-sd (random weights) can be typed to check the plumbing, but no eraser made "
+    "here fits their own random encoders."
+)
 
 HEADER = f"""# {TITLE}
 Find **where** in a text encoder a concept lives, and erase it **there**, at inference time, without
@@ -232,67 +241,79 @@ def _features_tab() -> SimpleNamespace:
 
 def _preview_tab() -> SimpleNamespace:
     _intro(
-        "Type any prompt and move γ: see whether the concept probe still detects the concept, how much "
-        "of the rest survives, where on the prompt the edit lands and which features were subtracted. "
-        "γ starts at the eraser's calibrated default."
+        "Type any prompt and move γ: the erased clip re-renders next to the slider, then the scores "
+        "follow — whether the concept probe still detects the concept, how much of the rest survives, "
+        "where on the prompt the edit lands and which features were subtracted. γ starts at the "
+        "eraser's calibrated default."
     )
     ui = SimpleNamespace()
-    with gr.Row():
-        ui.prompt = gr.Textbox(
-            "",
-            label="Prompt",
-            placeholder="a prompt to erase — or take an example of the loaded concept below",
-            max_length=2000,
-            scale=3,
-            submit_btn=False,
-        )
-        ui.gamma = gr.Slider(0, GAMMA_MAX, value=1.0, step=0.05, label="γ (erasure strength)", scale=2)
-    with gr.Row():
-        gr.Markdown("Examples from the loaded concept:")
-        ui.ex_explicit = gr.Button("explicit (names it)", size="sm")
-        ui.ex_implicit = gr.Button("implicit (evokes it)", size="sm")
-        ui.ex_unrelated = gr.Button("unrelated", size="sm")
-    ui.run = gr.Button("Erase", variant="primary")
-    ui.scores = gr.Markdown()
-    ui.this = gr.Markdown()
+    default = default_pipeline()
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=2, min_width=320):
+            ui.prompt = gr.Textbox(
+                "",
+                label="Prompt",
+                placeholder="a prompt to erase — or take an example of the loaded concept below",
+                max_length=2000,
+                lines=2,
+                submit_btn=False,
+            )
+            ui.gamma = gr.Slider(0, GAMMA_MAX, value=1.0, step=0.05, label="γ (erasure strength)")
+            with gr.Row():
+                ui.ex_explicit = gr.Button("explicit (names it)", size="sm", min_width=80)
+                ui.ex_implicit = gr.Button("implicit (evokes it)", size="sm", min_width=80)
+                ui.ex_unrelated = gr.Button("unrelated", size="sm", min_width=80)
+            ui.run = gr.Button("Erase", variant="primary")
+            with gr.Accordion("Video", open=True):
+                ui.pipeline = gr.Dropdown(
+                    pipeline_choices(),
+                    value=default or None,
+                    allow_custom_value=True,
+                    label="Pipeline",
+                    info=PIPELINE_INFO,
+                )
+                with gr.Row():
+                    ui.media_seed = gr.Number(0, precision=0, minimum=0, label="Seed", min_width=80)
+                    ui.media_steps = gr.Slider(
+                        1, 50, value=10, step=1, label="Denoising steps", min_width=120
+                    )
+                ui.auto = gr.Checkbox(True, label="Re-render the erased clip when γ moves")
+                ui.generate = gr.Button("Generate original and erased", variant="primary")
+        with gr.Column(scale=3, min_width=360):
+            ui.media_note = gr.Markdown(
+                "Original vs erased, rendered from the **same seed and initial latents**. The default pipeline "
+                "is the CPU testbed, a small synthetic world of the paper's concepts (not a real video model)."
+                if default
+                else NO_PIPELINE,
+                elem_id="media-note",
+            )
+            with gr.Row(elem_id="clips"):
+                ui.original = gr.Video(
+                    label="Original", interactive=False, autoplay=True, loop=True, elem_id="clip-original"
+                )
+                ui.erased = gr.Video(
+                    label="Erased", interactive=False, autoplay=True, loop=True, elem_id="clip-erased"
+                )
+            ui.media_info = gr.Markdown(elem_id="media-info")
+    ui.stale = gr.Markdown(elem_id="stale-note")
+    ui.scores = gr.Markdown(elem_id="erase-scores")
+    ui.this = gr.Markdown(elem_id="erase-this")
+    ui.scores_key = gr.State(None)
+    ui.media_key = gr.State(None)
     with gr.Row():
         ui.tokens = gr.HighlightedText(label="Where the edit lands (relative change per token at the block)")
         ui.subtracted = gr.Plot(label="Subtracted SAE features")
-    ui.calibration = gr.Plot(
-        label="Calibration: leakage (lower is better) and preservation (higher is better) against γ"
-    )
+    ui.calibration = gr.Plot(label="The eraser's γ calibration", elem_id="calibration-chart")
     with gr.Accordion("All numbers (JSON)", open=False):
         ui.numbers = gr.JSON()
-    gr.Markdown("### Original vs erased video")
-    default = default_pipeline()
-    ui.media_note = gr.Markdown(
-        "Render the prompt twice with the **same seed and initial latents**: without the eraser and with it "
-        "at this γ. The default pipeline is the CPU testbed, a small synthetic world of the paper's concepts "
-        "(not a real video model); name a diffusers folder or Hugging Face id to use another."
-        if default
-        else NO_PIPELINE
-    )
-    with gr.Row():
-        ui.pipeline = gr.Dropdown(
-            pipeline_choices(),
-            value=default or None,
-            allow_custom_value=True,
-            label="Pipeline",
-            info="'testbed', tiny-* (random weights), a diffusers folder or a Hugging Face id",
-            scale=2,
-        )
-        ui.media_seed = gr.Number(0, precision=0, minimum=0, label="Seed", scale=1)
-        ui.media_steps = gr.Slider(1, 50, value=10, step=1, label="Denoising steps", scale=2)
-        ui.auto = gr.Checkbox(True, label="Re-render when γ moves", scale=1)
-    ui.generate = gr.Button("Generate original and erased", variant="primary")
-    ui.media_info = gr.Markdown()
-    with gr.Row():
-        ui.original = gr.Video(label="Original", interactive=False, autoplay=True, loop=True)
-        ui.erased = gr.Video(label="Erased", interactive=False, autoplay=True, loop=True)
+    gr.Markdown("#### Frame strip: original (top row) and erased (bottom row)")
     ui.strip = gr.Image(
-        label="Frame strip: original (top) and erased (bottom)", type="filepath", interactive=False
+        show_label=False, type="filepath", interactive=False, elem_id="frame-strip", buttons=["download"]
     )
-    ui.rate_note = gr.Markdown()
+    with gr.Row():
+        ui.rate_note = gr.Markdown()
+        ui.rate = gr.Button("Rate over seeds", scale=0, min_width=160)
+    ui.rate_key = gr.State(None)
     with gr.Row():
         ui.rate_chart = gr.Plot(
             label="Testbed: generative rate over seeds, original vs erased", visible=False
@@ -342,6 +363,58 @@ def _export_tab() -> SimpleNamespace:
     return ui
 
 
+def _feature_outputs(f: SimpleNamespace) -> list:
+    """The Features tab's results (they describe one eraser on one set of pairs)."""
+    return [f.masks, f.bars, f.health, f.feature, f.activation, f.histogram, f.top_pos, f.top_neg, f.nearest]
+
+
+def _result_outputs(p: SimpleNamespace) -> list:
+    """The Erase tab's results (each describes a concept, an eraser, a γ, a seed and a prompt)."""
+    return [
+        p.stale,
+        p.scores,
+        p.this,
+        p.tokens,
+        p.subtracted,
+        p.numbers,
+        p.scores_key,
+        p.original,
+        p.erased,
+        p.strip,
+        p.media_files,
+        p.media_info,
+        p.media_key,
+        p.rate_chart,
+        p.rate_note,
+        p.rate_numbers,
+        p.rate_key,
+        p.measure_strip,
+        p.measure_chart,
+        p.measure_numbers,
+    ]
+
+
+def _blank(component: gr.components.Component) -> object:
+    """What an emptied result component shows: nothing (hidden, for those shown only with a value)."""
+    if isinstance(component, gr.Markdown):
+        return ""
+    if isinstance(component, gr.Dropdown):
+        return gr.update(choices=[], value=None)
+    if isinstance(component, (gr.Plot, gr.JSON)) and component.visible is False:
+        return gr.update(visible=False, value=None)
+    return None
+
+
+def _blanks(components: list) -> Callable[[], tuple]:
+    """A callback emptying ``components`` (results computed from pairs or an eraser now replaced)."""
+    values = [_blank(c) for c in components]
+
+    def clear() -> tuple:
+        return tuple(values)
+
+    return clear
+
+
 def build_demo() -> gr.Blocks:
     """The whole workbench as a ``gr.Blocks`` (launch with :func:`app.launch.launch_options`)."""
     with gr.Blocks(title=TITLE, analytics_enabled=False) as demo:
@@ -365,32 +438,42 @@ def build_demo() -> gr.Blocks:
 
         # Step 1 ----------------------------------------------------------------------------------
         timer.tick(model_tick, [session], [status, timer], api_name="model_status", show_progress="hidden")
-        pack_outputs = [c.table, c.name, c.implicit, c.neutral, c.summary, status, session]
         light = dict(concurrency_limit=None, show_progress="hidden")
         private = dict(light, api_visibility="private")
-        # new pairs refill the Search tab's Keep box with their pack's look-alikes ("" for a custom set)
-        keep = dict(fn=default_keep, inputs=[session], outputs=[s.keep], **private)
+        # new pairs replace every field of the concept on the page at once (name, paraphrases, the
+        # Search tab's Keep box) and empty every result computed from the previous pairs
+        concept_outputs = [c.table, c.name, c.implicit, c.neutral, c.summary, status, s.keep, session]
+        stale_for_pairs = [
+            lm.separability,
+            lm.projections,
+            lm.status,
+            *_feature_outputs(f),
+            *_result_outputs(p),
+        ]
+        stale_for_eraser = [*_feature_outputs(f), *_result_outputs(p)]
+        clear_pairs = dict(fn=_blanks(stale_for_pairs), inputs=None, outputs=stale_for_pairs, **private)
+        clear_eraser = dict(fn=_blanks(stale_for_eraser), inputs=None, outputs=stale_for_eraser, **private)
         demo.load(
-            load_pack, [c.pack, session], pack_outputs, api_name="init", show_progress="hidden"
-        ).success(**keep)
-        c.load_pack.click(load_pack, [c.pack, session], pack_outputs, api_name="load_pack").success(**keep)
+            load_pack, [c.pack, session], concept_outputs, api_name="init", show_progress="hidden"
+        ).success(**clear_pairs)
+        c.load_pack.click(load_pack, [c.pack, session], concept_outputs, api_name="load_pack").success(
+            **clear_pairs
+        )
         # a bad file or paste fails in a first event without outputs: the message shows and the pairs
         # table keeps its pairs instead of wearing an error badge
-        upload_inputs = [c.upload, c.implicit, c.neutral, session]
+        upload_inputs = [c.upload, c.name, c.implicit, c.neutral, session]
         c.upload.upload(checked(load_upload), upload_inputs, None, **private).success(
-            load_upload,
-            upload_inputs,
-            [c.table, c.name, c.summary, status, session],
-            api_name="upload_concept",
-        ).success(**keep)
+            load_upload, upload_inputs, concept_outputs, api_name="upload_concept"
+        ).success(**clear_pairs)
         parse_inputs = [c.paste, c.fmt, c.name, c.implicit, c.neutral, session]
         c.parse.click(checked(parse_text), parse_inputs, None, **private).success(
-            parse_text, parse_inputs, [c.table, c.summary, status, session], api_name="parse_text"
-        ).success(**keep)
+            parse_text, parse_inputs, concept_outputs, api_name="parse_text"
+        ).success(**clear_pairs)
         table_inputs = [c.table, c.name, c.implicit, c.neutral, session]
         c.use_table.click(checked(use_table), table_inputs, None, **private).success(
-            use_table, table_inputs, [c.summary, status, session], api_name="use_table"
-        ).success(**keep)
+            use_table, table_inputs, [c.summary, status, s.keep, session], api_name="use_table"
+        ).success(**clear_pairs)
+        s.keep.input(set_keep, [s.keep, session], [c.summary, session], api_name="set_keep", **light)
         c.load_model.click(
             load_model, [c.model, session], [c.model_info, status, session], api_name="load_model"
         )
@@ -449,7 +532,7 @@ def build_demo() -> gr.Blocks:
             concurrency_id="search",
             show_progress="minimal",
             show_progress_on=[s.status],
-        )
+        ).success(**clear_eraser)
         s.stop.click(stop_search, [session], [s.status], api_name="stop_search", concurrency_limit=None)
 
         # Step 4 ----------------------------------------------------------------------------------
@@ -465,64 +548,96 @@ def build_demo() -> gr.Blocks:
         )
 
         # Step 5 ----------------------------------------------------------------------------------
-        gr.on(
-            [p.run.click, p.prompt.submit, p.gamma.release],
-            erase_prompt,
-            [p.prompt, p.gamma, session],
-            [p.scores, p.this, p.tokens, p.subtracted, p.numbers, session],
-            api_name="erase",
-            show_progress="minimal",
+        erase_inputs = [p.prompt, p.gamma, session]
+        erase_outputs = [p.scores, p.this, p.tokens, p.subtracted, p.numbers, p.scores_key, session]
+        # one progress area per result group: the scores, the erased clip, the rate over seeds
+        scores_progress = dict(show_progress="minimal", show_progress_on=[p.scores])
+        stale = dict(
+            fn=stale_note,
+            inputs=[
+                p.prompt,
+                p.gamma,
+                p.media_seed,
+                p.pipeline,
+                p.scores_key,
+                p.media_key,
+                p.rate_key,
+                session,
+            ],
+            outputs=[p.stale],
+            **private,
         )
-        # the testbed's rate over seeds follows the clips in the same pipeline queue (one denoising
-        # job at a time); with another pipeline it only hides its chart, without model work
+        gr.on(
+            [p.run.click, p.prompt.submit],
+            erase_prompt,
+            erase_inputs,
+            erase_outputs,
+            api_name="erase",
+            **scores_progress,
+        ).then(**stale)
         media_inputs = [p.prompt, p.gamma, p.media_seed, p.pipeline, p.media_steps, session]
-        rate_outputs = [p.rate_chart, p.rate_note, p.rate_numbers]
+        media_outputs = [p.original, p.erased, p.strip, p.media_files, p.media_info, p.media_key]
+        rate_outputs = [p.rate_chart, p.rate_note, p.rate_numbers, p.rate_key]
+        # one denoising job at a time (the clips, the rate over seeds, the detector)
         pipeline_queue = dict(concurrency_limit=1, concurrency_id="generate")
-        p.generate.click(
-            generate_media,
-            media_inputs,
-            [p.original, p.erased, p.strip, p.media_files, p.media_info],
-            api_name="generate",
-            **pipeline_queue,
-        ).success(
-            rate_over_seeds,
-            media_inputs,
-            rate_outputs,
-            api_name="rate_over_seeds",
+        clip_progress = dict(show_progress="full", show_progress_on=[p.erased])
+        rate = dict(
+            fn=rate_over_seeds,
+            inputs=media_inputs,
+            outputs=rate_outputs,
             show_progress_on=[p.rate_note],
             **pipeline_queue,
         )
+        p.generate.click(
+            generate_media,
+            media_inputs,
+            media_outputs,
+            api_name="generate",
+            **clip_progress,
+            **pipeline_queue,
+        ).success(api_name="rate_over_seeds", **rate).then(**stale)
+        p.rate.click(api_name="rate", **rate).then(**stale)
         p.measure.click(
             measure_media,
             [p.original, p.erased, p.detector, session],
             [p.measure_strip, p.measure_chart, p.measure_numbers],
             api_name="measure",
-            concurrency_limit=1,
-            concurrency_id="generate",
-        )
-        rerender_inputs = [p.auto, p.original, *media_inputs]
-        p.gamma.release(
-            rerender_media,
-            rerender_inputs,
-            [p.original, p.erased, p.strip, p.media_files, p.media_info],
-            api_name="rerender",
             **pipeline_queue,
-        ).success(rerate_media, rerender_inputs, rate_outputs, api_name="rerate", **pipeline_queue)
+        )
+        # γ released: the erased clip next to the slider re-renders (the original is cached) and, apart
+        # from it, the scores follow; a quick run of moves does only the last one. The rate over seeds
+        # (16 clips) waits for its button, and is marked out of date meanwhile.
+        rerender_inputs = [p.auto, p.original, *media_inputs]
+        private_scores = dict(api_visibility="private", **scores_progress)
+        rerender = dict(fn=rerender_media, inputs=rerender_inputs, outputs=media_outputs, **clip_progress)
+        p.gamma.release(api_name="rerender", trigger_mode="always_last", **rerender, **pipeline_queue).then(
+            **stale
+        )
+        p.gamma.release(
+            erase_prompt, erase_inputs, erase_outputs, trigger_mode="always_last", **private_scores
+        ).then(**stale)
         for button, kind in (
             (p.ex_explicit, "explicit"),
             (p.ex_implicit, "implicit"),
             (p.ex_unrelated, "unrelated"),
         ):
-            button.click(
-                lambda s, k=kind: example_prompt(k, s),
-                [session],
+            # an example replaces the prompt and the results that described the old one
+            example = button.click(
+                lambda s, pipe, k=kind: example_prompt(k, s, pipe),
+                [session, p.pipeline],
                 [p.prompt],
                 api_name=f"example_{kind}",
                 concurrency_limit=None,
             )
+            example.success(api_visibility="private", **rerender, **pipeline_queue).then(**stale)
+            example.success(erase_prompt, erase_inputs, erase_outputs, **private_scores).then(**stale)
         preview.select(
             fill_prompt, [p.prompt, session], [p.prompt], concurrency_limit=None, show_progress="hidden"
         )
+        gr.on([p.prompt.input, p.media_seed.change], **stale)
+        # another pipeline: the clips and what was measured on them are not its own
+        media_stale = [*media_outputs, *rate_outputs, p.measure_strip, p.measure_chart, p.measure_numbers]
+        p.pipeline.change(clear_media, None, media_stale, api_name="clear_media", **light).then(**stale)
 
         # Step 6 ----------------------------------------------------------------------------------
         x.run.click(export_run, [session], [x.files, x.message, session], api_name="export")
@@ -531,5 +646,5 @@ def build_demo() -> gr.Blocks:
             [x.upload, session],
             [x.load_message, p.calibration, p.gamma, status, session],
             api_name="load_eraser",
-        )
+        ).success(**clear_eraser)
     return demo

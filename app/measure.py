@@ -31,6 +31,7 @@ __all__ = [
     "MeasureResult",
     "measure_clips",
     "on_measure",
+    "paraphrase_frame_shares",
     "rates_chart",
     "seed_rate_chart",
     "seed_rates",
@@ -282,3 +283,25 @@ def seed_rate_chart(numbers: dict[str, Any]) -> go.Figure:
         margin={"l": 50, "r": 20, "t": 50, "b": 40},
     )
     return fig
+
+
+def paraphrase_frame_shares(prompts: list[str], slug: str, seed: int = 0, steps: int = 10) -> list[float]:
+    """For each prompt, the share of its testbed clip's frames (seed ``seed``, no eraser) in which the
+    testbed detector finds the concept of pack ``slug``: which of a concept's paraphrases the testbed
+    actually draws. ValueError when the testbed has no attribute for ``slug``."""
+    import torch
+
+    from app.generation import get_pipeline
+    from clear_core.generation.render import pipeline_lock
+    from clear_core.testbed.detector import concept_attribute, concept_present
+    from clear_core.testbed.rate import generate_frames
+
+    concept_attribute(slug)
+    if not prompts:
+        return []
+    pipe = get_pipeline("testbed")
+    latents = seed_latents(int(seed), 1).repeat(len(prompts), 1, 1)
+    with pipeline_lock(pipe), torch.no_grad():
+        frames = generate_frames(pipe, list(prompts), latents, steps=steps)
+    found = concept_present(testbed_detector().predict(frames.reshape(-1, *frames.shape[2:])), slug)
+    return [float(x) for x in found.reshape(len(prompts), -1).mean(1)]

@@ -3,17 +3,21 @@
 For one prompt: the concept probe's verdict before and after, the cosine between original and erased
 outputs, reconstruction error and activation-norm drift at the block, where on the prompt the edit
 lands and which SAE features were subtracted (:func:`analysis.features.explain_prompt`). For the
-concept as a whole: leakage and preservation at this γ (:func:`clear_core.evaluation.evaluate`),
-against a :class:`clear_core.evaluation.Baseline` cached in the session, so that moving γ re-encodes
-only the erased prompts; the look-alikes the eraser protected are scored on their held-out prompts
-(:func:`lookalike_prompts`). The γ sweep of the eraser's calibration, with the look-alikes'
-own curve and floor, is drawn by :func:`calibration_chart`. Original-vs-erased media appear when a
-generation backend is installed (:mod:`app.generation`); on the CPU testbed they are followed by the
-concept's generative rate over a few seeds with 95% intervals (:func:`rate_over_seeds`).
+concept as a whole: leakage and preservation at this γ, measured by :mod:`clear_core.measure` on the
+sample ``python -m clear_core evaluate`` measures (the numbers are the same, and the sample is named
+next to them), with a :class:`clear_core.measure.Measurer` cached in the session so that moving γ
+encodes only the blocks above the eraser's. The γ sweep of the eraser's calibration is drawn by
+:func:`calibration_chart`, named as what it is: the calibration's own, smaller sample.
+
+Original-vs-erased clips sit next to the γ slider: moving it re-renders the erased clip first (the
+original comes from the cache), then the scores and, on the CPU testbed, the concept's generative rate
+over a few seeds with 95% intervals (:func:`rate_over_seeds`). Every result group remembers what it was
+computed from (:func:`app.state.result_key`) and :func:`stale_note` says when the page has moved on.
 """
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 import gradio as gr
@@ -21,7 +25,7 @@ import numpy as np
 
 from app.common import ProgressFn, block_label, encoder_for, require_eraser, user_errors
 from app.generation import get_pipeline, preview_cache, render_settings
-from app.state import Session
+from app.state import Session, result_key
 from clear_core.validation import check_gamma
 
 if TYPE_CHECKING:
@@ -29,86 +33,27 @@ if TYPE_CHECKING:
 
     from clear_core.encoders import TextEncoder
     from clear_core.erasure import Eraser
-    from clear_core.evaluation import Baseline
+    from clear_core.measure import Measurer
 
 __all__ = [
-    "EVAL_PAIRS",
+    "DETECTORS",
     "calibration_chart",
+    "clear_media",
     "erase_prompt",
-    "evaluation_baseline",
+    "example_prompt",
+    "fill_prompt",
     "generate_media",
-    "matching_pairs",
+    "measurer",
     "rate_over_seeds",
-    "rerate_media",
+    "rerender_media",
+    "stale_note",
 ]
-
-EVAL_PAIRS = 32
-"""Pairs (an evenly spaced subset) behind the set-level scores: enough to read, fast enough to redo per γ."""
-
-
-def matching_pairs(session: Session, eraser: Eraser) -> tuple[list[str], list[str]] | None:
-    """(positives, negatives) of the session's pairs when they are the eraser's concept, else None."""
-    c = session.concept
-    if c is None or c.name != eraser.concept:
-        return None
-    step = max(1, len(c) // EVAL_PAIRS)
-    pairs = c.pairs[::step][:EVAL_PAIRS]
-    return [p.positive for p in pairs], [p.negative for p in pairs]
-
-
-def evaluation_baseline(
-    session: Session,
-    encoder: TextEncoder,
-    positives: list[str],
-    negatives: list[str],
-    implicit: list[str] | None = None,
-    unrelated: list[str] | None = None,
-    lookalikes: list[str] | None = None,
-) -> tuple[Baseline, Session]:
-    """Original outputs and leakage probe of these prompts: (baseline, session that caches it).
-
-    Reused while the model and every prompt set stay the same; the session passed in is not changed.
-    """
-    from clear_core.evaluation import Baseline
-
-    key = (
-        encoder.model_id,
-        encoder.revision,
-        *(tuple(p or ()) for p in (positives, negatives, implicit, unrelated, lookalikes)),
-    )
-    if session.baseline is not None and session.baseline[0] == key:
-        return session.baseline[1], session
-    baseline = Baseline.build(encoder, positives, negatives, implicit, unrelated, lookalikes=lookalikes)
-    return baseline, session.with_(baseline=(key, baseline))
-
-
-EVAL_LOOKALIKES = 16
-"""Held-out prompts per look-alike in the preview's scores (each is encoded again per γ)."""
-
-
-def lookalike_prompts(session: Session, eraser: Eraser) -> tuple[list[str], list[str]]:
-    """(names, held-out prompts) of the look-alikes the eraser protected (``eraser.meta["preserve"]``),
-    written from the session's pairs with the search's seed, so none was seen by the mask or the
-    calibration; ([], []) when it protected none or they cannot be written from these pairs."""
-    from clear_core.lookalikes import preserve_set
-
-    record = eraser.meta.get("preserve") or {}
-    names = [n for n in record.get("lookalikes", []) if n != "file"]
-    if not names or session.concept is None or session.concept.name != eraser.concept:
-        return [], []
-    seed = record.get("seed", (eraser.meta.get("search") or {}).get("seed", 0))
-    try:
-        held_out = preserve_set(session.concept, names, seed=int(seed)).held_out
-    except ValueError:
-        return [], []
-    prompts = [p for n in names for p in held_out.get(n, [])[:EVAL_LOOKALIKES]]
-    return (names, prompts) if len(prompts) >= 4 else ([], [])
 
 
 def calibration_chart(eraser: Eraser) -> go.Figure | None:
     """The γ sweep of the eraser's calibration (plotly figure), its default γ and the preservation
     floors marked (unrelated prompts, and look-alikes when the eraser protected some: their own curve
-    and floor); None when it was not calibrated."""
+    and floor), titled with the calibration's sample; None when it was not calibrated."""
     from analysis.figures import SWEEP_SERIES, gamma_sweep_chart
 
     calibration = eraser.meta.get("calibration") or {}
@@ -116,12 +61,21 @@ def calibration_chart(eraser: Eraser) -> go.Figure | None:
     if not rows:
         return None
     series = {key: [r.get(key) for r in rows] for key in SWEEP_SERIES}
+    n_implicit = calibration.get("n_implicit") or 0
+    sample = (
+        f"calibration sample: {calibration.get('n_pairs', '?')} pairs"
+        + (f", {n_implicit} calibration paraphrases" if n_implicit else "")
+        + f", {calibration.get('n_unrelated', '?')} unrelated prompts"
+        + (f", {calibration['n_lookalike']} look-alike prompts" if calibration.get("n_lookalike") else "")
+    )
     return gamma_sweep_chart(
         [r["gamma"] for r in rows],
         series,
         chosen=eraser.gamma,
         preserve_min=calibration.get("preserve_min"),
         lookalike_min=calibration.get("lookalike_min"),
+        title=f"Calibration of the {eraser.concept} eraser: leakage and preservation against γ",
+        note=sample,
     )
 
 
@@ -138,26 +92,68 @@ def _percent(x: float | None) -> str:
     return "n/a" if x is None else f"{100 * x:.0f}%"
 
 
-def lookalike_scores(names: list[str], n: int, base: Any, row: Any) -> str:
-    """The preview's look-alike paragraph: how much of each protected neighbour survives (cosine) and
-    whether a probe still tells it apart from the concept, unerased vs at this γ."""
-    return (
-        f"\n\n**Look-alikes kept** ({', '.join(names)}; {n} held-out prompts): cosine original vs erased "
-        f"**{row.preservation_lookalike:.3f}**; told apart from *the concept* "
-        f"**{_percent(row.lookalike_told_apart)}** (unerased {_percent(base.lookalike_told_apart)})."
+def _quote(prompt: str, width: int = 60) -> str:
+    short = prompt if len(prompt) <= width else prompt[: width - 1] + "…"
+    return "*" + short.replace("*", "\\*").replace("_", "\\_") + "*"
+
+
+def measurer(session: Session, encoder: TextEncoder, eraser: Eraser) -> tuple[Measurer | None, Session]:
+    """The session's :class:`clear_core.measure.Measurer` for this eraser on the loaded pairs, built
+    on first use and then reused while the model, the eraser and the sample stay the same; (None,
+    session) when the loaded pairs are another concept's. The session passed in is not changed."""
+    from clear_core.measure import Measurer, evaluation_sample
+
+    c = session.concept
+    if c is None or c.name != eraser.concept:
+        return None, session
+    sample = evaluation_sample(c, eraser, session.implicit)
+    key = (encoder.model_id, encoder.revision, eraser.digest(), sample.key())
+    cached = session.baseline
+    if cached is not None and cached.key() == key:
+        return cached, session
+    built = Measurer(encoder, eraser, sample)
+    return built, session.with_(baseline=built)
+
+
+def _scores_text(eraser: Eraser, measurement: Any, gamma: float) -> str:
+    base, row, sample = measurement.unerased, measurement.row(gamma), measurement.sample
+    n = sample.counts()
+    text = (
+        f"**Leakage at γ = {gamma:g}** (share still detected as *{eraser.concept}*): positive prompts "
+        f"**{_percent(row.leakage_positive)}** of {n['pairs']} (unerased {_percent(base.leakage_positive)})"
+        + (
+            f", held-out paraphrases **{_percent(row.leakage_implicit)}** of {n['implicit']} "
+            f"(unerased {_percent(base.leakage_implicit)})"
+            if row.leakage_implicit is not None
+            else ""
+        )
+        + f"\n\n**Preservation** (cosine original vs erased): negative prompts "
+        f"**{row.preservation_negative:.3f}**, unrelated prompts **{row.preservation_unrelated:.3f}** "
+        f"of {n['unrelated']} (worst {row.min_preservation_unrelated:.3f})."
     )
+    if sample.lookalikes:
+        text += (
+            f"\n\n**Look-alikes kept** ({', '.join(sample.lookalike_names)}; {n['lookalike']} held-out "
+            f"prompts): cosine original vs erased **{row.preservation_lookalike:.3f}**; told apart from "
+            f"*the concept* **{_percent(row.lookalike_told_apart)}** "
+            f"(unerased {_percent(base.lookalike_told_apart)})."
+        )
+    text += (
+        f"\n\n<sub>Sample: {sample.describe()}. `python -m clear_core evaluate --concept … --eraser … "
+        f"--gamma {gamma:g}` measures the same sample and prints the same numbers.</sub>"
+    )
+    return text
 
 
 def erase_prompt(
     prompt: str, gamma: float, session: Session, progress: ProgressFn = gr.Progress()
-) -> tuple[str, str, list, go.Figure, dict, Session]:
+) -> tuple[str, str, list, go.Figure, dict, dict, Session]:
     """Erase one prompt: (set-level scores, this prompt, token map, subtracted-feature bars, numbers,
-    session). The session comes back with the evaluation baseline cached (see :func:`evaluation_baseline`)."""
+    what they were computed from, session). The session comes back with its measurer cached (see
+    :func:`measurer`)."""
     with user_errors():
         from analysis.features import explain_prompt
         from analysis.figures import token_bars
-        from clear_core.concepts import unrelated_prompts
-        from clear_core.evaluation import evaluate
 
         eraser = require_eraser(session)
         prompt = check_prompt(prompt)
@@ -172,50 +168,26 @@ def erase_prompt(
             "block": eraser.layer - 1,
             "block_name": eraser.layer_name,
             "prompt": {
+                "text": prompt,
                 "cosine_original_vs_erased": x.cosine,
                 "recon_error": x.recon_error,
                 "norm_drift": x.norm_drift,
                 "subtracted": [{"feature": f, "amount": a} for f, a in x.subtracted],
             },
         }
-        pairs = matching_pairs(session, eraser)
-        new = session
-        if pairs is not None:
-            progress(0.3, desc="original outputs and concept probe")
-            names, lookalikes = lookalike_prompts(session, eraser)
-            baseline, new = evaluation_baseline(
-                session,
-                encoder,
-                *pairs,
-                implicit=session.implicit or None,
-                unrelated=unrelated_prompts(),
-                lookalikes=lookalikes or None,
-            )
+        fresh = session.baseline is None or session.baseline.eraser is not eraser
+        progress(0.2, desc="unerased outputs of the sample and the leakage probe" if fresh else "measuring")
+        m, new = measurer(session, encoder, eraser)
+        if m is not None:
             original = encoder.encode([prompt])
             with eraser.applied(encoder, gamma=gamma):
                 erased = encoder.encode([prompt])
-            p0, p1 = baseline.probe.probability(np.concatenate([original, erased]))
+            p0, p1 = m.baseline.probe.probability(np.concatenate([original, erased]))
             numbers["prompt"]["concept_probability"] = {"original": float(p0), "erased": float(p1)}
             progress(0.5, desc=f"leakage and preservation at γ = {gamma:g}")
-            report = evaluate(encoder, eraser, baseline=baseline, gammas=(0.0, gamma) if gamma else (0.0,))
-            base, row = report.rows[0], report.rows[-1]
-            numbers["scores"] = {"baseline": vars(base), "erased": vars(row), "n_pairs": len(pairs[0])}
-            if lookalikes:
-                numbers["scores"]["lookalikes"] = {"names": names, "n_held_out": len(lookalikes)}
-            scores = (
-                f"**Leakage** (share still detected as *{eraser.concept}*): positive prompts "
-                f"**{_percent(row.leakage_positive)}** (unerased {_percent(base.leakage_positive)})"
-                + (
-                    f", held-out paraphrases **{_percent(row.leakage_implicit)}** "
-                    f"(unerased {_percent(base.leakage_implicit)})"
-                    if row.leakage_implicit is not None
-                    else ""
-                )
-                + f"\n\n**Preservation** (cosine original vs erased): negative prompts "
-                f"**{row.preservation_negative:.3f}**, unrelated prompts **{row.preservation_unrelated:.3f}** "
-                f"(worst {row.min_preservation_unrelated:.3f}). On {len(pairs[0])} pairs at γ = {gamma:g}."
-                + (lookalike_scores(names, len(lookalikes), base, row) if lookalikes else "")
-            )
+            measurement = m.measure([gamma])
+            numbers["scores"] = measurement.summary(gamma)
+            scores = _scores_text(eraser, measurement, gamma)
             verdict = f"concept probability **{p0:.2f} → {p1:.2f}**; "
         else:
             scores = (
@@ -226,8 +198,8 @@ def erase_prompt(
     block = block_label(eraser.layer, eraser.layer_name)
     recon = "" if x.recon_error is None else f"SAE reconstruction error **{x.recon_error:.3f}**, "
     this = (
-        f"This prompt: {verdict}cosine original vs erased output **{x.cosine:.3f}**; at {block}: "
-        f"{recon}activation-norm drift **{100 * x.norm_drift:+.1f}%**."
+        f"**This prompt** ({_quote(prompt)}, γ = {gamma:g}): {verdict}cosine original vs erased output "
+        f"**{x.cosine:.3f}**; at {block}: {recon}activation-norm drift **{100 * x.norm_drift:+.1f}%**."
     )
     peak = max(x.token_erased, default=0.0) or 1.0
     tokens = [(f"{t} ", round(v / peak, 3) if v > 0 else None) for t, v in zip(x.tokens, x.token_erased)]
@@ -237,7 +209,7 @@ def erase_prompt(
         title=f"Subtracted SAE features at γ = {gamma:g}",
         x_title="amount subtracted (γ · Σ over tokens of activation · m_spec)",
     )
-    return scores, this, tokens, subtracted, numbers, new
+    return scores, this, tokens, subtracted, numbers, result_key(new, prompt, gamma), new
 
 
 def _check_media(prompt, gamma, seed, steps, eraser: Eraser) -> tuple[str, float, int, int]:
@@ -259,10 +231,11 @@ def generate_media(
     steps: float,
     session: Session,
     progress: ProgressFn = gr.Progress(),
-) -> tuple[str, str, str, list[str], str]:
+) -> tuple[str, str, str, list[str], str, dict]:
     """Original and erased clips with the same seed and the same initial latents: (original mp4,
-    erased mp4, frame strip PNG, downloads, info). Clips come from the shared cache when this
-    (pipeline, prompt, seed, steps, eraser, γ) was rendered before, so moving γ back is instant."""
+    erased mp4, frame strip PNG, downloads, info, what they were computed from). Clips come from the
+    shared cache when this (pipeline, prompt, seed, steps, eraser, γ) was rendered before, so moving γ
+    back is instant; a new γ re-renders only the erased clip, from the cached encoder prefix."""
     with user_errors():
         from clear_core.generation.media import contact_sheet
 
@@ -293,16 +266,14 @@ def generate_media(
             for name, c in zip(("original", "erased"), clips)
         )
         info = (
-            f"`{pipeline}` · seed {int(seed)} · {int(steps)} steps · same initial latents · {timing}. "
-            f"The eraser also applies to the (empty) negative prompt."
+            f"Clips of {_quote(prompt)} · **γ = {gamma:g}** · seed {int(seed)} · {int(steps)} steps · "
+            f"the *{eraser.concept}* eraser at {block_label(eraser.layer, eraser.layer_name)} · "
+            f"`{pipeline}` · same initial latents · {timing}. The eraser also applies to the (empty) "
+            "negative prompt."
         )
-    return (
-        str(original.video),
-        str(erased.video),
-        str(strip),
-        [str(original.video), str(original.meta), str(erased.video), str(erased.meta)],
-        info,
-    )
+    files = [str(original.video), str(original.meta), str(erased.video), str(erased.meta)]
+    key = {**result_key(session, prompt, gamma, seed), "pipeline": pipeline, "steps": int(steps)}
+    return str(original.video), str(erased.video), str(strip), files, info, key
 
 
 def rerender_media(
@@ -319,7 +290,7 @@ def rerender_media(
     """γ slider released: re-render the erased clip (cached γ values come back at once) when videos
     are showing and re-rendering is on; otherwise leave the panel as it is."""
     if not auto or not current or session.eraser is None:
-        return (gr.skip(),) * 5
+        return (gr.skip(),) * 6
     return generate_media(prompt, gamma, seed, pipeline, steps, session, progress)
 
 
@@ -334,11 +305,12 @@ def rate_over_seeds(
 ) -> tuple[dict, str, dict]:
     """After the clips: on the testbed, the generative rate of the eraser's concept over
     :data:`app.measure.RATE_SEEDS` seeds of the prompt, original vs erased from the same latents, with
-    95% Wilson intervals: (chart update, note, numbers update). Another pipeline hides the chart at once (no
-    model work); a concept the testbed detector cannot see gets a one-line note instead of a chart."""
+    95% Wilson intervals: (chart update, note, numbers update, what they were computed from). Another
+    pipeline hides the chart at once (no model work); a concept the testbed detector cannot see gets a
+    one-line note instead of a chart."""
     hidden = gr.update(visible=False, value=None)
     if str(pipeline or "").strip() != "testbed" or session.eraser is None:
-        return hidden, "", hidden
+        return hidden, "", hidden, None
     with user_errors():
         from app.measure import seed_rate_chart, seed_rates, testbed_detector
         from clear_core.testbed.detector import concept_attribute
@@ -353,6 +325,7 @@ def rate_over_seeds(
                 f"*No rate over seeds: the testbed detector has no attribute for* `{eraser.concept}` "
                 "*(only the built-in packs' concepts are drawn in the testbed world).*",
                 hidden,
+                None,
             )
         progress(0.0, desc="loading the testbed and its detector…")
         numbers = seed_rates(
@@ -361,35 +334,34 @@ def rate_over_seeds(
     arms = [k for k in numbers if k != "setup"]
     a, b = (numbers[k] for k in arms)
     note = (
-        f"Testbed detector, {a['clips']} seeds from {seed}: the concept shows in "
+        f"Testbed detector on {_quote(prompt)}, {a['clips']} seeds from {seed}: the concept shows in "
         f"**{a['clips_with_concept']}/{a['clips']}** original clips and **{b['clips_with_concept']}/{b['clips']}** "
         f"erased ones (γ = {gamma:g}; a clip counts when the concept is in at least half its frames); "
         "whiskers are 95% Wilson intervals over the clips."
     )
     shown = gr.update(visible=True, value=seed_rate_chart(numbers))
-    return shown, note, gr.update(visible=True, value=numbers)
+    key = {**result_key(session, prompt, gamma, seed), "pipeline": "testbed"}
+    return shown, note, gr.update(visible=True, value=numbers), key
 
 
-def rerate_media(
-    auto: bool,
-    current: str | None,
-    prompt: str,
-    gamma: float,
-    seed: float,
-    pipeline: str,
-    steps: float,
-    session: Session,
-    progress: ProgressFn = gr.Progress(),
-):
-    """γ slider released: follow the rate over seeds the way :func:`rerender_media` follows the clips."""
-    if not auto or not current or session.eraser is None:
-        return (gr.skip(),) * 3
-    return rate_over_seeds(prompt, gamma, seed, pipeline, steps, session, progress)
+@lru_cache(maxsize=32)
+def _drawn_paraphrase(prompts: tuple[str, ...], slug: str) -> str | None:
+    """The paraphrase whose seed-0 testbed clip shows the concept in the most frames (None when none
+    does, or the testbed cannot draw ``slug``): an "implicit" example that draws something."""
+    from app.measure import paraphrase_frame_shares
+
+    try:
+        shares = paraphrase_frame_shares(list(prompts), slug)
+    except ValueError:  # no testbed attribute for this concept
+        return None
+    best = int(np.argmax(shares))
+    return prompts[best] if shares[best] > 0 else None
 
 
-def example_prompt(kind: str, session: Session) -> str:
+def example_prompt(kind: str, session: Session, pipeline: str | None = None) -> str:
     """A prompt of the loaded concept: "explicit" (a positive), "implicit" (a held-out paraphrase, else a
-    positive) or "unrelated" (from the unrelated set)."""
+    positive) or "unrelated" (from the unrelated set). On the testbed the implicit example is the
+    paraphrase the testbed draws the concept for most often (many paraphrases draw nothing there)."""
     from clear_core.concepts import unrelated_prompts
 
     with user_errors():
@@ -399,6 +371,10 @@ def example_prompt(kind: str, session: Session) -> str:
         if concept is None:
             raise ValueError("no prompt pairs yet: pick a built-in pack or enter pairs in the Concept tab")
         if kind == "implicit" and session.implicit:
+            if str(pipeline or "").strip() == "testbed":
+                drawn = _drawn_paraphrase(tuple(session.implicit), concept.name)
+                if drawn is not None:
+                    return drawn
             return session.implicit[0]
         return concept.positives[0 if kind == "explicit" else min(1, len(concept) - 1)]
 
@@ -408,6 +384,66 @@ def fill_prompt(prompt: str, session: Session) -> str:
     if prompt and prompt.strip():
         return prompt
     return session.concept.positives[0] if session.concept is not None else ""
+
+
+_RESULT_FIELDS = {
+    "concept": "set of pairs",
+    "pairs": "set of pairs",
+    "eraser": "eraser",
+    "gamma": "γ",
+    "seed": "seed",
+}
+
+
+def _changed(key: dict | None, now: dict) -> list[str]:
+    if not key:
+        return []
+    out = [label for field, label in _RESULT_FIELDS.items() if field in key and key[field] != now[field]]
+    if key.get("prompt") != now["prompt"]:
+        out.append("prompt")
+    if "pipeline" in key and key["pipeline"] != now.get("pipeline"):
+        out.append("pipeline")
+    return list(dict.fromkeys(out))
+
+
+def stale_note(
+    prompt: str,
+    gamma: float,
+    seed: float,
+    pipeline: str,
+    scores_key: dict | None,
+    media_key: dict | None,
+    rate_key: dict | None,
+    session: Session,
+) -> str:
+    """A warning above the results when what they were computed from (:func:`app.state.result_key`)
+    is no longer what the page shows ("" when every result is current)."""
+    try:
+        g = None if gamma is None else float(gamma)
+        s = None if seed is None else int(seed)
+    except (TypeError, ValueError):
+        g, s = None, None
+    now = {**result_key(session, prompt or "", g, s), "pipeline": str(pipeline or "").strip()}
+    notes = []
+    scores = [c for c in _changed(scores_key, now) if c != "seed"]
+    if scores:
+        notes.append(f"the scores are for a different {', '.join(scores)} (press **Erase**)")
+    media = _changed(media_key, now)
+    if media:
+        notes.append(f"the clips are for a different {', '.join(media)} (press **Generate**)")
+    rate = _changed(rate_key, now)
+    if rate:
+        notes.append(f"the rate over seeds is for a different {', '.join(rate)} (press **Rate over seeds**)")
+    return ("⚠️ Out of date: " + "; ".join(notes) + ".") if notes else ""
+
+
+def clear_media() -> tuple:
+    """Empty the clips and everything measured on them (another pipeline: they are not its clips).
+
+    Order: original, erased, strip, downloads, media info, media key, rate chart, rate note, rate
+    numbers, rate key, detections strip, measure chart, measure numbers."""
+    hidden = gr.update(visible=False, value=None)
+    return (None, None, None, None, "", None, hidden, "", hidden, None, None, None, None)
 
 
 DETECTORS = ["testbed", "nudenet", "faces:REFS", "clip:PATH"]

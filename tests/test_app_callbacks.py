@@ -77,7 +77,9 @@ def steering_like(e):
 def small_session() -> Session:
     """24 parachute pairs with their held-out paraphrases, set through the table callback."""
     rows, name, implicit, neutral, *_rest, session = concept_tab.load_pack("parachute", Session())
-    _summary, _status, session = concept_tab.use_table(rows[:N_PAIRS], name, implicit, neutral, session)
+    _summary, _status, _keep, session = concept_tab.use_table(
+        rows[:N_PAIRS], name, implicit, neutral, session
+    )
     return session
 
 
@@ -105,11 +107,13 @@ def test_pack_choices_list_every_pack_with_its_category():
 
 def test_load_pack_fills_table_and_held_out_prompts_without_touching_the_old_session():
     old = Session()
-    rows, name, implicit, neutral, summary, status, new = concept_tab.load_pack("parachute", old)
+    rows, name, implicit, neutral, summary, status, keep, new = concept_tab.load_pack("parachute", old)
     assert len(rows) == 240 and rows[0] == [new.concept.pairs[0].positive, new.concept.pairs[0].negative]
     assert name == "parachute" and len(implicit.splitlines()) == len(load_implicit("parachute")[0]) == 24
     assert new.concept.name == "parachute" and len(new.implicit) == len(new.neutral) == 24
     assert "240 pairs" in summary and "parachute: 240" in status
+    assert keep == "kite, hot-air balloon, umbrella" and new.keep == ("kite", "hot-air balloon", "umbrella")
+    assert "look-alikes to keep: kite, hot-air balloon, umbrella" in summary
     assert old.concept is None and old.implicit == []
 
 
@@ -128,7 +132,7 @@ def test_table_errors_carry_the_library_message_and_keep_the_pairs():
 
 def test_table_skips_blank_rows_and_missing_cells():
     rows = [["a dog with a hat", "a dog"], [None, float("nan")], ["a cat with a hat", "a cat"]]
-    summary, status, new = concept_tab.use_table(rows, " hats ", "", "", Session())
+    summary, status, keep, new = concept_tab.use_table(rows, " hats ", "", "", Session())
     assert new.concept.name == "hats" and len(new.concept) == 2 and new.implicit == []
     assert "2 pairs" in summary
 
@@ -142,22 +146,24 @@ def test_upload_reads_jsonl_and_reports_csv_errors_with_file_and_line(tmp_path):
     good = tmp_path / "hats.jsonl"
     pairs = [("a dog with a hat", "a dog"), ("a cat with a hat", "a cat")]
     ConceptSet.from_pairs(pairs, name="hats").save(good)
-    rows, name, summary, _status, new = concept_tab.load_upload(str(good), "", "", Session())
+    rows, name, _implicit, _neutral, summary, _status, _keep, new = concept_tab.load_upload(
+        str(good), "", "", "", Session()
+    )
     assert name == "hats" and rows == [["a dog with a hat", "a dog"], ["a cat with a hat", "a cat"]]
     assert "`hats.jsonl`" in summary
     bad = tmp_path / "bad.csv"
     bad.write_text("positive,negative\na dog with a hat,a dog\na cat with a hat\n", encoding="utf-8")
     with pytest.raises(gr.Error, match=r"bad\.csv, line 3: expected 2 columns like the header, got 1"):
-        concept_tab.load_upload(str(bad), "", "", new)
+        concept_tab.load_upload(str(bad), "", "", "", new)
     with pytest.raises(gr.Error, match="no file uploaded"):
-        concept_tab.load_upload(None, "", "", new)
+        concept_tab.load_upload(None, "", "", "", new)
 
 
 def test_pasted_csv_and_jsonl_errors():
-    rows, _summary, _status, new = concept_tab.parse_text(
+    rows, name, *_rest, new = concept_tab.parse_text(
         "positive,negative\na dog with a hat,a dog\n", "csv", "hats", "", "", Session()
     )
-    assert rows == [["a dog with a hat", "a dog"]] and new.source == "pasted text"
+    assert rows == [["a dog with a hat", "a dog"]] and new.source == "pasted text" and name == "hats"
     with pytest.raises(gr.Error, match="pasted text, line 1: not valid JSON"):
         concept_tab.parse_text("{not json", "jsonl", "x", "", "", Session())
 
@@ -166,6 +172,48 @@ def test_new_pairs_clear_the_layer_map_but_keep_the_eraser(fitted):
     with_map = fitted.with_(layer_map="a map")
     *_rest, new = concept_tab.load_pack("van_gogh", with_map)
     assert new.layer_map is None and new.eraser is fitted.eraser and with_map.layer_map == "a map"
+    # the header never passes the parachute eraser off as one for van Gogh's pairs
+    assert "made for *parachute*, not these pairs" in session_status(new)
+    assert "not these pairs" not in session_status(fitted)
+
+
+KITE = "".join(
+    f'{{"positive": "a {k} kite over a beach", "negative": "a beach"}}\n' for k in ("red", "box", "stunt")
+)
+
+
+def test_pasted_pairs_replace_the_whole_concept():
+    """Pasting pairs after a pack: the pack's name, paraphrases and look-alikes are not carried over
+    (before, the header said "Pairs parachute: 3, 24 held-out paraphrases" over kite pairs)."""
+    rows, name, implicit, neutral, *_rest, pack = concept_tab.load_pack("parachute", Session())
+    out = concept_tab.parse_text(KITE, "jsonl", name, implicit, neutral, pack)
+    _rows, name, implicit, neutral, summary, status, keep, new = out
+    assert (name, implicit, neutral, keep) == ("custom", "", "", "")
+    assert new.concept.name == "custom" and new.implicit == [] and new.keep == ()
+    assert "parachute" not in status and "held-out" not in status
+    assert "Not carried over from the previous pairs: the name *parachute*; 24 paraphrases" in summary
+    # a name typed for the new pairs, and paraphrases written for them, are the visitor's and stay
+    out = concept_tab.parse_text(KITE, "jsonl", "kite", "a diamond of cloth on a string", "a beach", pack)
+    new = out[-1]
+    assert new.concept.name == "kite" and new.implicit == ["a diamond of cloth on a string"]
+    # a search on them uses no pack's paraphrases behind the visitor's back
+    assert out[6] == "" and "no look-alikes to keep" in out[4]
+
+
+def test_uploaded_pairs_are_named_after_their_file(tmp_path):
+    path = tmp_path / "kite.jsonl"
+    path.write_text(KITE, encoding="utf-8")
+    *_rest, pack = concept_tab.load_pack("nudity", Session())
+    _rows, name, implicit, _neutral, summary, _status, _keep, new = concept_tab.load_upload(
+        str(path), "nudity", "\n".join(pack.implicit), "\n".join(pack.neutral), pack
+    )
+    assert name == "kite" and implicit == "" and new.implicit == []
+    assert "the name *nudity*" in summary
+
+
+def test_the_keep_box_is_the_concepts_look_alikes(fitted):
+    summary, new = concept_tab.set_keep(" kite ,  umbrella", fitted)
+    assert new.keep == ("kite", "umbrella") and "look-alikes to keep: kite, umbrella" in summary
 
 
 def test_model_loader_is_cached_and_reports_bad_names(tmp_path):
@@ -230,6 +278,8 @@ def test_search_streams_charts_and_builds_a_calibrated_eraser(fitted):
     assert all(list(t.x) == [0.0, 1.0, 2.0] for t in sweep.data)
     assert "leakage: positive prompts" in names and "preservation: unrelated prompts" in names
     assert "leakage: held-out paraphrases" not in names  # calibration never sees them
+    assert "leakage: calibration paraphrases" in names
+    assert "calibration sample: 8 pairs, 12 calibration paraphrases" in sweep.layout.title.subtitle.text
     assert any(s.x0 == s.x1 == fitted.eraser.gamma for s in sweep.layout.shapes)
     summary = search_tab.search_summary(run)
     block = f"block {fitted.eraser.layer - 1} (`{fitted.eraser.layer_name}`)"  # block b is encoder.layer.b
@@ -248,7 +298,7 @@ def test_search_streams_then_highlights_the_chosen_block(search_run):
     assert names[new.run.search.candidates.index(chosen)].endswith("(chosen)")
     assert {t.name for t in losses.data} >= {"L_SAE", "L_con", "τ"}
     assert gamma == new.eraser.gamma and "done" in status
-    assert calibration.layout.title.text == "Leakage and preservation against γ"
+    assert calibration.layout.title.text.startswith("Calibration of the parachute eraser")
 
 
 def test_search_stop_still_builds_an_eraser():
@@ -379,66 +429,81 @@ def test_features_refuse_a_steering_eraser(fitted):
 
 # ------------------------------------------------------------------------------------ step 5
 def test_erase_reports_prompt_and_concept_scores(fitted):
-    scores, this, tokens, subtracted, numbers, new = preview_tab.erase_prompt(
-        "a skydiver with a parachute over green fields", fitted.eraser.gamma, fitted
-    )
+    prompt = "a skydiver with a parachute over green fields"
+    gamma = fitted.eraser.gamma
+    scores, this, tokens, subtracted, numbers, key, new = preview_tab.erase_prompt(prompt, gamma, fitted)
     p = numbers["prompt"]
     assert 0 < p["cosine_original_vs_erased"] < 1 and p["recon_error"] is not None
-    assert numbers["scores"]["erased"]["gamma"] == fitted.eraser.gamma
-    baseline, erased = numbers["scores"]["baseline"], numbers["scores"]["erased"]
-    assert baseline["leakage_positive"] >= erased["leakage_positive"]
-    assert "Leakage" in scores and "Preservation" in scores and "concept probability" in this
+    s = numbers["scores"]
+    assert s["gamma"] == gamma and s["leakage"]["unerased_positive"] >= s["leakage"]["positive"]
+    assert "Leakage at γ" in scores and "Preservation" in scores and "concept probability" in this
+    assert prompt[:30] in this  # the prompt-level line says which prompt it describes
     assert [f"#{s['feature']}" for s in p["subtracted"]] == list(subtracted.data[0].y)
     assert subtracted.data[0].orientation == "h"
     assert any(s == 1.0 for _t, s in tokens)
     assert new.baseline is not None and fitted.baseline is None
-    # the protected look-alikes are measured on their held-out prompts, unerased and at this γ
-    kept = numbers["scores"]["lookalikes"]
-    assert kept["names"] == fitted.eraser.meta["preserve"]["lookalikes"] and kept["n_held_out"] >= 4
-    assert 0 < erased["preservation_lookalike"] <= 1 and baseline["preservation_lookalike"] == pytest.approx(
-        1
+    assert key["prompt"] == prompt and key["gamma"] == gamma and key["concept"] == "parachute"
+    # the sample is named next to the numbers: every pair, the held-out half of the paraphrases
+    sample = s["sample"]
+    assert (
+        sample["n_pairs"] == N_PAIRS and sample["n_implicit"] == 12 and "held-out half" in sample["implicit"]
     )
-    assert 0 <= erased["lookalike_told_apart"] <= 1
+    assert f"{N_PAIRS} pairs of parachute" in scores and "12 paraphrases (held-out half" in scores
+    # the protected look-alikes are measured on their held-out prompts, unerased and at this γ
+    assert sample["lookalikes"] == fitted.eraser.meta["preserve"]["lookalikes"] and sample["n_lookalike"] >= 4
+    assert 0 < s["preservation"]["lookalike"] <= 1 and 0 <= s["preservation"]["lookalike_told_apart"] <= 1
     assert "**Look-alikes kept** (kite, hot-air balloon, umbrella" in scores and "told apart" in scores
-    protect = {p for n, ps in new.baseline[1].sets.items() if n == "lookalike" for p in ps}
     from clear_core.lookalikes import preserve_set
 
-    seen = preserve_set(fitted.concept, kept["names"], seed=0).protect_prompts
-    assert protect and not protect & set(seen)  # only prompts the eraser never saw
+    held = set(new.baseline.baseline.sets["lookalike"])
+    seen = preserve_set(fitted.concept, sample["lookalikes"], seed=0).protect_prompts
+    assert held and not held & set(seen)  # only prompts the eraser never saw
 
 
-def test_calibration_chart_draws_the_lookalikes_with_their_floor(fitted):
-    chart = preview_tab.calibration_chart(fitted.eraser)
-    lookalike = [t for t in chart.data if t.name == "preservation: look-alikes"]
-    assert lookalike and len(lookalike[0].y) == 3 and all(y is not None for y in lookalike[0].y)
-    floors = [a.text for a in chart.layout.annotations]
-    assert any("look-alike floor: cosine 0.98" in t for t in floors)
-    assert any("preservation floor: cosine 0.95" in t for t in floors)
+def test_the_app_and_evaluate_give_the_same_numbers(fitted, tmp_path, capsys):
+    """The Erase tab and ``python -m clear_core evaluate`` measure one sample with one function: the
+    same eraser at the same γ gives the same leakage and preservation, bit for bit."""
+    from clear_core.__main__ import main
+
+    gamma = fitted.eraser.gamma
+    *_rest, numbers, _key, _new = preview_tab.erase_prompt("a parachute", gamma, fitted)
+    fitted.eraser.save(tmp_path / "eraser")
+    fitted.concept.save(tmp_path / "parachute.jsonl")
+    (tmp_path / "implicit.txt").write_text("\n".join(fitted.implicit), encoding="utf-8")
+    args = ["evaluate", "--eraser", str(tmp_path / "eraser"), "--concept", str(tmp_path / "parachute.jsonl")]
+    args += ["--implicit", str(tmp_path / "implicit.txt"), "--gamma", str(gamma)]
+    capsys.readouterr()
+    assert main(args) == 0
+    cli = json.loads(capsys.readouterr().out)
+    app = numbers["scores"]
+    assert cli["leakage"] == app["leakage"]
+    assert cli["preservation"] == app["preservation"]
+    assert cli["sample"] == app["sample"]
 
 
-def test_moving_gamma_reuses_the_cached_baseline(fitted, monkeypatch):
-    from clear_core import concepts
-    from clear_core.evaluation import Baseline, evaluate
+def test_moving_gamma_reuses_the_cached_measurer(fitted, monkeypatch):
+    from clear_core import concepts, measure
+    from clear_core.evaluation import evaluate
 
     few_unrelated = concepts.unrelated_prompts()[:8]  # keeps the evaluations below quick
-    monkeypatch.setattr(concepts, "unrelated_prompts", lambda: few_unrelated)
-    build, calls = Baseline.build, []
+    monkeypatch.setattr(measure, "unrelated_prompts", lambda: few_unrelated)
+    build, calls = measure.build_baseline, []
 
-    def counting_build(cls, *args, **kwargs):
-        calls.append(args[1])  # the positives
-        return build(*args, **kwargs)
+    def counting_build(encoder, sample):
+        calls.append(sample)
+        return build(encoder, sample)
 
-    monkeypatch.setattr(Baseline, "build", classmethod(counting_build))
+    monkeypatch.setattr(measure, "build_baseline", counting_build)
     prompt = "a skydiver with a parachute over green fields"
-    *_figs, first, after_first = preview_tab.erase_prompt(prompt, 1.0, fitted)
-    *_figs, second, after_second = preview_tab.erase_prompt(prompt, 2.0, after_first)
+    *_figs, first, _key, after_first = preview_tab.erase_prompt(prompt, 1.0, fitted)
+    *_figs, second, _key, after_second = preview_tab.erase_prompt(prompt, 2.0, after_first)
     assert len(calls) == 1 and fitted.baseline is None
-    assert after_second.baseline[1] is after_first.baseline[1]
-    assert first["scores"]["baseline"] == second["scores"]["baseline"]
-    assert [n["scores"]["erased"]["gamma"] for n in (first, second)] == [1.0, 2.0]
+    assert after_second.baseline is after_first.baseline
+    assert [n["scores"]["gamma"] for n in (first, second)] == [1.0, 2.0]
+    assert first["scores"]["leakage"]["unerased_implicit"] == second["scores"]["leakage"]["unerased_implicit"]
 
-    # the cached baseline gives what a fresh evaluation gives
-    baseline = after_second.baseline[1]
+    # the measurer (prefix replayed) gives what a fresh evaluation gives, bit for bit
+    baseline = after_second.baseline.baseline
     fresh = evaluate(
         models.get_encoder("minilm"),
         fitted.eraser,
@@ -449,21 +514,36 @@ def test_moving_gamma_reuses_the_cached_baseline(fitted, monkeypatch):
         gammas=(2.0,),
         lookalikes=baseline.sets.get("lookalike"),
     )
-    assert dataclasses.asdict(fresh.rows[0]) == pytest.approx(second["scores"]["erased"], abs=1e-6)
+    assert fresh.rows[0].leakage_implicit == second["scores"]["leakage"]["implicit"]
+    assert fresh.rows[0].preservation_unrelated == second["scores"]["preservation"]["unrelated"]
 
-    # other pairs of the same concept: a new baseline
+    # other pairs of the same concept: a new measurer
     rows = [[p.positive, p.negative] for p in fitted.concept.pairs[: N_PAIRS // 2]]
     implicit, neutral = "\n".join(fitted.implicit), "\n".join(fitted.neutral)
     *_text, fewer = concept_tab.use_table(rows, "parachute", implicit, neutral, after_second)
     calls.clear()
-    *_figs, _numbers, rebuilt = preview_tab.erase_prompt(prompt, 2.0, fewer)
-    assert len(calls) == 1 and len(calls[0]) == N_PAIRS // 2
-    assert rebuilt.baseline[1] is not after_second.baseline[1]
+    *_figs, _numbers, _key, rebuilt = preview_tab.erase_prompt(prompt, 2.0, fewer)
+    assert len(calls) == 1 and len(calls[0].positives) == N_PAIRS // 2
+    assert rebuilt.baseline is not after_second.baseline
+
+
+def test_stale_results_are_named(fitted):
+    prompt = "a skydiver with a parachute over green fields"
+    *_rest, key, new = preview_tab.erase_prompt(prompt, 1.0, fitted)
+    assert preview_tab.stale_note(prompt, 1.0, 0, "testbed", key, None, None, new) == ""
+    note = preview_tab.stale_note(prompt, 2.0, 0, "testbed", key, None, None, new)
+    assert "the scores are for a different γ" in note
+    note = preview_tab.stale_note("a kite", 1.0, 0, "testbed", key, None, None, new)
+    assert "different prompt" in note
+    *_rest, other = concept_tab.load_pack("van_gogh", new)
+    assert "different set of pairs" in preview_tab.stale_note(
+        prompt, 1.0, 0, "testbed", key, None, None, other
+    )
 
 
 def test_erase_at_gamma_zero_changes_nothing(fitted):
     *_rest, other_pairs = concept_tab.load_pack("van_gogh", fitted)  # skips the concept-level scores
-    _scores, _this, _tokens, subtracted, numbers, _new = preview_tab.erase_prompt(
+    _scores, _this, _tokens, subtracted, numbers, _key, _new = preview_tab.erase_prompt(
         "a bowl of ramen", 0.0, other_pairs
     )
     assert numbers["prompt"]["cosine_original_vs_erased"] == pytest.approx(1.0, abs=1e-6)
@@ -473,7 +553,7 @@ def test_erase_at_gamma_zero_changes_nothing(fitted):
 
 def test_erase_with_other_pairs_loaded_explains_the_missing_scores(fitted):
     *_rest, other = concept_tab.load_pack("van_gogh", fitted)
-    scores, this, *_rest, numbers, _new = preview_tab.erase_prompt("a parachute", 1.0, other)
+    scores, this, *_rest, numbers, _key, _new = preview_tab.erase_prompt("a parachute", 1.0, other)
     assert "Load the pairs of *parachute*" in scores and "scores" not in numbers and "cosine" in this
 
 
@@ -491,7 +571,13 @@ def test_export_writes_artifact_and_report_then_reloads(fitted, tmp_path):
     files, message, new = export_tab.export_run(fitted)
     archive, report_json, report_html = map(Path, files)
     with zipfile.ZipFile(archive) as zf:
-        assert set(zf.namelist()) == {"eraser.json", "eraser.safetensors", "history.jsonl", "concept.jsonl"}
+        assert set(zf.namelist()) == {
+            "eraser.json",
+            "eraser.safetensors",
+            "history.jsonl",
+            "concept.jsonl",
+            "implicit.txt",
+        }
     report = json.loads(report_json.read_text())
     assert report["settings"]["search"]["seed"] == 0 and report["versions"]["torch"]
     assert report["eraser"]["layer"] == fitted.eraser.layer and len(report["search"]["history"]) == 4
@@ -499,6 +585,10 @@ def test_export_writes_artifact_and_report_then_reloads(fitted, tmp_path):
     page = report_html.read_text()
     assert page.count("plotly.js v") == 1 and "Layer probabilities during the search" in page
     assert "Calibration: leakage and preservation against γ" in page
+    assert (
+        "--preserve 'kite,hot-air balloon,umbrella'" in report["reproduce"]
+        and report["reproduce_unset"] == []
+    )
     assert "clear-eraser-parachute.zip" in message and fitted.workdir is None and new.workdir
 
     message, calibration, gamma, _status, loaded = export_tab.load_eraser([str(archive)], new)
@@ -508,6 +598,36 @@ def test_export_writes_artifact_and_report_then_reloads(fitted, tmp_path):
     assert calibration.to_json() == preview_tab.calibration_chart(fitted.eraser).to_json()
     cleanup_session(loaded)
     assert not Path(loaded.workdir).exists()
+
+
+def test_the_reports_command_line_repeats_the_app_run(fitted, tmp_path, monkeypatch):
+    """The command report.html prints, run in the unzipped artifact, gives the app's eraser: the same
+    block, γ, masks and SAE, bit for bit (it reads the shipped pairs and paraphrases, and names the
+    concept and its preserve list)."""
+    import shlex
+
+    import torch
+
+    from clear_core.__main__ import main
+    from clear_core.erasure import Eraser
+
+    files, _message, _new = export_tab.export_run(fitted)
+    report = json.loads(Path(files[1]).read_text())
+    bundle = tmp_path / "bundle"
+    with zipfile.ZipFile(files[0]) as zf:
+        zf.extractall(bundle)
+    argv = shlex.split(report["reproduce"])
+    assert argv[:4] == ["python", "-m", "clear_core", "search"]
+    monkeypatch.chdir(bundle)
+    assert main(argv[3:]) == 0
+    cli, app = Eraser.load(bundle / "run"), fitted.eraser
+    assert (cli.layer, cli.gamma, cli.concept) == (app.layer, app.gamma, app.concept)
+    assert torch.equal(cli.m_spec, app.m_spec)
+    assert all(
+        torch.equal(a, b) for a, b in zip(cli.sae.state_dict().values(), app.sae.state_dict().values())
+    )
+    assert cli.meta["preserve"]["lookalikes"] == app.meta["preserve"]["lookalikes"]
+    assert cli.meta["calibration"]["rows"] == app.meta["calibration"]["rows"]
 
 
 def test_upload_refuses_bad_files_and_keeps_the_eraser(fitted, tmp_path):
@@ -578,28 +698,45 @@ def test_every_event_is_scriptable_and_the_page_builds_without_torch():
     assert int(n) >= 17 and named == n and torch_loaded == "False"
 
 
-def test_new_pairs_refill_keep_and_the_rate_follows_the_clips_in_the_pipeline_queue():
+def test_new_pairs_replace_every_field_and_empty_stale_results():
     from app.layout import build_demo
 
     demo = build_demo()
     deps = demo.config["dependencies"]
     by_id = {d["id"]: d for d in deps}
-    labels = {c["id"]: c.get("props", {}).get("label") for c in demo.config["components"]}
-    keep = next(i for i, label in labels.items() if label == "Keep (look-alikes)")
-    refills = {
-        by_id[d["trigger_after"]]["api_name"]
-        for d in deps
-        if d["outputs"] == [keep] and d["trigger_only_on_success"]
-    }
-    assert refills == {"init", "load_pack", "upload_concept", "parse_text", "use_table"}
-    search_inputs = by_id[next(d["id"] for d in deps if d["api_name"] == "search")]["inputs"]
-    gate = next(i for i, label in labels.items() if label == "Look-alike gate")
-    assert keep in search_inputs and search_inputs[-1] == gate  # after the session, as run_search takes it
-    for first, then in (("generate", "rate_over_seeds"), ("rerender", "rerate")):
-        dep = next(d for d in deps if d["api_name"] == then)
-        assert by_id[dep["trigger_after"]]["api_name"] == first and dep["trigger_only_on_success"]
-        fns = {demo.fns[d["id"]].concurrency_id for d in deps if d["api_name"] in (first, then)}
-        assert fns == {"generate"}  # one denoising job at a time, with the clips
+    props = {c["id"]: c.get("props", {}) for c in demo.config["components"]}
+    by_label = {p.get("label"): i for i, p in props.items() if p.get("label")}
+    by_elem = {p.get("elem_id"): i for i, p in props.items() if p.get("elem_id")}
+    fields = {by_label[n] for n in ("Keep (look-alikes)", "Concept name", "Paraphrases (one a line)")}
+    for name in ("init", "load_pack", "upload_concept", "parse_text"):
+        dep = next(d for d in deps if d["api_name"] == name)
+        assert fields <= set(dep["outputs"]), name  # name, paraphrases and look-alikes, all at once
+        cleared = [d for d in deps if d["trigger_after"] == dep["id"] and d["trigger_only_on_success"]]
+        assert any(
+            by_elem["clip-erased"] in d["outputs"] and by_elem["erase-scores"] in d["outputs"]
+            for d in cleared
+        )
+    for name in ("search", "load_eraser"):  # a new eraser empties what the old one produced
+        dep = next(d for d in deps if d["api_name"] == name)
+        assert any(by_elem["clip-erased"] in d["outputs"] for d in deps if d["trigger_after"] == dep["id"])
+
+
+def test_gamma_moves_rerender_the_clip_without_waiting_for_the_scores():
+    from app.layout import build_demo
+
+    demo = build_demo()
+    deps = demo.config["dependencies"]
+    props = {c["id"]: c.get("props", {}) for c in demo.config["components"]}
+    gamma = next(i for i, p in props.items() if p.get("label") == "γ (erasure strength)")
+    erased = next(i for i, p in props.items() if p.get("elem_id") == "clip-erased")
+    on_release = [d for d in deps if [gamma, "release"] in [list(t) for t in d["targets"]]]
+    rerender = next(d for d in on_release if d["api_name"] == "rerender")
+    assert erased in rerender["outputs"] and rerender["show_progress_on"] == [erased]
+    assert demo.fns[rerender["id"]].concurrency_id == "generate"  # with the other denoising jobs
+    assert len(on_release) == 2  # the scores follow on their own, not chained behind the clip
+    assert all(d["trigger_mode"] == "always_last" for d in on_release)
+    rate = next(d for d in deps if d["api_name"] == "rate_over_seeds")
+    assert deps[[d["id"] for d in deps].index(rate["trigger_after"])]["api_name"] == "generate"
 
 
 def test_default_pack_exists():

@@ -58,10 +58,10 @@ def test_full_flow(server, tmp_path):
     client = _client(server, tmp_path)
 
     # 1. pack, then the first 24 rows of its table as edited pairs
-    table, name, implicit, neutral, summary, status = client.predict("parachute", api_name="/load_pack")
+    table, name, implicit, neutral, summary, status, keep = client.predict("parachute", api_name="/load_pack")
     assert name == "parachute" and len(table["data"]) == 240 and "240 pairs" in summary
     rows = table["data"][:N_PAIRS]
-    summary, status = client.predict(
+    summary, status, keep = client.predict(
         {"headers": ["positive", "negative"], "data": rows}, name, implicit, neutral, api_name="/use_table"
     )
     assert f"{N_PAIRS} pairs" in summary
@@ -87,7 +87,7 @@ def test_full_flow(server, tmp_path):
     final = job.result(timeout=180)
     probs, losses, search_status, summary, calibration, sep, _proj, gamma, status = final
     assert len(job.outputs()) > 3, "the search should stream chart updates"
-    assert "Erase at block" in summary and "Eraser** parachute at block" in status
+    assert "Erase *parachute* at block" in summary and "Eraser** parachute at block" in status
     chosen = [t["name"] for t in _plot(probs)["data"] if t["name"].endswith("(chosen)")]
     assert len(chosen) == 1
     assert any("chosen" in str(a.get("text", "")) for a in _plot(sep)["layout"]["annotations"])
@@ -151,7 +151,7 @@ def test_upload_errors_name_the_users_file_and_keep_the_pairs(server, tmp_path):
     garbage = tmp_path / "garbage.jsonl"
     garbage.write_text('{"positive": "a cat"}\n')
     with pytest.raises(AppError) as err:
-        client.predict(handle_file(str(garbage)), "", "", api_name="/upload_concept")
+        client.predict(handle_file(str(garbage)), "", "", "", api_name="/upload_concept")
     assert str(err.value) == "garbage.jsonl, line 1: missing key 'negative'"  # no /tmp/gradio/<hash>/
     client.predict(*SEARCH_ARGS, api_name="/check_search")  # passes: the session kept its pairs
     fresh = _client(server, tmp_path)

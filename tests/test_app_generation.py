@@ -31,7 +31,9 @@ def session():
 
 def test_generate_renders_original_and_erased_with_one_seed_and_caches_each_gamma(session):
     out = preview_tab.generate_media("a parachute over the sea", 3.0, 0, "tiny-cogvideox", 2, session, quiet)
-    original, erased, strip, files, info = out
+    original, erased, strip, files, info, key = out
+    assert key["gamma"] == 3.0 and key["seed"] == 0 and key["pipeline"] == "tiny-cogvideox"
+    assert "γ = 3" in info and "a parachute over the sea" in info  # the info names what it shows
     assert Path(strip).is_file() and len(files) == 4 and all(Path(f).is_file() for f in files)
     a, b = read_video(original), read_video(erased)
     assert a.shape == b.shape == (9, 16, 16, 3) and not np.array_equal(a, b)
@@ -51,7 +53,7 @@ def test_rerender_follows_gamma_only_when_asked(session):
     skipped = preview_tab.rerender_media(False, "x.mp4", "a cat", 2.0, 0, "tiny-cogvideox", 2, session, quiet)
     assert all(isinstance(x, dict) or x == gr.skip() for x in skipped)
     none_yet = preview_tab.rerender_media(True, None, "a cat", 2.0, 0, "tiny-cogvideox", 2, session, quiet)
-    assert len(none_yet) == 5 and none_yet[0] == gr.skip()
+    assert len(none_yet) == 6 and none_yet[0] == gr.skip()
     done = preview_tab.rerender_media(True, "x.mp4", "a cat", 2.0, 0, "tiny-cogvideox", 2, session, quiet)
     assert Path(done[1]).is_file()
 
@@ -116,9 +118,10 @@ def test_rate_over_seeds_on_the_testbed_has_wilson_intervals_and_shared_latents(
 
     progress = Recorder()
     prompt = "a skydiver with a parachute over a desert"
-    chart, note, numbers = preview_tab.rate_over_seeds(
+    chart, note, numbers, key = preview_tab.rate_over_seeds(
         prompt, 2.0, 3, "testbed", 10, testbed_session, progress
     )
+    assert key["gamma"] == 2.0 and key["seed"] == 3 and key["prompt"] == prompt
     assert chart["visible"] and numbers["visible"]
     fig, numbers = chart["value"], numbers["value"]
     original, erased = numbers["original"], numbers["erased γ=2"]
@@ -140,7 +143,7 @@ def test_rate_over_seeds_on_the_testbed_has_wilson_intervals_and_shared_latents(
     import torch
 
     noop = dataclasses.replace(testbed_session.eraser, m_spec=torch.zeros_like(testbed_session.eraser.m_spec))
-    _, _, same = preview_tab.rate_over_seeds(
+    _, _, same, _ = preview_tab.rate_over_seeds(
         prompt, 2.0, 3, "testbed", 10, testbed_session.with_(eraser=noop), quiet
     )
     same = same["value"]
@@ -155,14 +158,33 @@ def test_rate_over_seeds_is_skipped_off_the_testbed_and_explained_for_a_custom_c
         raise AssertionError(f"loaded {name}")
 
     monkeypatch.setattr(preview_tab, "get_pipeline", no_model_work)
-    chart, note, numbers = preview_tab.rate_over_seeds(
+    chart, note, numbers, _key = preview_tab.rate_over_seeds(
         "a cat", 1.0, 0, "tiny-cogvideox", 2, testbed_session, quiet
     )
     assert chart["visible"] is False and numbers["visible"] is False and note == ""
     custom = testbed_session.with_(eraser=dataclasses.replace(testbed_session.eraser, concept="my hat"))
-    chart, note, _ = preview_tab.rate_over_seeds("a cat", 1.0, 0, "testbed", 2, custom, quiet)
+    chart, note, _, _ = preview_tab.rate_over_seeds("a cat", 1.0, 0, "testbed", 2, custom, quiet)
     assert chart["visible"] is False and "no attribute for* `my hat`" in note
     with pytest.raises(gr.Error, match="seed"):
         preview_tab.rate_over_seeds("a cat", 1.0, -1, "testbed", 2, testbed_session, quiet)
-    skipped = preview_tab.rerate_media(False, "x.mp4", "a cat", 1.0, 0, "testbed", 2, testbed_session, quiet)
-    assert skipped == (gr.skip(),) * 3
+
+
+def test_the_implicit_example_is_one_the_testbed_draws(testbed_session):
+    """Many paraphrases draw nothing on the testbed (parachute's first one does not): on the testbed
+    the "implicit" example is the paraphrase whose clip shows the concept in the most frames."""
+    from app.measure import paraphrase_frame_shares
+    from clear_core.concepts import load_implicit
+
+    implicit = load_implicit("parachute")[0]
+    session = testbed_session.with_(implicit=implicit)
+    shares = paraphrase_frame_shares(implicit, "parachute")
+    chosen = preview_tab.example_prompt("implicit", session, "testbed")
+    assert shares[implicit.index(chosen)] == max(shares) > 0
+    assert shares[0] < max(shares)  # the first paraphrase, the example before, draws less
+    assert preview_tab.example_prompt("implicit", session, "tiny-wan") == implicit[0]
+
+
+def test_another_pipeline_empties_the_clips():
+    cleared = preview_tab.clear_media()
+    assert cleared[:4] == (None, None, None, None) and cleared[6]["visible"] is False
+    assert generation.pipeline_choices() in ([], ["testbed"])  # no pipeline no app-made eraser can drive
