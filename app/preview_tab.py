@@ -6,7 +6,7 @@ lands and which SAE features were subtracted (:func:`analysis.features.explain_p
 concept as a whole: leakage and preservation at this γ, measured by :mod:`clear_core.measure` on the
 sample ``python -m clear_core evaluate`` measures (the numbers are the same, and the sample is named
 next to them), with a :class:`clear_core.measure.Measurer` cached in the session so that moving γ
-encodes only the blocks above the eraser's. The γ sweep of the eraser's calibration is drawn by
+encodes only the erased side, and a γ seen before costs nothing. The γ sweep of the eraser's calibration is drawn by
 :func:`calibration_chart`, named as what it is: the calibration's own, smaller sample.
 
 Original-vs-erased clips sit next to the γ slider: moving it re-renders the erased clip first (the

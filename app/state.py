@@ -91,8 +91,8 @@ class Session:
     """Cached analysis.features.FeatureTable of ``eraser`` (None until the Features tab runs)."""
     baseline: Any = None
     """The Erase tab's cached :class:`clear_core.measure.Measurer`: the unerased outputs of the
-    evaluation sample, the leakage probe and the encoder blocks up to the eraser's, so that moving γ
-    encodes only the blocks above it. Valid for one model, eraser and sample (``Measurer.key``)."""
+    evaluation sample, the leakage probe and every γ measured so far, so that moving γ encodes only
+    the erased side. Valid for one model, eraser and sample (``Measurer.key``)."""
     workdir: str | None = None
     """Private folder for exports and uploads (deleted when the session ends)."""
     control: Control = field(default_factory=Control)

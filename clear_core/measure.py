@@ -24,11 +24,14 @@ import hashlib
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
 
 from clear_core.concepts import ConceptSet, unrelated_prompts
-from clear_core.encoders import TextEncoder
-from clear_core.erasure import Eraser
-from clear_core.evaluation import Baseline, GammaRow, Report, evaluate, split_implicit
+
+if TYPE_CHECKING:  # torch: imported by the functions that encode, so choosing a sample stays light
+    from clear_core.encoders import TextEncoder
+    from clear_core.erasure import Eraser
+    from clear_core.evaluation import Baseline, GammaRow, Report
 
 __all__ = ["Measurement", "Measurer", "Sample", "build_baseline", "evaluation_sample", "measure"]
 
@@ -124,7 +127,7 @@ def evaluation_sample(
     """
     implicit = list(implicit or [])
     if implicit and _calibrated_on_implicit(eraser):
-        held = split_implicit(implicit)[1]
+        held = implicit[1::2]  # clear_core.evaluation.split_implicit: the odd positions are held out
         note = f"held-out half (odd positions) of {len(implicit)}; the even half calibrated γ"
         implicit = held
     else:
@@ -144,6 +147,8 @@ def evaluation_sample(
 
 def build_baseline(encoder: TextEncoder, sample: Sample) -> Baseline:
     """The unerased outputs of the sample and the leakage probe fitted on them (reusable for any γ)."""
+    from clear_core.evaluation import Baseline
+
     return Baseline.build(
         encoder,
         sample.positives,
@@ -205,6 +210,8 @@ def measure(
 ) -> Measurement:
     """Leakage and preservation of ``eraser`` at each γ of ``gammas`` (0 is added: the unerased row)
     on ``sample``. Pass the :func:`build_baseline` of this sample to skip re-encoding the originals."""
+    from clear_core.evaluation import evaluate
+
     gammas = sorted({0.0, *(float(g) for g in gammas)})
     report = evaluate(
         encoder,
@@ -218,18 +225,13 @@ def measure(
 
 class Measurer:
     """:func:`measure` for one eraser and sample at γ after γ, as the app's γ slider asks: the unerased
-    outputs are encoded once, the blocks up to the eraser's block run once (their outputs do not depend
-    on γ: a :class:`clear_core.generation.sweep.BlockPrefix` replays them), and every γ measured is
-    kept. The numbers are bit for bit those of :func:`measure` (tested); the price is memory, the
-    outputs of those blocks for every prompt of the sample (about 130 MB for a pack on MiniLM)."""
+    outputs and the leakage probe are built once, and every γ measured is kept, so that a γ seen
+    before costs nothing and a new one one erased pass (clear_core.evaluation.evaluate runs the
+    blocks below the eraser once per call)."""
 
     def __init__(self, encoder: TextEncoder, eraser: Eraser, sample: Sample) -> None:
-        from clear_core.generation.sweep import BlockPrefix
-
         self.encoder, self.eraser, self.sample = encoder, eraser, sample
-        self.prefix = BlockPrefix(encoder, eraser.layer)
-        with self.prefix.active():  # the unerased pass records the blocks the erased passes replay
-            self.baseline = build_baseline(encoder, sample)
+        self.baseline = build_baseline(encoder, sample)
         self._rows: dict[float, GammaRow] = {}
         self._report: Report | None = None
 
@@ -239,25 +241,17 @@ class Measurer:
 
     def measure(self, gammas: Sequence[float], progress: Progress | None = None) -> Measurement:
         """The measurement at ``gammas`` (and 0), encoding only the γ not measured before."""
+        import dataclasses
+
+        from clear_core.evaluation import evaluate
+
         wanted = sorted({0.0, *(float(g) for g in gammas)})
         todo = [g for g in wanted if g not in self._rows]
         if todo:
-            with self.prefix.active():
-                report = evaluate(
-                    self.encoder, self.eraser, gammas=todo, baseline=self.baseline, progress=progress
-                )
+            report = evaluate(
+                self.encoder, self.eraser, gammas=todo, baseline=self.baseline, progress=progress
+            )
             self._rows.update((r.gamma, r) for r in report.rows)
             self._report = report
-        template = self._report
-        report = Report(
-            concept=template.concept,
-            layer_name=template.layer_name,
-            n_positive=template.n_positive,
-            n_implicit=template.n_implicit,
-            n_unrelated=template.n_unrelated,
-            probe_train_accuracy=template.probe_train_accuracy,
-            rows=[self._rows[g] for g in wanted],
-            chosen_gamma=template.chosen_gamma,
-            n_lookalike=template.n_lookalike,
-        )
+        report = dataclasses.replace(self._report, rows=[self._rows[g] for g in wanted])
         return Measurement(self.sample, report)

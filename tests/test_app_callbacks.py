@@ -462,7 +462,8 @@ def test_erase_reports_prompt_and_concept_scores(fitted):
 
 def test_the_app_and_evaluate_give_the_same_numbers(fitted, tmp_path, capsys):
     """The Erase tab and ``python -m clear_core evaluate`` measure one sample with one function: the
-    same eraser at the same γ gives the same leakage and preservation, bit for bit."""
+    same eraser at the same γ gives the same leakage and preservation (to float rounding: the command
+    line encodes every γ of its sweep in one batch)."""
     from clear_core.__main__ import main
 
     gamma = fitted.eraser.gamma
@@ -477,7 +478,7 @@ def test_the_app_and_evaluate_give_the_same_numbers(fitted, tmp_path, capsys):
     cli = json.loads(capsys.readouterr().out)
     app = numbers["scores"]
     assert cli["leakage"] == app["leakage"]
-    assert cli["preservation"] == app["preservation"]
+    assert cli["preservation"] == pytest.approx(app["preservation"], abs=1e-5)
     assert cli["sample"] == app["sample"]
 
 
@@ -502,7 +503,7 @@ def test_moving_gamma_reuses_the_cached_measurer(fitted, monkeypatch):
     assert [n["scores"]["gamma"] for n in (first, second)] == [1.0, 2.0]
     assert first["scores"]["leakage"]["unerased_implicit"] == second["scores"]["leakage"]["unerased_implicit"]
 
-    # the measurer (prefix replayed) gives what a fresh evaluation gives, bit for bit
+    # the cached measurer gives what a fresh evaluation gives
     baseline = after_second.baseline.baseline
     fresh = evaluate(
         models.get_encoder("minilm"),
@@ -515,7 +516,9 @@ def test_moving_gamma_reuses_the_cached_measurer(fitted, monkeypatch):
         lookalikes=baseline.sets.get("lookalike"),
     )
     assert fresh.rows[0].leakage_implicit == second["scores"]["leakage"]["implicit"]
-    assert fresh.rows[0].preservation_unrelated == second["scores"]["preservation"]["unrelated"]
+    assert fresh.rows[0].preservation_unrelated == pytest.approx(
+        second["scores"]["preservation"]["unrelated"], abs=1e-5
+    )
 
     # other pairs of the same concept: a new measurer
     rows = [[p.positive, p.negative] for p in fitted.concept.pairs[: N_PAIRS // 2]]
