@@ -55,8 +55,14 @@ def test_search_embed_evaluate(files, tmp_path, capsys):
 
     capsys.readouterr()
     assert main(["evaluate", "--eraser", str(out), "--concept", str(concept), "--gamma", "2"]) == 0
-    report = json.loads(capsys.readouterr().out)
+    captured = capsys.readouterr()
+    report = json.loads(captured.out)
     assert report["gamma"] == 2.0 and {"leakage", "preservation", "sweep"} <= set(report)
+    # the sample is named, and a long evaluation says it is alive (the unerased pass, then each γ)
+    assert report["sample"]["n_pairs"] == report["n"]["positive"] and report["sample"]["description"]
+    err = captured.err.splitlines()
+    assert err[0].startswith("sample: ") and any("evaluate:" in line and "γ sweep" in line for line in err)
+    assert report["eraser"]["m_spec_above_0.5"] <= report["eraser"]["m_spec_above_0.1"] <= 64
     assert report["leakage"]["unerased_positive"] >= report["leakage"]["positive"]
     assert report["preservation"]["unrelated"] <= 1.0 + 1e-6 and report["n"]["unrelated"] >= 100
 
@@ -344,3 +350,23 @@ def test_search_options_come_from_the_config_dataclasses(monkeypatch, capsys):
     args = build_parser().parse_args(["search", "--concept", "parachute", "--out", "x"])
     assert config_from_args(SearchConfig, args).steps == 123
     assert config_from_args(EraserOptions, args).holdout == 0.4
+
+
+def test_search_names_its_concept_and_paraphrases(files, tmp_path, capsys):
+    """--name, --implicit / --no-implicit, --calibration-pairs and --gammas (what an app run's report
+    command needs) reach the eraser; contradictions are refused before any model loads."""
+    concept, prompts = files
+    out = tmp_path / "named"
+    args = ["search", "--concept", str(concept), "--steps", "5", "--d-sae", "64", "--no-preserve"]
+    args += ["--name", "parachute", "--implicit", str(prompts), "--calibration-pairs", "4", "--gammas", "0,1"]
+    assert main([*args, "--out", str(out)]) == 0
+    info = json.loads((out / "eraser.json").read_text())
+    assert info["concept"] == "parachute" and info["calibration"]["n_pairs"] == 4
+    assert [r["gamma"] for r in info["calibration"]["rows"]] == [0.0, 1.0]
+    assert info["calibration"]["n_implicit"] == 1  # the even half of the 2 prompts calibrate
+    capsys.readouterr()
+    assert main([*args, "--no-implicit", "--out", str(tmp_path / "x")]) == 2
+    assert "contradict" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_:  # argparse refuses it: one line, status 2
+        main([*args[:-2], "--gammas", "0", "--out", str(tmp_path / "y")])
+    assert exit_.value.code == 2 and "at least one γ > 0" in capsys.readouterr().err
