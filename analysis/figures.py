@@ -168,7 +168,15 @@ def projection_grid(
         fig.add_annotation(
             text=note, xref="paper", yref="paper", x=0, y=-0.04, showarrow=False, yanchor="top"
         )
-    return _figure(fig, title, height=120 + 260 * rows)
+    # the legend sits in its own band between the title and the first row's panel titles (at the
+    # template's place it covered them)
+    height, top = 150 + 260 * rows, 130
+    fig = _figure(fig, title, height=height)
+    fig.update_layout(
+        margin=dict(t=top),
+        legend=dict(orientation="h", yanchor="bottom", y=1 + 30 / (height - top - 60), x=0, xanchor="left"),
+    )
+    return fig
 
 
 def _pending(fig: go.Figure, row: int, col: int) -> None:
@@ -368,7 +376,7 @@ def mask_histograms(m_shared: np.ndarray, m_spec: np.ndarray) -> go.Figure:
     shared, spec = np.ravel(m_shared).astype(float), np.ravel(m_spec).astype(float)
     if shared.shape != spec.shape:
         raise ValueError(f"m_shared has {shared.size} features but m_spec has {spec.size}")
-    fig = make_subplots(1, 2, subplot_titles=("m_shared", "m_spec"))
+    fig = make_subplots(1, 2, subplot_titles=("m_shared", "m_spec"), horizontal_spacing=0.18)
     bins = dict(start=0, end=1.0001, size=0.02)
     for col, (name, values) in enumerate((("m_shared", shared), ("m_spec", spec)), start=1):
         color = SERIES_COLORS["probe" if col == 1 else "transfer"]
@@ -376,7 +384,8 @@ def mask_histograms(m_shared: np.ndarray, m_spec: np.ndarray) -> go.Figure:
             go.Histogram(x=values, xbins=bins, name=name, marker_color=color, showlegend=False), 1, col
         )
     fig.update_xaxes(title="mask value", range=[0, 1])
-    fig.update_yaxes(title="features", type="log", dtick=1)  # powers of ten only
+    fig.update_yaxes(type="log", dtick=1)  # powers of ten only
+    fig.update_yaxes(title="features", row=1, col=1)  # one title: a second one sat on the first panel
     high = int((spec > 0.5).sum())
     return _figure(fig, f"Feature masks: m_spec > 0.5 for {high:,} of {spec.size:,} features")
 
@@ -404,16 +413,17 @@ def feature_bars(
     )
     fig.add_trace(spec_trace, secondary_y=True)
     fig.update_layout(barmode="group")
-    fig.update_xaxes(title="SAE feature", type="category")
+    fig.update_xaxes(title=dict(text="SAE feature", standoff=8), type="category", automargin=True)
     fig.update_yaxes(title="mean activation", secondary_y=False)
     fig.update_yaxes(title="m_spec", range=[0, 1.05], showgrid=False, secondary_y=True, **_OWN_TICKS)
-    return _legend_below(_figure(fig, title))
+    # rotated feature ids take ~50 px under the axis: the legend goes further down
+    return _legend_below(_figure(fig, title, height=HEIGHT + 40), y=-0.42, bottom=150)
 
 
-def _legend_below(fig: go.Figure) -> go.Figure:
+def _legend_below(fig: go.Figure, y: float = -0.28, bottom: int = 110) -> go.Figure:
     """Legend under the x-axis title: in a narrow chart a legend above the plot wraps into the title."""
     fig.update_layout(
-        legend=dict(orientation="h", yanchor="top", y=-0.28, xanchor="left", x=0), margin=dict(t=60, b=110)
+        legend=dict(orientation="h", yanchor="top", y=y, xanchor="left", x=0), margin=dict(t=60, b=bottom)
     )
     return fig
 
