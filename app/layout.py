@@ -31,6 +31,7 @@ from app.layer_tab import check_layer_map, compute_layer_map, stop_layer_map
 from app.preview_tab import (
     DETECTORS,
     clear_media,
+    erase_after_clips,
     erase_prompt,
     example_prompt,
     fill_prompt,
@@ -614,7 +615,7 @@ def build_demo() -> gr.Blocks:
             **stale
         )
         p.gamma.release(
-            erase_prompt, erase_inputs, erase_outputs, trigger_mode="always_last", **private_scores
+            erase_after_clips, erase_inputs, erase_outputs, trigger_mode="always_last", **private_scores
         ).then(**stale)
         for button, kind in (
             (p.ex_explicit, "explicit"),

@@ -17,6 +17,9 @@ computed from (:func:`app.state.result_key`) and :func:`stale_note` says when th
 
 from __future__ import annotations
 
+import threading
+import time
+from contextlib import contextmanager
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
@@ -39,6 +42,7 @@ __all__ = [
     "DETECTORS",
     "calibration_chart",
     "clear_media",
+    "erase_after_clips",
     "erase_prompt",
     "example_prompt",
     "fill_prompt",
@@ -212,6 +216,39 @@ def erase_prompt(
     return scores, this, tokens, subtracted, numbers, result_key(new, prompt, gamma), new
 
 
+_RENDERS = {"running": 0}
+_RENDERS_CHANGED = threading.Condition()
+CLIP_HEAD_START_S = 0.3
+"""How long the scores of a γ move wait for the clip's render to begin (both leave together)."""
+CLIP_WAIT_S = 5.0
+"""The longest the scores of a γ move wait for clips being rendered to finish."""
+
+
+@contextmanager
+def _rendering():
+    """Marks a clip render in progress (see :func:`erase_after_clips`)."""
+    with _RENDERS_CHANGED:
+        _RENDERS["running"] += 1
+    try:
+        yield
+    finally:
+        with _RENDERS_CHANGED:
+            _RENDERS["running"] -= 1
+            _RENDERS_CHANGED.notify_all()
+
+
+def erase_after_clips(
+    prompt: str, gamma: float, session: Session, progress: ProgressFn = gr.Progress()
+) -> tuple[str, str, list, go.Figure, dict, dict, Session]:
+    """:func:`erase_prompt` for a γ move: the clip next to the slider goes first. The scores wait a
+    moment for the re-render to start and then (at most :data:`CLIP_WAIT_S`) for it to finish, so on a
+    small CPU the two do not halve each other's speed; the clip is what the eye follows."""
+    time.sleep(CLIP_HEAD_START_S)
+    with _RENDERS_CHANGED:
+        _RENDERS_CHANGED.wait_for(lambda: _RENDERS["running"] == 0, timeout=CLIP_WAIT_S)
+    return erase_prompt(prompt, gamma, session, progress)
+
+
 def _check_media(prompt, gamma, seed, steps, eraser: Eraser) -> tuple[str, float, int, int]:
     """(prompt, γ, seed, steps) of the video panel, each checked (ValueError naming the bad one)."""
     prompt = check_prompt(prompt)
@@ -254,7 +291,8 @@ def generate_media(
             def step(k: int, n: int, _i: int = i, _label: str = label) -> None:
                 progress((_i + k / n) / 2, desc=f"{_label}: denoising step {k}/{n}")
 
-            clips.append(cache.clip(pipe, pipeline, prompt, int(seed), settings, erasers, progress=step))
+            with _rendering():
+                clips.append(cache.clip(pipe, pipeline, prompt, int(seed), settings, erasers, progress=step))
         original, erased = clips
         strip = contact_sheet(
             erased.video.parent / "strip.png",

@@ -46,7 +46,7 @@ TABS = {
     "2 · Layer map": "Compute layer map",
     "3 · Search": "Start search",
     "4 · Features & masks": "Analyse features",
-    "5 · Erase & preview": "Original vs erased video",
+    "5 · Erase & preview": "Generate original and erased",
     "6 · Export": "Build artifact and report",
 }
 """Each tab and a text that shows it rendered."""
@@ -173,6 +173,107 @@ class Chromium:
         except subprocess.TimeoutExpired:
             self.proc.kill()
 
+    def set_files(self, session: str, block_text: str, files: list[str]) -> None:
+        """Put ``files`` into the file input of the block whose text contains ``block_text``."""
+        found = self.evaluate(
+            session,
+            "(() => { const i = [...document.querySelectorAll('input[type=file]')].find(i => "
+            f"(i.closest('.block') || document.body).innerText.includes({json.dumps(block_text)})); "
+            "if (!i) return false; i.setAttribute('data-test-upload', '1'); return true; })()",
+        )
+        assert found, f"no file input in a block showing {block_text!r}"
+        self.send("DOM.enable", session=session)
+        root = self.send("DOM.getDocument", {"depth": -1}, session=session)["root"]["nodeId"]
+        node = self.send(
+            "DOM.querySelector", {"nodeId": root, "selector": "input[data-test-upload]"}, session=session
+        )["nodeId"]
+        self.send("DOM.setFileInputFiles", {"files": files, "nodeId": node}, session=session)
+        self.evaluate(
+            session, "document.querySelector('input[data-test-upload]').removeAttribute('data-test-upload')"
+        )
+
+
+def click(browser: Chromium, page: str, text: str, role: str = "button") -> None:
+    """Click the visible button (or tab, ``role="tab"``) whose text is ``text``."""
+    selector = "button[role=tab]" if role == "tab" else "button"
+    clicked = browser.evaluate(
+        page,
+        f"(() => {{ const b = [...document.querySelectorAll({json.dumps(selector)})]"
+        f".filter(b => b.offsetParent !== null).find(b => b.innerText.trim().startsWith({json.dumps(text)}));"
+        " if (b) b.click(); return !!b; })()",
+    )
+    assert clicked, f"no {role} {text!r} on the page"
+
+
+def text_of(browser: Chromium, page: str, elem_id: str) -> str:
+    return (
+        browser.evaluate(
+            page,
+            f"(() => {{ const e = document.getElementById({json.dumps(elem_id)}); return e ? e.innerText : ''; }})()",
+        )
+        or ""
+    )
+
+
+def rect(browser: Chromium, page: str, selector: str) -> dict | None:
+    """The bounding box of the first element matching ``selector`` (None when there is none)."""
+    return browser.evaluate(
+        page,
+        f"(() => {{ const e = document.querySelector({json.dumps(selector)}); if (!e) return null; "
+        "const r = e.getBoundingClientRect(); return {x: r.x, y: r.y + window.scrollY, w: r.width, h: r.height}; })()",
+    )
+
+
+def overlaps(a: dict, b: dict, slack: float = 1.0) -> bool:
+    return not (
+        a["x"] + a["w"] <= b["x"] + slack
+        or b["x"] + b["w"] <= a["x"] + slack
+        or a["y"] + a["h"] <= b["y"] + slack
+        or b["y"] + b["h"] <= a["y"] + slack
+    )
+
+
+def plot_labels(browser: Chromium, page: str, elem_id: str) -> list[dict]:
+    """Bounding boxes of a plotly chart's legend and text annotations (with their text)."""
+    return browser.evaluate(
+        page,
+        f"(() => {{ const root = document.getElementById({json.dumps(elem_id)}); if (!root) return [];"
+        " const boxes = [...root.querySelectorAll('g.legend, g.annotation')].map(g => {"
+        " const r = g.getBoundingClientRect(); return {text: g.textContent.slice(0, 40), x: r.x, y: r.y,"
+        " w: r.width, h: r.height}; }); return boxes.filter(b => b.w > 0 && b.h > 0); })()",
+    )
+
+
+def move_slider(browser: Chromium, page: str, label: str, value: float) -> None:
+    """Move a gr.Slider as a drag does: set its range input, then release the pointer."""
+    moved = browser.evaluate(
+        page,
+        "(() => { const r = document.querySelector("
+        f"'input[type=range][aria-label=\"range slider for {label}\"]'); if (!r) return false;"
+        f" r.value = {json.dumps(str(value))}; r.dispatchEvent(new Event('input', {{bubbles: true}}));"
+        " r.dispatchEvent(new PointerEvent('pointerup', {bubbles: true})); return true; })()",
+    )
+    assert moved, f"no slider {label!r}"
+
+
+def video_state(browser: Chromium, page: str, elem_id: str) -> tuple[str, int]:
+    """(src, readyState) of the video in the component ``elem_id`` ("" and 0 when there is none)."""
+    state = browser.evaluate(
+        page,
+        f"(() => {{ const v = document.querySelector('#{elem_id} video');"
+        " return v ? [v.currentSrc || v.src || '', v.readyState] : ['', 0]; })()",
+    )
+    return state[0], state[1]
+
+
+def wait_until(predicate, timeout: float, what: str, poll: float = 0.02) -> float:
+    start = time.monotonic()
+    while time.monotonic() - start < timeout:
+        if predicate():
+            return time.monotonic() - start
+        time.sleep(poll)
+    raise AssertionError(f"{what} within {timeout} s")
+
 
 def _free_port() -> int:
     with socket.socket() as s:
@@ -180,11 +281,12 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _wait_http(url: str, proc: subprocess.Popen, timeout: float = 90) -> float:
+def _wait_http(url: str, proc: subprocess.Popen, log: Path, timeout: float = 90) -> float:
+    """Seconds until ``url`` answers 200 (AssertionError with the app's output if it exits first)."""
     start = time.monotonic()
     while time.monotonic() - start < timeout:
         if proc.poll() is not None:
-            raise AssertionError(f"python app.py exited with code {proc.returncode}:\n{proc.stdout.read()}")
+            raise AssertionError(f"python app.py exited with code {proc.returncode}:\n{log.read_text()}")
         try:
             with urllib.request.urlopen(url, timeout=2) as response:
                 if response.status == 200:
@@ -205,28 +307,33 @@ def chromium() -> str:
 
 @pytest.fixture()
 def app_url(tmp_path):
-    """``python app.py`` as a user runs it, on a free port; yields (url, seconds until it answered)."""
+    """``python app.py`` as a user runs it, on a free port; yields (url, the time it was started)."""
+    with serve_app(tmp_path / "cache") as served:
+        yield served
+
+
+@contextlib.contextmanager
+def serve_app(cache: Path):
+    """``python app.py`` on a free port with its own activation cache: (url, start time)."""
     port = _free_port()
     env = {
         **os.environ,
         "PORT": str(port),
-        "CLEAR_CACHE_DIR": str(tmp_path / "cache"),
+        "CLEAR_CACHE_DIR": str(cache),
         "GRADIO_ANALYTICS_ENABLED": "False",
     }
     env.pop("GRADIO_SERVER_PORT", None)
     env.pop("SPACE_ID", None)
     start = time.monotonic()
-    proc = subprocess.Popen(
-        [sys.executable, "app.py"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    cache.mkdir(parents=True, exist_ok=True)
+    log = cache / "app.log"  # a file, not a pipe: nobody reads the app's output while it runs
+    with log.open("w") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "app.py"], cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, text=True
+        )
     try:
         url = f"http://127.0.0.1:{port}/"
-        _wait_http(url, proc)
+        _wait_http(url, proc, log)
         yield url, start
     finally:
         proc.terminate()
@@ -272,3 +379,168 @@ def test_page_renders_every_tab_without_javascript_errors(chromium, app_url, tmp
         assert first_screen < 60, f"the first screen took {first_screen:.1f} s"
     finally:
         browser.close()
+
+
+GAMMA = "γ (erasure strength)"
+CLIP_BUDGET_S = 2.0
+"""How soon after the γ slider is released the new erased clip must be on the page (issue bar)."""
+KITE_PAIRS = "\n".join(
+    f'{{"positive": "a {k} kite over a beach", "negative": "a beach"}}' for k in ("red", "box", "stunt")
+)
+
+
+def _open(browser: Chromium, url: str, width: int = 1280, height: int = 1000) -> str:
+    page = browser.open_page(width, height)
+    browser.send("Page.navigate", {"url": url}, session=page)
+    browser.wait_for_text(page, "pairs from the built-in pack")
+    browser.wait_for_text(page, "Model minilm ready", timeout=120)
+    return page
+
+
+def _load_eraser(browser: Chromium, page: str, folder: Path) -> None:
+    click(browser, page, "6 · Export", role="tab")
+    browser.wait_for_text(page, "Continue from an artifact")
+    browser.set_files(
+        page, "The exported .zip", [str(folder / "eraser.json"), str(folder / "eraser.safetensors")]
+    )
+    time.sleep(1.0)  # the upload lands before the button reads it
+    click(browser, page, "Load eraser")
+    browser.wait_for_text(page, "Loaded the", timeout=60)
+
+
+def _generate(browser: Chromium, page: str) -> None:
+    click(browser, page, "5 · Erase", role="tab")
+    browser.wait_for_text(page, "Generate original and erased")
+    wait_until(  # entering the tab fills the prompt with an example of the loaded concept
+        lambda: browser.evaluate(
+            page,
+            "(() => { const t = [...document.querySelectorAll('textarea')].find(t => "
+            "(t.closest('.block') || document.body).innerText.startsWith('Prompt')); return t ? t.value : ''; })()",
+        ),
+        30,
+        "the prompt was never filled",
+    )
+    click(browser, page, "Generate original and erased")
+    wait_until(
+        lambda: (
+            "same initial latents" in text_of(browser, page, "media-info")
+            and video_state(browser, page, "clip-erased")[1] >= 2
+        ),
+        120,
+        "the first clips never showed",
+    )
+
+
+def test_gamma_slider_rerenders_the_clip_beside_it_and_new_pairs_leave_nothing_stale(
+    chromium, app_url, tmp_path, small_run
+):
+    """The Erase tab as a visitor uses it: the erased clip sits beside the γ slider and a slider move
+    brings the new clip within CLIP_BUDGET_S; labels on the page do not overlap; pasting other pairs
+    empties every result and the header stops naming the eraser as theirs."""
+    small_run.eraser.save(tmp_path / "eraser")
+    browser = Chromium(chromium, tempfile.mkdtemp(prefix="clear-chromium-", dir=tmp_path))
+    url, _started = app_url
+    try:
+        page = _open(browser, url)
+        _load_eraser(browser, page, tmp_path / "eraser")
+        _generate(browser, page)
+
+        # the clip is next to the slider: side by side, both on the first screen
+        slider = rect(browser, page, f'input[type=range][aria-label="range slider for {GAMMA}"]')
+        clip = rect(browser, page, "#clip-erased")
+        assert slider and clip and clip["x"] > slider["x"] + slider["w"], (slider, clip)
+        assert clip["y"] < slider["y"] + slider["h"] and slider["y"] < clip["y"] + clip["h"]
+        assert clip["y"] + clip["h"] < 1000, "the erased clip is below the first screen"
+
+        # a move brings the new erased clip (its info names the new γ) within the budget
+        seconds = []
+        for gamma in (0.35, 1.35):
+            before = video_state(browser, page, "clip-erased")[0]
+            move_slider(browser, page, GAMMA, gamma)
+            seconds.append(
+                wait_until(
+                    lambda g=gamma: (
+                        f"γ = {g:g} ·" in text_of(browser, page, "media-info")
+                        and video_state(browser, page, "clip-erased")[1] >= 2
+                    ),
+                    30,
+                    f"the clip for γ = {gamma} never showed",
+                )
+            )
+            assert video_state(browser, page, "clip-erased")[0] != before
+        print(f"new erased clip after a γ move: {', '.join(f'{s:.2f} s' for s in seconds)}")
+        assert max(seconds) <= CLIP_BUDGET_S, f"the erased clip took {max(seconds):.2f} s"
+        browser.wait_for_text(page, "Leakage at γ = 1.35", timeout=180)  # the scores follow
+        assert "Sample:" in text_of(browser, page, "erase-scores")
+
+        # nothing overlaps: the calibration chart's legend and labels, the frame strip's rows
+        labels = plot_labels(browser, page, "calibration-chart")
+        assert len(labels) >= 2, labels
+        for i, a in enumerate(labels):
+            for b in labels[i + 1 :]:
+                assert not overlaps(a, b), f"{a['text']!r} overlaps {b['text']!r}"
+        strip = rect(browser, page, "#frame-strip img")
+        label = rect(browser, page, "#frame-strip label[data-testid=block-label]:not(.sr-only)")
+        assert strip and strip["h"] > 100 and label is None  # no caption laid over the row labels
+        png = browser.screenshot(page)
+        (tmp_path / "erase.png").write_bytes(png)
+        _not_blank(png)
+
+        # other pairs pasted: the concept is replaced whole and no result of the old one remains
+        click(browser, page, "1 · Concept", role="tab")
+        click(browser, page, "Upload or paste pairs")
+        browser.evaluate(
+            page,
+            "(() => { const t = [...document.querySelectorAll('textarea')].find(t => "
+            "(t.closest('.block') || document.body).innerText.includes('Paste pairs'));"
+            f" t.value = {json.dumps(KITE_PAIRS)}; t.dispatchEvent(new Event('input', {{bubbles: true}})); }})()",
+        )
+        time.sleep(0.5)
+        click(browser, page, "Use pasted pairs")
+        browser.wait_for_text(page, "3 pairs from pasted text")
+        status = text_of(browser, page, "session-status")
+        assert "Pairs custom: 3" in status and "held-out" not in status
+        assert "made for parachute, not these pairs" in status  # the eraser never passes for theirs
+        click(browser, page, "5 · Erase", role="tab")
+        wait_until(lambda: video_state(browser, page, "clip-erased")[0] == "", 10, "the old clip stayed")
+        assert text_of(browser, page, "erase-scores").strip() == ""
+        assert text_of(browser, page, "media-info").strip() == ""
+        assert browser.errors() == [], "JavaScript errors on the page"
+    finally:
+        browser.close()
+
+
+def screenshot(out: Path, eraser: Path, prompt: str | None = None) -> None:
+    """assets/screenshot.png: the Erase & preview tab of ``python app.py`` with the eraser in ``eraser``
+    loaded, its clips generated and scores measured, as headless Chromium shows it (1280 px wide)."""
+    binary = shutil.which("chromium") or shutil.which("chromium-browser")
+    if binary is None:
+        raise SystemExit("no chromium: install it (apt-get install chromium)")
+    with tempfile.TemporaryDirectory(prefix="clear-shot-") as tmp, serve_app(Path(tmp) / "cache") as (url, _):
+        browser = Chromium(binary, str(Path(tmp) / "profile"))
+        try:
+            page = _open(browser, url, 1280, 1160)
+            _load_eraser(browser, page, eraser)
+            _generate(browser, page)
+            click(browser, page, "Erase")
+            browser.wait_for_text(page, "Leakage at γ", timeout=300)
+            time.sleep(2)
+            browser.evaluate(page, "window.scrollTo(0, 0)")
+            png = browser.screenshot(page)
+            _not_blank(png)
+            out.write_bytes(png)
+        finally:
+            browser.close()
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    import argparse
+
+    parser = argparse.ArgumentParser(description="Regenerate the README's screenshot of the app.")
+    parser.add_argument("--screenshot", type=Path, required=True, help="PNG to write (assets/screenshot.png)")
+    parser.add_argument(
+        "--eraser", type=Path, required=True, help="eraser folder (python -m clear_core search ... --out DIR)"
+    )
+    args = parser.parse_args()
+    screenshot(args.screenshot, args.eraser)
