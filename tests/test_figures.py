@@ -181,3 +181,15 @@ def test_the_first_live_update_is_visible():
     assert {t.mode for t in two.data} == {"lines"}
     losses = figures.loss_chart([1], {"L_SAE": [0.3]}, [1.0])
     assert {t.mode for t in losses.data} == {"markers"}
+
+
+def test_neighbouring_blocks_get_distinct_colours_and_legends_clear_the_labels():
+    from analysis.figures import block_colors, gamma_sweep_chart, layer_probability_chart, projection_grid
+
+    assert len(set(block_colors(6))) == 6 and len(set(block_colors(24))) == 24
+    probs = layer_probability_chart([1, 2], [[0.5, 0.5], [0.4, 0.6]], ["a", "b"])
+    assert probs.data[0].line.color != probs.data[1].line.color
+    sweep = gamma_sweep_chart([0, 1], {"leakage_positive": [1, 0]}, chosen=1, note="64 pairs")
+    assert sweep.layout.legend.y < 0 and sweep.layout.title.subtitle.text == "64 pairs"  # under the chart
+    grid = projection_grid([None, None], ["embeddings", "block.0"], ["p"], ["positive"])
+    assert grid.layout.legend.y > 1 and grid.layout.margin.t >= 120  # its own band above panel titles
