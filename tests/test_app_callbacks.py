@@ -706,7 +706,6 @@ def test_new_pairs_replace_every_field_and_empty_stale_results():
 
     demo = build_demo()
     deps = demo.config["dependencies"]
-    by_id = {d["id"]: d for d in deps}
     props = {c["id"]: c.get("props", {}) for c in demo.config["components"]}
     by_label = {p.get("label"): i for i, p in props.items() if p.get("label")}
     by_elem = {p.get("elem_id"): i for i, p in props.items() if p.get("elem_id")}
