@@ -5,8 +5,8 @@
 
 Measures one eraser on its pack four ways, crossing the pairs the leakage probe is trained on (an
 evenly spaced 32, as the app's Erase tab once did, or all of them) with the paraphrases measured (all,
-or the held-out half the calibration never saw), and prints the leakage each reports. The shared
-sample of clear_core/measure.py is the last row. See docs/measurement.md.
+or the held-out half the calibration never saw), then on the shared sample of clear_core/measure.py
+(what the search held out), and prints the leakage each reports. See docs/measurement.md.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from clear_core.concepts import load_builtin, load_implicit, unrelated_prompts  
 from clear_core.encoders import load_encoder  # noqa: E402
 from clear_core.erasure import Eraser  # noqa: E402
 from clear_core.evaluation import Baseline, evaluate, split_implicit  # noqa: E402
+from clear_core.measure import evaluation_sample, measure  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -43,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
             implicit,
         ),
         f"probe on 32 pairs, {len(held)} held-out paraphrases": (*few, held),
-        f"probe on all {len(concept)} pairs, {len(held)} held-out paraphrases (both now)": (*every, held),
+        f"probe on all {len(concept)} pairs, {len(held)} held-out paraphrases": (*every, held),
     }
     gammas = sorted(set(args.gamma or [eraser.gamma, 1.0]))
     print(f"{eraser.concept}, eraser at {eraser.layer_name}, default γ {eraser.gamma:g}")
@@ -59,6 +60,15 @@ def main(argv: list[str] | None = None) -> int:
             for r in report.rows[1:]
         )
         print(f"{name}: {cells}")
+    sample = evaluation_sample(concept, eraser, implicit)
+    report = measure(encoder, eraser, sample, gammas).report
+    base = report.rows[0]
+    cells = "; ".join(
+        f"γ {r.gamma:g}: paraphrases {base.leakage_implicit:.2f} -> {r.leakage_implicit:.2f}, "
+        f"positives {base.leakage_positive:.2f} -> {r.leakage_positive:.2f}, unrelated {r.preservation_unrelated:.3f}"
+        for r in report.rows[1:]
+    )
+    print(f"the shared sample (app and evaluate now: {sample.describe()}): {cells}")
     return 0
 
 

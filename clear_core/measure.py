@@ -4,15 +4,23 @@ Erase tab and in ``python -m clear_core evaluate``.
 Leakage and preservation depend on the prompts they are measured on, and most of all on the pairs the
 leakage probe is trained on (docs/measurement.md has the measured example: the app once trained its
 probe on 32 evenly spaced pairs and the command line on all 240, and the two reported paraphrase
-leakage 0.46 and 0.21 for the same eraser at the same γ). So the sample is chosen here, once:
+leakage 0.46 and 0.21 for the same eraser at the same γ). So the sample is chosen here, once, and it
+is the part of every prompt set that decided nothing about the eraser (clear_core/splits.py):
 
-* **pairs**: every pair of the concept; the probe is trained on their unmodified outputs and
-  positive leakage / negative preservation are measured on them;
-* **paraphrases**: when the eraser's γ was calibrated on the even positions of the paraphrases
-  (:func:`clear_core.evaluation.split_implicit`), only the odd, held-out ones; otherwise all of them;
-* **unrelated prompts**: all of ``assets/prompts/unrelated.txt`` (or the caller's);
+* **pairs**: the pairs the search held out, when ``eraser.json`` records a split and these are the
+  pairs it was made on (the held-out digest matches); otherwise every pair given. The leakage probe
+  is trained on their unmodified outputs, and positive leakage and negative preservation are measured
+  on them;
+* **paraphrases**: when the eraser's γ was calibrated on the even positions of the paraphrases, only
+  the odd, held-out ones; otherwise all of them;
+* **unrelated prompts**: the held-out (odd) half when the calibration saw the even half of these very
+  prompts (digest recorded), else all of them;
 * **look-alikes**: the held-out prompts of the look-alikes the eraser protected (else the pack's
-  built-in list), written from the pairs with the search's seed, so none was seen by the eraser.
+  built-in list), written from the pairs with the search's seed: from the held-out pairs when the
+  pairs are split, so none was seen by the eraser.
+
+For an eraser searched with splits, these are the prompts of ``eraser.json``'s ``held_out`` record,
+so the app, ``evaluate`` and that record give the same numbers at the eraser's γ.
 
 :func:`evaluation_sample` picks it, :func:`measure` runs :func:`clear_core.evaluation.evaluate` on it,
 and :meth:`Sample.describe` is the sentence shown next to every number.
@@ -54,6 +62,10 @@ class Sample:
     lookalike_names: tuple[str, ...]
     lookalikes: tuple[str, ...]
     """Held-out prompts about the look-alikes (empty: none measured)."""
+    pairs_note: str = ""
+    """Which pairs these are ("held out by the search: 60 of 240", "all 240")."""
+    unrelated_note: str = ""
+    """Which unrelated prompts these are ("held-out half of 124", "all 124")."""
 
     def key(self) -> str:
         """A digest of every prompt (equal keys, equal samples): what caches of originals key on."""
@@ -70,11 +82,13 @@ class Sample:
 
     def describe(self) -> str:
         """One sentence naming the sample (shown next to the numbers, printed by ``evaluate``)."""
+        pairs = f"; {self.pairs_note}" if self.pairs_note else ""
+        unrelated = f" ({self.unrelated_note})" if self.unrelated_note else ""
         parts = [
             f"{len(self.positives)} pairs of {self.concept} (the leakage probe is trained on their "
-            "unerased outputs)",
+            f"unerased outputs{pairs})",
             f"{len(self.implicit)} paraphrases ({self.implicit_note})" if self.implicit else "no paraphrases",
-            f"{len(self.unrelated)} unrelated prompts",
+            f"{len(self.unrelated)} unrelated prompts{unrelated}",
         ]
         if self.lookalikes:
             parts.append(
@@ -87,6 +101,8 @@ class Sample:
             "concept": self.concept,
             **{f"n_{k}": v for k, v in self.counts().items()},
             "implicit": self.implicit_note,
+            "pairs": self.pairs_note,
+            "unrelated": self.unrelated_note,
             "lookalikes": list(self.lookalike_names),
             "description": self.describe(),
         }
@@ -96,7 +112,34 @@ def _calibrated_on_implicit(eraser: Eraser) -> bool:
     return bool((eraser.meta.get("calibration") or {}).get("n_implicit"))
 
 
-def _lookalikes(eraser: Eraser, concept: ConceptSet) -> tuple[list[str], list[str]]:
+def _held_out_pairs(concept: ConceptSet, eraser: Eraser):
+    """The :class:`clear_core.splits.PairSplit` of ``concept`` when the eraser was searched on these
+    pairs with a split (its recorded held-out digest matches), else None."""
+    from clear_core.splits import HOLDOUT_SHARE, prompts_digest, split_pairs
+
+    record = (eraser.meta.get("splits") or {}).get("pairs") or {}
+    if not record.get("n_held_out"):
+        return None
+    split = split_pairs(concept, record.get("share", HOLDOUT_SHARE))
+    if not len(split.held_out) or prompts_digest(split.held_out.positives) != record.get("held_out_digest"):
+        return None
+    return split
+
+
+def _held_out_unrelated(unrelated: list[str], eraser: Eraser) -> tuple[list[str], str]:
+    """(prompts, note): the odd half when the calibration saw the even half of these very prompts."""
+    from clear_core.splits import alternate, prompts_digest
+
+    record = (eraser.meta.get("splits") or {}).get("unrelated") or {}
+    held = alternate(unrelated)[1]
+    if held and record.get("held_out_digest") == prompts_digest(held):
+        return held, f"held-out half (odd positions) of {len(unrelated)}; the even half calibrated γ"
+    return unrelated, f"all {len(unrelated)}"
+
+
+def _lookalikes(
+    eraser: Eraser, concept: ConceptSet, held_out_pairs: Sequence[int] | None = None
+) -> tuple[list[str], list[str]]:
     """(names, held-out prompts): the look-alikes the eraser protected (its eraser.json), else the
     pack's built-in list, so an unprotected eraser is measured on them too; ([], []) when none can be
     written from these pairs."""
@@ -108,7 +151,9 @@ def _lookalikes(eraser: Eraser, concept: ConceptSet) -> tuple[list[str], list[st
         return [], []
     seed = record.get("seed", (eraser.meta.get("search") or {}).get("seed", 0))
     try:
-        held_out = preserve_set(concept, names, seed=int(seed)).held_out_prompts
+        held_out = preserve_set(
+            concept, names, seed=int(seed), held_out_pairs=held_out_pairs
+        ).held_out_prompts
     except ValueError:  # look-alike prompts cannot be written from these pairs: measure without them
         return [], []
     return (names, held_out) if len(held_out) >= 4 else ([], [])
@@ -132,16 +177,28 @@ def evaluation_sample(
         implicit = held
     else:
         note = f"all {len(implicit)}; none was used to calibrate γ"
-    names, lookalikes = _lookalikes(eraser, concept)
+    split = _held_out_pairs(concept, eraser)
+    pairs = split.held_out if split is not None else concept
+    pairs_note = (
+        f"held out by the search: {len(split.held_out)} of {len(concept)}, it fit the other {len(split.fit)}"
+        if split is not None
+        else f"all {len(concept)}"
+    )
+    unrelated, unrelated_note = _held_out_unrelated(
+        list(unrelated_prompts() if unrelated is None else unrelated), eraser
+    )
+    names, lookalikes = _lookalikes(eraser, concept, split.held_out_indices if split is not None else None)
     return Sample(
         concept=concept.name,
-        positives=tuple(concept.positives),
-        negatives=tuple(concept.negatives),
+        positives=tuple(pairs.positives),
+        negatives=tuple(pairs.negatives),
         implicit=tuple(implicit),
         implicit_note=note if implicit else "none",
-        unrelated=tuple(unrelated_prompts() if unrelated is None else unrelated),
+        unrelated=tuple(unrelated),
         lookalike_names=tuple(names),
         lookalikes=tuple(lookalikes),
+        pairs_note=pairs_note,
+        unrelated_note=unrelated_note,
     )
 
 

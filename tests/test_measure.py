@@ -9,6 +9,12 @@ import pytest
 from clear_core.concepts import ConceptSet
 from clear_core.measure import Measurer, evaluation_sample, measure
 
+
+def unsplit(eraser):
+    """The eraser as one searched before fit / held-out splits (no ``splits`` in its eraser.json)."""
+    return dataclasses.replace(eraser, meta={k: v for k, v in eraser.meta.items() if k != "splits"})
+
+
 UNRELATED = [
     "a bowl of soup on a table",
     "a red car on a coastal road",
@@ -19,7 +25,7 @@ IMPLICIT = [f"a skydiver drifting under an open canopy, take {i}" for i in range
 
 
 def test_the_sample_holds_out_the_paraphrases_the_calibration_saw(small_run, small_concept):
-    eraser = small_run.eraser
+    eraser = unsplit(small_run.eraser)
     calibrated = dataclasses.replace(eraser, meta={**eraser.meta, "calibration": {"n_implicit": 3}})
     sample = evaluation_sample(small_concept, calibrated, IMPLICIT, UNRELATED)
     assert sample.implicit == tuple(IMPLICIT[1::2]) and "held-out half" in sample.implicit_note
@@ -39,7 +45,7 @@ def test_the_sample_holds_out_the_paraphrases_the_calibration_saw(small_run, sma
 def test_look_alikes_are_the_held_out_prompts_of_the_protected_ones(small_run, small_concept):
     from clear_core.lookalikes import preserve_set
 
-    eraser = small_run.eraser
+    eraser = unsplit(small_run.eraser)
     protected = dataclasses.replace(
         eraser, meta={**eraser.meta, "preserve": {"lookalikes": ["kite"], "seed": 0}}
     )
@@ -55,7 +61,7 @@ def test_look_alikes_are_the_held_out_prompts_of_the_protected_ones(small_run, s
 def test_measurer_gives_what_measure_gives_and_keeps_each_gamma(
     minilm, small_run, small_concept, monkeypatch
 ):
-    eraser = small_run.eraser
+    eraser = unsplit(small_run.eraser)
     sample = evaluation_sample(small_concept, eraser, IMPLICIT, UNRELATED)
     once = measure(minilm, eraser, sample, [1.0, 2.0])
     m = Measurer(minilm, eraser, sample)
@@ -74,3 +80,27 @@ def test_measurer_gives_what_measure_gives_and_keeps_each_gamma(
     summary = first.summary(2.0)
     assert summary["sample"]["n_pairs"] == len(small_concept) and summary["gamma"] == 2.0
     assert summary["leakage"]["unerased_positive"] == once.unerased.leakage_positive
+
+
+def test_the_sample_is_what_the_search_held_out(minilm, small_run, small_concept):
+    """For an eraser searched with splits, the shared sample is the run's held-out part, so the app,
+    ``evaluate`` and eraser.json's ``held_out`` record give the same numbers at the eraser's γ."""
+    from clear_core.concepts import load_implicit
+
+    eraser = small_run.eraser
+    record = eraser.meta["held_out"]
+    unrelated = ["a bowl of soup on a table", "a red car on a coastal road", "a cat asleep on a sofa"]
+    sample = evaluation_sample(small_concept, eraser, load_implicit("parachute")[0], unrelated)
+    assert len(sample.positives) == record["n_pairs"] == eraser.meta["splits"]["pairs"]["n_held_out"]
+    assert "held out by the search" in sample.describe()
+    assert (len(sample.implicit), len(sample.unrelated)) == (record["n_implicit"], record["n_unrelated"])
+    assert len(sample.lookalikes) == record["n_lookalike"]
+    row = measure(minilm, eraser, sample, [eraser.gamma]).row(eraser.gamma)
+    assert row.leakage_positive == record["erased"]["leakage_positive"]
+    assert row.leakage_implicit == record["erased"]["leakage_implicit"]
+    assert row.preservation_negative == pytest.approx(record["erased"]["preservation_negative"], abs=1e-5)
+    # pairs the search did not hold out (other pairs of the pack): every pair given is measured
+    from clear_core.concepts import load_builtin
+
+    other = ConceptSet("parachute", load_builtin("parachute").pairs[1::10][:24])
+    assert len(evaluation_sample(other, eraser, None, unrelated).positives) == len(other)
