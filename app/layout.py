@@ -582,12 +582,15 @@ def build_demo() -> gr.Blocks:
         # one denoising job at a time (the clips, the rate over seeds, the detector)
         pipeline_queue = dict(concurrency_limit=1, concurrency_id="generate")
         clip_progress = dict(show_progress="full", show_progress_on=[p.erased])
+        # the rate over seeds (16 clips) has a queue of its own: it takes the pipeline's lock one arm
+        # at a time, so a γ move's clip waits for one arm at most, not for the whole rate
         rate = dict(
             fn=rate_over_seeds,
             inputs=media_inputs,
             outputs=rate_outputs,
             show_progress_on=[p.rate_note],
-            **pipeline_queue,
+            concurrency_limit=1,
+            concurrency_id="rate",
         )
         p.generate.click(
             generate_media,

@@ -429,6 +429,7 @@ def _generate(browser: Chromium, page: str) -> None:
         120,
         "the first clips never showed",
     )
+    browser.wait_for_text(page, "Testbed detector on", timeout=120)  # the rate over seeds follows
 
 
 def test_gamma_slider_rerenders_the_clip_beside_it_and_new_pairs_leave_nothing_stale(
