@@ -1,7 +1,7 @@
 """Why one eraser read 46% paraphrase leakage in the app and 21% from ``evaluate``: the sample.
 
-    python bench/evaluation_sample.py --eraser runs/parachute            # at the eraser's γ and γ 1
-    python bench/evaluation_sample.py --eraser runs/parachute --gamma 2
+    python -m bench.evaluation_sample --eraser runs/parachute            # at the eraser's γ and γ 1
+    python -m bench.evaluation_sample --eraser runs/parachute --gamma 2
 
 Measures one eraser on its pack four ways, crossing the pairs the leakage probe is trained on (an
 evenly spaced 32, as the app's Erase tab once did, or all of them) with the paraphrases measured (all,
@@ -12,16 +12,12 @@ or the held-out half the calibration never saw), then on the shared sample of cl
 from __future__ import annotations
 
 import argparse
-import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from clear_core.concepts import load_builtin, load_implicit, unrelated_prompts  # noqa: E402
-from clear_core.encoders import load_encoder  # noqa: E402
-from clear_core.erasure import Eraser  # noqa: E402
-from clear_core.evaluation import Baseline, evaluate, split_implicit  # noqa: E402
-from clear_core.measure import evaluation_sample, measure  # noqa: E402
+from clear_core.concepts import load_builtin, load_implicit, unrelated_prompts
+from clear_core.encoders import load_encoder
+from clear_core.erasure import Eraser
+from clear_core.evaluation import Baseline, evaluate, split_implicit
+from clear_core.measure import evaluation_sample, measure
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -73,4 +69,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(main())

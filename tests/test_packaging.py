@@ -47,6 +47,21 @@ def _clean_env() -> dict[str, str]:
     return env
 
 
+def test_pyproject_lists_every_package():
+    """setuptools installs only the packages pyproject.toml names: a new subpackage left off the list
+    is missing from an install (and ``python -m clear_core`` then drops its commands without a word)."""
+    tomllib = pytest.importorskip("tomllib")  # Python ≥ 3.11
+
+    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    found = {
+        ".".join(init.parent.relative_to(ROOT).parts)
+        for root in ("clear_core", "analysis", "app")
+        for init in (ROOT / root).rglob("__init__.py")
+    }
+    assert found - listed == set(), "packages missing from pyproject.toml"
+    assert listed - found == {"clear_core.assets"}
+
+
 def test_checkout_finds_its_data_from_another_folder(tmp_path):
     found = _probe(sys.executable, tmp_path, {**_clean_env(), "PYTHONPATH": str(ROOT)})
     assert found["assets"] == str(ROOT / "assets")
