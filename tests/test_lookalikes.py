@@ -230,7 +230,9 @@ def test_cli_search_records_preserve_and_evaluate_reports_lookalikes(tmp_path, c
     capsys.readouterr()
     assert main(["evaluate", "--eraser", str(out), "--concept", concept, "--gamma", "2"]) == 0
     report = json.loads(capsys.readouterr().out)
-    assert report["lookalikes"] == ["tennis ball"] and report["n"]["lookalike"] == 16
+    # the look-alike prompts written from the held-out pairs, as eraser.json's held-out record measured
+    assert report["lookalikes"] == ["tennis ball"]
+    assert report["n"]["lookalike"] == info["held_out"]["n_lookalike"] == 8
     assert 0 < report["preservation"]["lookalike"] <= 1
 
 
