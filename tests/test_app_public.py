@@ -127,7 +127,7 @@ def test_concept_uploads_are_bounded_before_capture(policy, setup, expected, pub
     else:
         rows = [{"positive": "a cat\u0000 with a hat", "negative": "a cat"}]
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    message = _error(concept_tab.load_upload, str(path), "", "", Session())
+    message = _error(concept_tab.load_upload, str(path), "", "", "", Session())
     assert expected in message and str(tmp_path) not in message
 
 

@@ -124,7 +124,7 @@ def test_upload_errors_name_the_users_file_not_the_server_path(tmp_path):
     upload.write_text('{"positive": "a cat"}\n')
     session = pack_session()
     with pytest.raises(gr.Error) as err:
-        concept_tab.load_upload(str(upload), "", "", session)
+        concept_tab.load_upload(str(upload), "", "", "", session)
     assert err.value.message == "garbage.jsonl, line 1: missing key 'negative'"
     assert session.concept.name == "parachute"  # the pairs are kept
 
