@@ -50,13 +50,19 @@ def _cli_defaults() -> tuple[dict[str, Any], dict[str, Any]]:
 
 
 SEARCH_FLAGS = {"steps": "--steps", "seed": "--seed", "d_sae": "--d-sae", "batch_pairs": "--batch-pairs"}
-SEARCH_FLAGS |= {"sae_kind": "--sae", "k": "--k", "lr_alpha": "--lr-alpha"}
+SEARCH_FLAGS |= {
+    "sae_kind": "--sae",
+    "k": "--k",
+    "lr_alpha": "--lr-alpha",
+    "verdict_seeds": "--verdict-seeds",
+}
 """SearchConfig fields and the ``search`` option that sets each (always written, so a change of the
 command line's defaults cannot change what the command does)."""
 SET_ELSEWHERE = {"use_con", "layers", "event_every"}
 """SearchConfig fields written another way (``--no-con``) or that do not change the result."""
 OPTION_FLAGS = {"kind", "mask", "method", "layer", "calibrate", "gamma", "preserve", "gate"}
-OPTION_FLAGS |= {"gammas", "calibration_pairs", "preserve_prompts"}
+OPTION_FLAGS |= {"gammas", "calibration_pairs", "preserve_prompts", "holdout", "calibrate_on"}
+OPTION_FLAGS |= {"context_gate", "null_space"}
 """EraserOptions fields the command below writes."""
 
 
@@ -83,6 +89,10 @@ def reproduce_command(settings: dict[str, Any]) -> tuple[str | None, list[str]]:
     args += ["--preserve", ",".join(preserve)] if preserve else ["--no-preserve"]
     if o.get("gate"):
         args.append("--gate")
+    if o.get("context_gate"):
+        args.append("--context-gate")
+    if o.get("null_space"):
+        args += ["--null-space", f"{o['null_space']:g}"]
     args += ["--model", settings["model_id"]]
     for field, flag in SEARCH_FLAGS.items():
         args += [flag, str(s[field])]
@@ -98,6 +108,9 @@ def reproduce_command(settings: dict[str, Any]) -> tuple[str | None, list[str]]:
         args += ["--block", str(o["layer"] - 1)]
     if not o.get("calibrate", True):
         args += ["--gamma", f"{o['gamma']:g}"]
+    if o.get("calibrate_on", "text") != "text":
+        args += ["--calibrate-on", o["calibrate_on"]]
+    args += ["--holdout", f"{o['holdout']:g}"]  # which pairs everything is fit on and measured on
     args += ["--calibration-pairs", str(o["calibration_pairs"])]
     args += ["--gammas", ",".join(f"{g:g}" for g in o["gammas"])]
     args += ["--out", "run"]

@@ -637,6 +637,10 @@ def test_the_reports_command_line_repeats_the_app_run(fitted, tmp_path, monkeypa
     )
     assert cli.meta["preserve"]["lookalikes"] == app.meta["preserve"]["lookalikes"]
     assert cli.meta["calibration"]["rows"] == app.meta["calibration"]["rows"]
+    # the same pairs held out (the command names --holdout), so the same held-out numbers
+    assert argv[argv.index("--holdout") + 1] == f"{fitted.eraser.meta['splits']['pairs']['share']:g}"
+    assert cli.meta["splits"] == app.meta["splits"] and cli.meta["held_out"] == app.meta["held_out"]
+    assert report["reproduce_unset"] == []  # every setting of the app run is on the command line
 
 
 def test_upload_refuses_bad_files_and_keeps_the_eraser(fitted, tmp_path):
