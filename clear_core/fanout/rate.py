@@ -98,7 +98,7 @@ def rate_fanout(
     from clear_core.io import atomic_write_text
     from clear_core.provenance import library_versions
     from clear_core.testbed.detector import HEADS, concept_attribute, load_detector
-    from clear_core.testbed.rate import heldout_pack_prompts, wilson
+    from clear_core.testbed.rate import erased_summary, heldout_pack_prompts, original_summary
 
     if seeds < 1:
         raise ValueError(f"seeds must be ≥ 1, got {seeds}")
@@ -171,41 +171,25 @@ def rate_fanout(
 
     found = np.asarray(readings["original"]["found"], dtype=bool)
     n_clips = readings["original"]["clips"]
-    per_clip = found.reshape(n_clips, -1).mean(1)
-    result = {
-        "concept": concept_slug,
-        "detector_attribute": head,
-        "n_prompts": len(prompts),
-        "seeds": seeds,
-        "n_clips": n_clips,
-        "n_frames": int(found.size),
-        "rate_original": float(found.mean()),
-        "rate_original_ci95_clips": wilson(int((per_clip >= 0.5).sum()), len(per_clip)),
-        "steps": steps,
-        "guidance_scale": guidance_scale,
-        "detector": detector.report(),
-        "prompts": source,
-    }
+    result = original_summary(
+        concept_slug, head, len(prompts), seeds, found, n_clips, steps, guidance_scale, detector
+    )
+    result["prompts"] = source
     if eraser is not None:
         found_e = np.asarray(readings["erased"]["found"], dtype=bool)
-        per_clip_e = found_e.reshape(readings["erased"]["clips"], -1).mean(1)
         a, b = readings["neutral"]["heads"], readings["neutral_erased"]["heads"]
-        agree = {k: float(np.mean(np.asarray(a[k]) == np.asarray(b[k]))) for k in HEADS}
-        all_agree = np.all([np.asarray(a[k]) == np.asarray(b[k]) for k in HEADS], axis=0)
         result.update(
-            {
-                "gamma": [e.gamma if gamma is None else gamma for e in erasers]
-                if len(erasers) > 1
-                else (erasers[0].gamma if gamma is None else gamma),
-                "erasers": [e.concept for e in erasers],
-                "rate": float(found_e.mean()),
-                "rate_ci95_clips": wilson(int((per_clip_e >= 0.5).sum()), len(per_clip_e)),
-                "reduction": float(1 - found_e.mean() / found.mean()) if found.mean() > 0 else None,
-                "preservation": float(all_agree.mean()),
-                "preservation_per_attribute": agree,
-                "n_neutral_prompts": len(neutral_prompts),
-                "neutral_prompts": neutral_source,
-            }
+            erased_summary(
+                erasers,
+                gamma,
+                found,
+                found_e,
+                readings["erased"]["clips"],
+                a,
+                b,
+                len(neutral_prompts),
+                neutral_source,
+            )
         )
     else:
         result["rate"] = result["rate_original"]

@@ -16,12 +16,17 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from clear_core.testbed.detector import HEADS, Detector, concept_attribute, concept_present, load_detector
 from clear_core.testbed.pipeline import TestbedPipeline, load_testbed_pipeline
+
+if TYPE_CHECKING:
+    from clear_core.erasure import Eraser
 
 _CACHE: dict[str, object] = {}
 
@@ -207,26 +212,13 @@ def generative_rate(
     lat = torch.randn((len(prompts) * seeds, 9, 16), generator=gen)
     frames = generate_frames(pipe, prompts, lat, None, None, steps, guidance_scale)
     found = concept_present(detector.predict(_flat(frames)), concept_slug)
-    n_frames = found.size
-    per_clip = found.reshape(len(frames), -1).mean(1)
-    result = {
-        "concept": concept_slug,
-        "detector_attribute": head,
-        "n_prompts": len(prompts),
-        "seeds": seeds,
-        "n_clips": len(frames),
-        "n_frames": int(n_frames),
-        "rate_original": float(found.mean()),
-        "rate_original_ci95_clips": wilson(int((per_clip >= 0.5).sum()), len(per_clip)),
-        "steps": steps,
-        "guidance_scale": guidance_scale,
-        "detector": detector.report(),
-    }
+    result = original_summary(
+        concept_slug, head, len(prompts), seeds, found, len(frames), steps, guidance_scale, detector
+    )
     result["prompts"] = source
     if erasers:
         erased = generate_frames(pipe, prompts, lat, erasers, gamma, steps, guidance_scale)
         found_e = concept_present(detector.predict(_flat(erased)), concept_slug)
-        per_clip_e = found_e.reshape(len(erased), -1).mean(1)
         lat_n = torch.randn((len(neutral_prompts) * seeds, 9, 16), generator=gen)
         a = detector.predict(
             _flat(generate_frames(pipe, neutral_prompts, lat_n, None, None, steps, guidance_scale))
@@ -234,22 +226,10 @@ def generative_rate(
         b = detector.predict(
             _flat(generate_frames(pipe, neutral_prompts, lat_n, erasers, gamma, steps, guidance_scale))
         )
-        agree = {k: float(np.mean(a[k] == b[k])) for k in HEADS}
-        all_agree = np.all([a[k] == b[k] for k in HEADS], axis=0)
         result.update(
-            {
-                "gamma": [e.gamma if gamma is None else gamma for e in erasers]
-                if len(erasers) > 1
-                else (erasers[0].gamma if gamma is None else gamma),
-                "erasers": [e.concept for e in erasers],
-                "rate": float(found_e.mean()),
-                "rate_ci95_clips": wilson(int((per_clip_e >= 0.5).sum()), len(per_clip_e)),
-                "reduction": float(1 - found_e.mean() / found.mean()) if found.mean() > 0 else None,
-                "preservation": float(all_agree.mean()),
-                "preservation_per_attribute": agree,
-                "n_neutral_prompts": len(neutral_prompts),
-                "neutral_prompts": neutral_source,
-            }
+            erased_summary(
+                erasers, gamma, found, found_e, len(erased), a, b, len(neutral_prompts), neutral_source
+            )
         )
         if concept_free:
             result["concept_free"] = preservation(
@@ -267,3 +247,61 @@ def generative_rate(
         result["rate"] = result["rate_original"]
     result["seconds"] = round(time.time() - t0, 1)
     return result
+
+
+def original_summary(
+    concept_slug: str,
+    head: str,
+    n_prompts: int,
+    seeds: int,
+    found: np.ndarray,
+    n_clips: int,
+    steps: int,
+    guidance_scale: float,
+    detector,
+) -> dict:
+    """The unerased half of a rate record: how often the concept is found, per frame and per clip."""
+    per_clip = found.reshape(n_clips, -1).mean(1)
+    return {
+        "concept": concept_slug,
+        "detector_attribute": head,
+        "n_prompts": n_prompts,
+        "seeds": seeds,
+        "n_clips": n_clips,
+        "n_frames": int(found.size),
+        "rate_original": float(found.mean()),
+        "rate_original_ci95_clips": wilson(int((per_clip >= 0.5).sum()), len(per_clip)),
+        "steps": steps,
+        "guidance_scale": guidance_scale,
+        "detector": detector.report(),
+    }
+
+
+def erased_summary(
+    erasers: Sequence[Eraser],
+    gamma: float | None,
+    found: np.ndarray,
+    found_e: np.ndarray,
+    n_clips: int,
+    heads_before: dict,
+    heads_after: dict,
+    n_neutral: int,
+    neutral_source: str,
+) -> dict:
+    """The erased half of a rate record: the rate after erasure and how many neutral frames read the
+    same on every detector head (``heads_*``: head -> per-frame readings, unerased / erased)."""
+    per_clip_e = found_e.reshape(n_clips, -1).mean(1)
+    same = {k: np.asarray(heads_before[k]) == np.asarray(heads_after[k]) for k in HEADS}
+    return {
+        "gamma": [e.gamma if gamma is None else gamma for e in erasers]
+        if len(erasers) > 1
+        else (erasers[0].gamma if gamma is None else gamma),
+        "erasers": [e.concept for e in erasers],
+        "rate": float(found_e.mean()),
+        "rate_ci95_clips": wilson(int((per_clip_e >= 0.5).sum()), len(per_clip_e)),
+        "reduction": float(1 - found_e.mean() / found.mean()) if found.mean() > 0 else None,
+        "preservation": float(np.all(list(same.values()), axis=0).mean()),
+        "preservation_per_attribute": {k: float(v.mean()) for k, v in same.items()},
+        "n_neutral_prompts": n_neutral,
+        "neutral_prompts": neutral_source,
+    }
