@@ -18,7 +18,7 @@ One idea a module:
 Which text encoder an eraser edits and how that encoder is run come from clear_core/profiles.py.
 """
 
-import importlib
+from clear_core.lazy import lazy_names
 
 _WHERE = {
     "Conditioning": "clear_core.generation.conditioning",
@@ -43,12 +43,7 @@ _WHERE = {
 # what was imported first. Use ``from clear_core.generation.render import render``.
 
 
-def __getattr__(name: str):
-    """Import a submodule only when one of its names is used: the command line's ``--help`` and
-    error paths must not pay for torch and diffusers."""
-    if name not in _WHERE:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(_WHERE[name]), name)
+__getattr__ = lazy_names(__name__, _WHERE)
 
 
 __all__ = [

@@ -84,25 +84,19 @@ def _raw(pipe: Any, family: str, prompts: list[str], negatives: list[str] | None
     """(positive kwargs, negative kwargs) from the family's own ``encode_prompt``."""
     cfg = negatives is not None
     device = _device(pipe)
+    video_args = dict(
+        prompt=prompts,
+        negative_prompt=negatives,
+        do_classifier_free_guidance=cfg,
+        num_videos_per_prompt=1,
+        max_sequence_length=length,
+        device=device,
+    )
     if family in ("wan", "cogvideox", "testbed"):
-        pe, ne = pipe.encode_prompt(
-            prompt=prompts,
-            negative_prompt=negatives,
-            do_classifier_free_guidance=cfg,
-            num_videos_per_prompt=1,
-            max_sequence_length=length,
-            device=device,
-        )
+        pe, ne = pipe.encode_prompt(**video_args)
         return {"prompt_embeds": pe}, ({"negative_prompt_embeds": ne} if cfg else {})
     if family == "ltx":
-        pe, pm, ne, nm = pipe.encode_prompt(
-            prompt=prompts,
-            negative_prompt=negatives,
-            do_classifier_free_guidance=cfg,
-            num_videos_per_prompt=1,
-            max_sequence_length=length,
-            device=device,
-        )
+        pe, pm, ne, nm = pipe.encode_prompt(**video_args)
         neg = {"negative_prompt_embeds": ne, "negative_prompt_attention_mask": nm} if cfg else {}
         return {"prompt_embeds": pe, "prompt_attention_mask": pm}, neg
     if family == "sd":

@@ -2,7 +2,7 @@
 bootstrap intervals over prompts, text-video consistency, no-reference quality and motion, all pinned in
 the report's manifest. One metric a module; heavy packages are imported only when used."""
 
-import importlib
+from clear_core.lazy import lazy_names
 
 _WHERE = {
     "Detector": "clear_core.video_eval.detectors",
@@ -15,12 +15,7 @@ _WHERE = {
 }
 
 
-def __getattr__(name: str):
-    """Import a submodule only when one of its names is used: the command line's ``--help`` and
-    error paths must not pay for torch and diffusers."""
-    if name not in _WHERE:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(_WHERE[name]), name)
+__getattr__ = lazy_names(__name__, _WHERE)
 
 
 __all__ = [
