@@ -42,7 +42,7 @@ PLUGINS = (
     "clear_core.generation.cli",
     "clear_core.testbed.cli",
     "clear_core.video_eval.cli",
-    "clear_core.fanout.sweep",
+    "clear_core.fanout.sweep_cli",
 )
 """Modules whose ``add_parser(subparsers)`` adds a command (``generate``, ``testbed``, ``evaluate-videos``, ``sweep``)."""
 

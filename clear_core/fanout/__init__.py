@@ -9,7 +9,7 @@ One idea a module:
 * :mod:`~clear_core.fanout.generate` — one task per (prompt, seed, variant), the same bytes as ``generate``;
 * :mod:`~clear_core.fanout.evaluate` — one task per video of ``evaluate-videos``;
 * :mod:`~clear_core.fanout.rate` — ``testbed rate`` in batches of the same clips it renders alone;
-* :mod:`~clear_core.fanout.sweep` — the ``sweep`` command: ``search`` for many concepts, one task each.
+* :mod:`~clear_core.fanout.sweep_cli` — the ``sweep`` command: ``search`` for many concepts, one task each.
 
 Ray is imported only by the engine, only when a command is given ``--ray``.
 """
