@@ -7,6 +7,10 @@ and (positive, negative) template pairs. :func:`generate_pairs` draws from them 
 Besides the pairs, every pack ships hand-written *implicit* prompts that evoke the concept without
 naming it (evaluation only, never training) and their line-by-line *neutral* counterparts.
 
+The packs are data: one JSON file each under ``assets/packs`` (read and checked by
+:mod:`clear_core.pack_files`; layout in ``docs/packs.md``). They are the one source of truth;
+``assets/concepts`` is what :func:`write_packs` builds from them, and a test fails when the two differ.
+
 Files written by :func:`write_packs` (``assets/concepts`` by default)::
 
     <slug>.jsonl                 {"positive": ..., "negative": ...} a line
@@ -18,12 +22,13 @@ Regenerate with ``python -m clear_core.packs [--out DIR] [--n 240] [--seed 0] [-
 
 To add a concept:
 
-1. add an entry to ``PACK_DATA`` in :mod:`clear_core.pack_data` (the fields of :class:`PackSpec`;
-   copy the closest existing pack, or use ``_style`` / ``_identity`` there for a painter or a
-   person) and list in ``forbidden`` every word of the concept's name and any word its positives
-   use for it;
-2. add at least 24 hand-written (implicit, neutral) pairs under its slug in ``IMPLICIT``;
-3. rerun ``python -m clear_core.packs`` and ``pytest tests/test_packs.py``; commit the new files.
+1. copy the closest file of ``assets/packs`` to ``assets/packs/<slug>.json`` and edit it (the fields
+   of :class:`PackSpec`; a painter or a person can reuse the style or identity lists of
+   ``shared.json``); list in ``forbidden`` every word of the concept's name and any word its
+   positives use for it;
+2. write at least 24 hand-written [implicit, neutral] pairs in its ``implicit`` field;
+3. run ``python -m clear_core.packs --only <slug>`` (and ``pytest tests/test_packs.py
+   tests/test_pack_files.py``); commit the new files. No Python changes.
 
 The generator refuses a vocabulary that cannot give ``n`` unique pairs, a negative that contains a
 concept word and a positive that lacks every marker: each is a bug in the pack, not in the data.
@@ -40,7 +45,7 @@ import string
 from dataclasses import dataclass
 from pathlib import Path
 
-from clear_core.pack_data import IMPLICIT, PACK_DATA, SHOTS
+from clear_core.pack_files import PACKS_DIR, load_pack_files, load_shared
 from clear_core.paths import asset
 
 __all__ = [
@@ -51,9 +56,11 @@ __all__ = [
     "MAX_CHARS",
     "PACKS",
     "PackSpec",
+    "SHOTS",
     "find_forbidden",
     "generate_pairs",
     "implicit_pairs",
+    "load_packs",
     "main",
     "write_packs",
 ]
@@ -64,6 +71,9 @@ MIN_CHARS = 20
 """Shortest prompt the generator keeps."""
 MAX_CHARS = 300
 """Longest prompt the generator keeps (well inside every encoder's context)."""
+
+SHOTS: tuple[str, ...] = tuple(load_shared()["shots"])
+"""Default camera and look phrases of a pack (``shots`` in ``assets/packs/shared.json``)."""
 
 _SLUG = re.compile(r"^[a-z0-9_]+$")
 _FIELDS = {
@@ -231,27 +241,44 @@ def _check_pair(spec: PackSpec, pos: str, neg: str, template: str) -> None:
         raise ValueError(f"pack {spec.slug!r}: positive {pos!r} contains none of {spec.concept_markers}")
 
 
+def _checked_implicit(spec: PackSpec, pairs, where: str) -> tuple[tuple[str, str], ...]:
+    for implicit, neutral in pairs:
+        for text in (implicit, neutral):
+            leaked = find_forbidden(text, spec.forbidden)
+            if leaked:
+                raise ValueError(f"{where}: field 'implicit': prompt {text!r} names the concept ({leaked})")
+            if text != _clean(text) or "\n" in text:
+                raise ValueError(f"{where}: field 'implicit': prompt {text!r} has stray whitespace")
+    return tuple(pairs)
+
+
+def load_packs(
+    folder: Path = PACKS_DIR,
+) -> tuple[dict[str, PackSpec], dict[str, tuple[tuple[str, str], ...]]]:
+    """The pack files of ``folder`` as (specs, implicit pairs), each by slug, ordered by category
+    (:data:`CATEGORIES`) then slug. A bad file raises a ValueError that names it."""
+    specs: dict[str, PackSpec] = {}
+    implicit: dict[str, tuple[tuple[str, str], ...]] = {}
+    for f in load_pack_files(folder):
+        try:
+            spec = PackSpec(**f.spec)
+        except ValueError as err:
+            raise ValueError(f"{f.path}: {err}") from None
+        specs[spec.slug] = spec
+        implicit[spec.slug] = _checked_implicit(spec, f.implicit, str(f.path))
+    order = sorted(specs, key=lambda slug: (CATEGORIES.index(specs[slug].category), slug))
+    return {s: specs[s] for s in order}, {s: implicit[s] for s in order}
+
+
 def implicit_pairs(slug: str) -> tuple[tuple[str, str], ...]:
     """The hand-written (implicit, neutral) prompts of a pack, checked for concept words."""
     if slug not in PACKS:
         raise ValueError(f"unknown pack {slug!r}; known: {', '.join(PACKS)}")
-    if slug not in IMPLICIT:
-        raise ValueError(
-            f"pack {slug!r} has no implicit prompts; add them to IMPLICIT in clear_core/pack_data.py"
-        )
-    pairs = IMPLICIT[slug]
-    for implicit, neutral in pairs:
-        for text in (implicit, neutral):
-            leaked = find_forbidden(text, PACKS[slug].forbidden)
-            if leaked:
-                raise ValueError(f"pack {slug!r}: implicit prompt {text!r} names the concept ({leaked})")
-            if text != _clean(text) or "\n" in text:
-                raise ValueError(f"pack {slug!r}: implicit prompt {text!r} has stray whitespace")
-    return pairs
+    return IMPLICIT[slug]
 
 
-PACKS: dict[str, PackSpec] = {d["slug"]: PackSpec(**d) for d in PACK_DATA}
-"""Every built-in concept, in index order."""
+PACKS, IMPLICIT = load_packs()
+"""Every built-in concept (:data:`PACKS`, in index order) and its (implicit, neutral) pairs."""
 
 
 def _write(path: Path, lines: list[str]) -> Path:
