@@ -1,6 +1,6 @@
 """Captions for scene specs, written with the built-in packs' own vocabulary and templates.
 
-Half of the captions fill a pack's templates (clear_core/pack_data.py) with phrases whose meaning
+Half of the captions fill a pack's templates (assets/packs) with phrases whose meaning
 matches the spec: the positive side when the spec contains the pack's concept, the negative side when
 it does not (a parachute pack negative describes a scene without a parachute). So a pack's positive
 prompt describes a scene the world renders, and its negative the same scene without the concept.
