@@ -163,11 +163,14 @@ def read_pack_file(path: Path, shared: dict[str, list]) -> PackFile:
 
 
 def load_pack_files(folder: Path = PACKS_DIR) -> list[PackFile]:
-    """Every pack file of ``folder`` (sorted by file name), checked for shape and unique slugs."""
+    """Every pack file of ``folder`` (sorted by file name), checked for shape and unique slugs.
+
+    The shared lists come from the folder's ``shared.json``, or the built-in one when it has none.
+    """
     folder = Path(folder)
     if not folder.is_dir():
         raise ValueError(f"{folder}: no such pack folder")
-    shared = load_shared(folder)
+    shared = load_shared(folder if (folder / SHARED_FILE).is_file() else PACKS_DIR)
     found: dict[str, PackFile] = {}
     for path in sorted(folder.glob("*.json")):
         if path.name == SHARED_FILE:

@@ -18,7 +18,8 @@ Files written by :func:`write_packs` (``assets/concepts`` by default)::
     <slug>.implicit_neutral.txt  the same scenes without the concept, matched line by line
     index.json                   [{"slug", "name", "category", "n_pairs", "n_implicit"}, ...]
 
-Regenerate with ``python -m clear_core.packs [--out DIR] [--n 240] [--seed 0] [--only SLUG ...]``.
+Regenerate with ``python -m clear_core.packs [--out DIR] [--n 240] [--seed 0] [--only SLUG ...]``;
+``--packs DIR`` builds pack files kept elsewhere (``--packs my_packs --out my_concepts``).
 
 To add a concept:
 
@@ -286,30 +287,39 @@ def _write(path: Path, lines: list[str]) -> Path:
     return path
 
 
-def write_packs(out_dir: Path, n: int = 240, seed: int = 0, slugs: list[str] | None = None) -> list[Path]:
+def write_packs(
+    out_dir: Path,
+    n: int = 240,
+    seed: int = 0,
+    slugs: list[str] | None = None,
+    packs_dir: Path | None = None,
+) -> list[Path]:
     """Write the pairs, implicit and neutral prompts of the packs, and update ``index.json``.
 
-    With ``slugs``, only those packs are rewritten and their entries in an existing index are
-    replaced; the other entries are kept. Returns the paths written.
+    ``packs_dir``: read the pack files there instead of the built-in ones (a folder without its own
+    ``shared.json`` uses the built-in one). With ``slugs`` or ``packs_dir``, only the chosen packs are
+    rewritten and their entries in an existing index are replaced; the other entries are kept.
+    Returns the paths written.
     """
     out_dir = Path(out_dir)
-    chosen = list(PACKS) if slugs is None else list(dict.fromkeys(slugs))
-    unknown = [s for s in chosen if s not in PACKS]
+    specs, implicit_of = (PACKS, IMPLICIT) if packs_dir is None else load_packs(packs_dir)
+    chosen = list(specs) if slugs is None else list(dict.fromkeys(slugs))
+    unknown = [s for s in chosen if s not in specs]
     if unknown:
-        raise ValueError(f"unknown pack(s) {unknown}; known: {', '.join(PACKS)}")
+        raise ValueError(f"unknown pack(s) {unknown}; known: {', '.join(specs)}")
     out_dir.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
     entries: dict[str, dict] = {}
     index_path = out_dir / "index.json"
-    if slugs is not None and index_path.is_file():
+    if (slugs is not None or packs_dir is not None) and index_path.is_file():
         old = json.loads(index_path.read_text(encoding="utf-8"))
         if not isinstance(old, list) or not all(isinstance(e, dict) and "slug" in e for e in old):
             raise ValueError(f"{index_path}: expected a list of {{'slug': ...}} objects")
         entries = {e["slug"]: e for e in old}
     for slug in chosen:
-        spec = PACKS[slug]
+        spec = specs[slug]
         pairs = generate_pairs(spec, n=n, seed=seed)
-        implicit = implicit_pairs(slug)
+        implicit = implicit_of[slug]
         rows = [json.dumps({"positive": p, "negative": q}, ensure_ascii=False) for p, q in pairs]
         written.append(_write(out_dir / f"{slug}.jsonl", rows))
         written.append(_write(out_dir / f"{slug}.implicit.txt", [i for i, _ in implicit]))
@@ -321,7 +331,8 @@ def write_packs(out_dir: Path, n: int = 240, seed: int = 0, slugs: list[str] | N
             "n_pairs": len(pairs),
             "n_implicit": len(implicit),
         }
-    order = [s for s in PACKS if s in entries] + [s for s in entries if s not in PACKS]
+    ranked = [*PACKS, *(s for s in specs if s not in PACKS)]
+    order = [s for s in ranked if s in entries] + [s for s in entries if s not in ranked]
     index = json.dumps([entries[s] for s in order], indent=2, ensure_ascii=False)
     written.append(_write(index_path, [index]))
     return written
@@ -336,12 +347,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n", type=int, default=240, help="pairs per concept (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=0, help="generator seed (default: %(default)s)")
     parser.add_argument("--only", nargs="+", metavar="SLUG", help=f"only these packs: {', '.join(PACKS)}")
+    parser.add_argument(
+        "--packs",
+        type=Path,
+        metavar="DIR",
+        help=f"read the pack files from DIR instead of {PACKS_DIR}; the index keeps the other entries",
+    )
     args = parser.parse_args(argv)
     try:
-        paths = write_packs(args.out, n=args.n, seed=args.seed, slugs=args.only)
+        paths = write_packs(args.out, n=args.n, seed=args.seed, slugs=args.only, packs_dir=args.packs)
     except ValueError as e:
         parser.error(str(e))
-    n_packs = len(args.only) if args.only else len(PACKS)
+    n_packs = sum(p.suffix == ".jsonl" for p in paths)
     print(f"wrote {len(paths)} files for {n_packs} pack(s) to {args.out}")
     return 0
 
