@@ -18,6 +18,7 @@ never used for training, used to measure caption following.
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 
 import numpy as np
@@ -491,6 +492,49 @@ def _build_pools():
 
 
 SCENES, BARE_SCENES, SUBJECTS_POOL, ACTIONS_POOL = _build_pools()
+
+
+# ------------------------------------------------------------------------------------ vocabulary digest
+CAPTION_PACKS = (*PAPER_OBJECTS, *ARTIST_FORMS, *IDENTITY_SUBJECT, "nudity")
+"""The built-in packs whose vocabulary and templates the captions use."""
+PACK_FIELDS = ("category", "forms", "subjects", "actions", "scenes", "details", "templates")
+"""The fields of those packs the captions read."""
+
+
+def vocabulary() -> dict:
+    """Everything the captions are written from, as JSON data: the testbed's own tables and the
+    fields of the packs it borrows. The testbed's weights depend on this wording."""
+    own = {
+        "setting_keywords": SETTING_KEYWORDS,
+        "subject_keywords": SUBJECT_KEYWORDS,
+        "action_keywords": ACTION_KEYWORDS,
+        "camera_phrases": CAMERA_PHRASES,
+        "look_phrases": LOOK_PHRASES,
+        "medium_phrases": MEDIUM_PHRASES,
+        "style_wraps": STYLE_WRAPS,
+        "object_forms": OBJECT_FORMS,
+        "implicit_forms": IMPLICIT_FORMS,
+        "implicit_styles": IMPLICIT_STYLES,
+        "implicit_identities": IMPLICIT_IDENTITIES,
+        "nude_markers": NUDE_MARKERS,
+        "implicit_nude": IMPLICIT_NUDE,
+        "clothed_markers": CLOTHED_MARKERS,
+        "subject_forms": SUBJECT_FORMS,
+        "action_forms": ACTION_FORMS,
+        "scene_forms": SCENE_FORMS,
+        "generic_templates": GENERIC_TEMPLATES,
+        "heldout_templates": HELDOUT_TEMPLATES,
+        "color_hues": list(COLOR_HUES.items()),  # a list: the first colour found wins
+    }
+    packs = {slug: {f: getattr(PACKS[slug], f) for f in PACK_FIELDS} for slug in CAPTION_PACKS}
+    return {"captions": own, "packs": packs}
+
+
+def vocabulary_digest() -> str:
+    """sha256 of :func:`vocabulary` as canonical JSON (sorted keys, no spaces): the same for the same
+    words whatever the files' layout; ``recipe.json`` records it as ``vocabulary_sha256``."""
+    text = json.dumps(vocabulary(), sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 # ------------------------------------------------------------------------------------ split

@@ -10,6 +10,8 @@ does for a real model. Each call works on its own copy of the scheduler, so thre
 from __future__ import annotations
 
 import copy
+import json
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +22,7 @@ from diffusers.utils import BaseOutput
 from diffusers.utils.torch_utils import randn_tensor
 
 from clear_core.paths import asset
+from clear_core.testbed.captions import vocabulary_digest
 from clear_core.testbed.model import N_SLOTS, SLOT_DIM, TestbedTransformer, decode_latents
 from clear_core.testbed.render import render
 from clear_core.testbed.world import SceneSpec
@@ -229,9 +232,44 @@ def default_scheduler() -> FlowMatchEulerDiscreteScheduler:
     return FlowMatchEulerDiscreteScheduler(num_train_timesteps=1000, shift=1.0)
 
 
+class StaleVocabularyWarning(UserWarning):
+    """The testbed's weights were trained on captions written with other words than the installed ones."""
+
+
+def check_vocabulary(folder: Path) -> str | None:
+    """Warn (:class:`StaleVocabularyWarning`) when ``folder/recipe.json`` records a caption vocabulary
+    digest other than the installed vocabulary's; return the warning, or None when they match or the
+    recipe records none (weights trained before the digest existed, or without a recipe).
+
+    A warning, not an error: the weights still generate, and a changed pack (a new forbidden word, a
+    reworded template) may matter little, but rates measured on them may not match the documented ones
+    until the testbed is retrained (``python -m clear_core.testbed.train``).
+    """
+    recipe = Path(folder) / "recipe.json"
+    if not recipe.is_file():
+        return None
+    try:
+        trained = json.loads(recipe.read_text(encoding="utf-8")).get("vocabulary_sha256")
+    except (OSError, UnicodeDecodeError, ValueError, AttributeError) as err:
+        message = f"{recipe}: cannot read the caption vocabulary digest ({err}); not checked"
+    else:
+        installed = vocabulary_digest()
+        if trained is None or trained == installed:
+            return None
+        message = (
+            f"the testbed weights in {folder} were trained on another caption vocabulary "
+            f"(recipe.json sha256 {str(trained)[:12]}…, installed {installed[:12]}…): assets/packs or the "
+            "testbed's caption words changed since; generation works, but rates may differ from the "
+            "documented ones until you retrain (python -m clear_core.testbed.train) or restore the words"
+        )
+    warnings.warn(message, StaleVocabularyWarning, stacklevel=3)
+    return message
+
+
 def load_testbed_pipeline(path: str | None = None) -> TestbedPipeline:
     """The testbed pipeline with the shipped denoiser (``assets/testbed`` unless ``path``) and MiniLM
-    from its wheel. ``path`` holds ``transformer/`` and optionally ``scheduler/``."""
+    from its wheel. ``path`` holds ``transformer/`` and optionally ``scheduler/`` and ``recipe.json``;
+    warns when the recipe's caption vocabulary is not the installed one (:func:`check_vocabulary`)."""
     from clear_core.encoders import load_encoder
 
     folder = Path(path) if path else ASSETS
@@ -240,6 +278,7 @@ def load_testbed_pipeline(path: str | None = None) -> TestbedPipeline:
             f"no testbed weights in {folder} (expected transformer/config.json); "
             "train them with: python -m clear_core.testbed.train"
         )
+    check_vocabulary(folder)
     transformer = TestbedTransformer.from_pretrained(folder / "transformer")
     sched_dir = folder / "scheduler"
     scheduler = (

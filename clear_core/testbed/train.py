@@ -7,7 +7,8 @@
    half uniform; ``--noise-draws`` draws of (t, ε) per caption per batch; 10% of captions replaced
    by the empty prompt's states (classifier-free guidance). AdamW, cosine decay, gradient clip 1.
 3. Checkpoints every ``--ckpt-every`` steps (resumed automatically from ``--out``), a tqdm bar,
-   ``log.jsonl`` and ``loss.png``; at the end ``transformer/``, ``scheduler/`` and ``recipe.json``.
+   ``log.jsonl`` and ``loss.png``; at the end ``transformer/``, ``scheduler/`` and ``recipe.json``
+   (with ``vocabulary_sha256``, the digest of the caption vocabulary: loading warns when it changes).
 
 Run with one torch thread on a shared CPU (``--threads 1``, the default): with two threads on a
 contended 2-core machine a prototype ran 14× slower.
@@ -27,7 +28,7 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
-from clear_core.testbed.captions import training_captions
+from clear_core.testbed.captions import training_captions, vocabulary_digest
 from clear_core.testbed.model import TestbedTransformer, encode_specs
 from clear_core.testbed.world import SceneSpec
 
@@ -175,6 +176,7 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
+    vocabulary = vocabulary_digest()  # of the words the captions below are written with
     data = load_captions(cfg, progress)
     encode_s = time.time() - t0
     torch.manual_seed(cfg.seed)
@@ -243,6 +245,7 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
         "caption_encode_seconds_this_run": round(encode_s, 1),
         "parameters": sum(p.numel() for p in model.parameters()),
         "torch": torch.__version__,
+        "vocabulary_sha256": vocabulary,
     }
     (out / "recipe.json").write_text(json.dumps(recipe, indent=2))
     plot_loss(losses, out / "loss.png")
