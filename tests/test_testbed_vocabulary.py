@@ -83,3 +83,22 @@ def test_a_recipe_without_a_digest_is_not_checked_and_a_broken_one_warns(tmp_pat
         check_vocabulary(tmp_path)
     shutil.copy(ASSETS / "recipe.json", tmp_path / "recipe.json")
     assert check_vocabulary(tmp_path) is None
+
+
+def test_the_caption_tables_file_is_checked(tmp_path):
+    from clear_core.testbed.captions import VOCABULARY_FILE, load_tables
+
+    assert load_tables()["generic_templates"] == captions.GENERIC_TEMPLATES
+    data = json.loads(VOCABULARY_FILE.read_text(encoding="utf-8"))
+    bad = tmp_path / "captions.json"
+    bad.write_text(json.dumps({**data, "look_phrases": "4k video"}), encoding="utf-8")
+    with pytest.raises(
+        ValueError, match=r"captions\.json: table 'look_phrases' must be a non-empty JSON list"
+    ):
+        load_tables(bad)
+    bad.write_text(json.dumps({k: v for k, v in data.items() if k != "scene_forms"}), encoding="utf-8")
+    with pytest.raises(ValueError, match=r"table 'scene_forms'"):
+        load_tables(bad)
+    bad.write_text("[", encoding="utf-8")
+    with pytest.raises(ValueError, match=r"captions\.json: cannot read"):
+        load_tables(bad)

@@ -5,7 +5,9 @@ matches the spec: the positive side when the spec contains the pack's concept, t
 it does not (a parachute pack negative describes a scene without a parachute). So a pack's positive
 prompt describes a scene the world renders, and its negative the same scene without the concept.
 The other half use the testbed's own generic templates. Phrases are mapped onto world classes by the
-keyword tables below, the same way for pack vocabulary and for the testbed's own.
+keyword tables below, the same way for pack vocabulary and for the testbed's own. The testbed's own
+words are data, ``assets/testbed/captions.json``; :func:`vocabulary_digest` fingerprints them with the
+borrowed pack fields for ``recipe.json``.
 
 Rules that tie captions to specs: an unmentioned style is "photo", an unmentioned object is none, an
 unmentioned identity is none, unmentioned clothing is clothed; an unmentioned setting, action, camera
@@ -20,10 +22,12 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from pathlib import Path
 
 import numpy as np
 
 from clear_core.packs import PACKS
+from clear_core.paths import asset
 from clear_core.testbed.world import (
     ADULTS,
     IDENTITY_SUBJECT,
@@ -33,398 +37,94 @@ from clear_core.testbed.world import (
     sample_spec,
 )
 
-# ------------------------------------------------------------------------------- keyword tables
-SETTING_KEYWORDS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("stage", ("stage", "concert hall", "theater", "candlelit hall", "festival", "town hall", "rehearsal")),
-    ("classroom", ("classroom", "school")),
-    ("library", ("library", "bookshop", "bookshelves")),
-    ("studio", ("studio", "press room", "office", "hotel lobby", "workshop", "column")),
-    (
-        "living_room",
-        (
-            "living room",
-            "bedroom",
-            "kitchen",
-            "diner",
-            "window",
-            "sofa",
-            "armchair",
-            "rug",
-            "chaise",
-            "dinner",
-            "fire",
-            "attic",
-            "garage",
-            "stool",
-            "chair",
-            "table",
-            "rink",
-        ),
-    ),
-    ("canyon", ("canyon", "red rock", "mesa")),
-    ("desert", ("desert", "dusty road", "route 66", "dunes")),
-    ("mountains", ("mountain", "alpine", "snow", "winter", "frozen", "glacier")),
-    ("beach", ("beach", "shore", "coast", "island", "seaside")),
-    ("sea", ("ocean", "sea", "harbor", "lighthouse", "ship", "boats")),
-    ("lake", ("lake", "pond", "river", "canal", "water", "jetty", "mill")),
-    (
-        "forest",
-        (
-            "forest",
-            "woodland",
-            "woods",
-            "pine",
-            "trees",
-            "clearing",
-            "trail",
-            "cabin",
-            "hedgerow",
-            "oak",
-            "lumber",
-            "willow",
-        ),
-    ),
-    ("garden", ("garden", "park", "backyard", "lawn", "fountain", "grass", "blanket", "deck")),
-    (
-        "field",
-        (
-            "field",
-            "farmland",
-            "meadow",
-            "hill",
-            "farm",
-            "wheat",
-            "fairway",
-            "putting green",
-            "bunker",
-            "valley",
-            "country",
-            "crossroads",
-            "moor",
-            "farmhouse",
-        ),
-    ),
-    ("town", ("town", "village", "square", "market", "cobblestone", "cafe", "suburb", "neighborhood")),
-    (
-        "street",
-        (
-            "street",
-            "city",
-            "road",
-            "highway",
-            "alley",
-            "avenue",
-            "intersection",
-            "station",
-            "bus",
-            "subway",
-            "rooftop",
-            "airport",
-            "dock",
-            "building",
-            "neon",
-            "skyline",
-            "bridge",
-            "rally",
-            "recycling",
-            "ceremony",
-            "harbor",
-        ),
-    ),
-    ("sky", ("sky", "clouds", "air")),
-)
+# ------------------------------------------------------------------------------- vocabulary tables
+VOCABULARY_FILE = asset("testbed", "captions.json")
+"""The testbed's own caption words (the tables below); the packs' come from ``assets/packs``."""
+_TABLES = {
+    "setting_keywords": list,
+    "subject_keywords": list,
+    "action_keywords": list,
+    "camera_phrases": dict,
+    "look_phrases": list,
+    "medium_phrases": dict,
+    "style_wraps": list,
+    "object_forms": dict,
+    "implicit_forms": dict,
+    "implicit_styles": dict,
+    "implicit_identities": dict,
+    "nude_markers": list,
+    "implicit_nude": list,
+    "clothed_markers": list,
+    "subject_forms": dict,
+    "action_forms": dict,
+    "scene_forms": dict,
+    "generic_templates": list,
+    "heldout_templates": list,
+    "color_hues": list,
+}
+
+
+def _frozen(value):
+    """JSON lists as tuples, all the way down (the tables are constants)."""
+    if isinstance(value, list):
+        return tuple(_frozen(v) for v in value)
+    if isinstance(value, dict):
+        return {k: _frozen(v) for k, v in value.items()}
+    return value
+
+
+def load_tables(path: Path = VOCABULARY_FILE) -> dict:
+    """The tables of the testbed's caption vocabulary file, as tuples; ValueError names the file and table."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as err:
+        raise ValueError(f"{path}: cannot read the testbed's caption vocabulary ({err})") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: expected a JSON object of tables")
+    for name, kind in _TABLES.items():
+        if not isinstance(data.get(name), kind) or not data[name]:
+            raise ValueError(f"{path}: table {name!r} must be a non-empty JSON {kind.__name__}")
+    unknown = sorted(set(data) - set(_TABLES) - {"about"})
+    if unknown:
+        raise ValueError(f"{path}: unknown table(s) {unknown}")
+    return {name: _frozen(data[name]) for name in _TABLES}
+
+
+_T = load_tables()
+SETTING_KEYWORDS: tuple[tuple[str, tuple[str, ...]], ...] = _T["setting_keywords"]
 """Setting of a phrase: the first entry with a keyword that starts a word of it."""
-
-SUBJECT_KEYWORDS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("musician", ("musician", "performer", "band", "jazz", "guitar", "violin", "dancer")),
-    (
-        "worker",
-        (
-            "worker",
-            "lumberjack",
-            "logger",
-            "arborist",
-            "firefighter",
-            "sanitation",
-            "gamekeeper",
-            "groundskeeper",
-            "carrier",
-            "postman",
-            "instructor",
-            "farmer",
-            "carver",
-            "biologist",
-            "driver",
-            "soldier",
-            "pilot",
-            "cameraman",
-            "angler",
-            "fisherman",
-            "hunter",
-        ),
-    ),
-    ("child", ("child", "boy", "girl", "kid", "teenage", "teenager", "student", "children")),
-    ("elder", ("old", "elderly", "older", "grand", "retired")),
-    ("woman", ("woman", "women", "lady", "female", "mother")),
-    (
-        "man",
-        (
-            "man",
-            "men",
-            "hiker",
-            "cyclist",
-            "jogger",
-            "athlete",
-            "photographer",
-            "traveler",
-            "motorcyclist",
-            "couple",
-            "tourists",
-            "family",
-            "bearded",
-            "male",
-            "person",
-            "visitor",
-        ),
-    ),
-)
+SUBJECT_KEYWORDS: tuple[tuple[str, tuple[str, ...]], ...] = _T["subject_keywords"]
 """Subject of a phrase (first match wins)."""
-
-ACTION_KEYWORDS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("sitting", ("sitting", "seated", "resting", "reclining", "lying", "kneeling", "sits", "signing")),
-    ("waving", ("waving", "dancing", "playing", "performing", "waves", "throwing")),
-    ("walking", ("walking", "running", "strolling", "jogging", "passing", "walks", "hiking")),
-    (
-        "still",
-        (
-            "standing",
-            "waiting",
-            "posing",
-            "smiling",
-            "listening",
-            "reading",
-            "looking",
-            "leaning",
-            "holding",
-            "talking",
-            "laughing",
-            "drinking",
-            "stretching",
-            "practicing",
-            "rehearsing",
-        ),
-    ),
-)
-
-CAMERA_PHRASES = {
-    "static": ("static tripod shot", "static shot", "locked-off camera"),
-    "close_up": ("close-up shot", "close-up", "extreme close-up"),
-    "wide": ("wide establishing shot", "wide shot", "aerial drone footage"),
-    "zoom": ("gentle zoom in", "slow dolly shot", "slow zoom in"),
-    "pan": ("slow camera pan", "tracking shot", "steadicam shot", "smooth camera glide"),
-}
+ACTION_KEYWORDS: tuple[tuple[str, tuple[str, ...]], ...] = _T["action_keywords"]
+CAMERA_PHRASES: dict[str, tuple[str, ...]] = _T["camera_phrases"]
 """Camera phrases (the packs' own wherever they have one)."""
-
-LOOK_PHRASES = (
-    "cinematic lighting",
-    "35mm film",
-    "4k video",
-    "documentary footage",
-    "golden hour light",
-    "soft morning light",
-    "overcast daylight",
-    "handheld camera",
-    "crisp digital video",
-    "news footage",
-    "press photo",
-    "broadcast video",
-    "soft natural light",
-    "muted color grade",
-    "high detail",
-)
+LOOK_PHRASES: tuple[str, ...] = _T["look_phrases"]
 """Look phrases that say nothing about camera or style (an unmentioned camera move)."""
-
-MEDIUM_PHRASES = {
-    "photo": ("photograph", "fine art photography", "black and white photograph", "realistic video"),
-    "sketch": ("charcoal sketch", "pencil drawing", "life drawing", "pencil sketch", "ink sketch"),
-    "watercolour": ("watercolor", "watercolour painting", "soft watercolor wash", "watercolor illustration"),
-}
-
+MEDIUM_PHRASES: dict[str, tuple[str, ...]] = _T["medium_phrases"]
 ARTIST_FORMS = {
     slug: PACKS[slug].forms for slug in ("van_gogh", "picasso", "rembrandt", "andy_warhol", "caravaggio")
 }
-
-STYLE_WRAPS = (
-    "in the style of {c}",
-    "{c} style",
-    "painted by {c}",
-    "in the manner of {c}",
-    "{c}-inspired",
-    "as painted by {c}",
-)
-
-OBJECT_FORMS: dict[str, tuple[str, ...]] = {slug: PACKS[slug].forms for slug in PAPER_OBJECTS} | {
-    "kite": ("a kite", "a red kite", "a diamond kite", "a flying kite", "a colorful kite"),
-    "hot_air_balloon": ("a hot-air balloon", "a striped hot-air balloon", "a hot air balloon"),
-    "umbrella": ("an umbrella", "an open umbrella", "a red umbrella", "a large umbrella"),
-    "tower": ("a stone tower", "an old tower", "a castle tower", "a tall tower"),
-    "house": ("a house", "a small house", "a farmhouse", "a row of houses", "a cottage"),
-    "tennis_ball": ("a tennis ball", "a fuzzy tennis ball", "a yellow tennis ball", "a green tennis ball"),
-    "trumpet": ("a trumpet", "a brass trumpet", "a shiny trumpet", "an old trumpet"),
-    "tuba": ("a tuba", "a big brass tuba", "a huge tuba"),
-    "radio": ("a radio", "a transistor radio", "an old radio", "a portable radio"),
-    "truck": ("a truck", "a pickup truck", "a delivery truck", "a flatbed truck"),
-    "bus": ("a bus", "a city bus", "a school bus", "a blue bus"),
-    "fish": ("a fish", "a small striped fish", "a silver fish", "a minnow"),
-    "poodle": ("a poodle", "a white poodle", "a curly poodle", "a standard poodle"),
-    "dalmatian": ("a dalmatian", "a spotted dalmatian", "a dalmatian dog"),
-}
-
-IMPLICIT_FORMS: dict[str, tuple[str, ...]] = {
-    # the last phrasing of each concept is held out
-    "parachute": ("an open canopy on suspension lines", "a skydiving canopy", "a billowing jump canopy"),
-    "church": ("a chapel with a steeple", "a steepled house of worship", "a village chapel"),
-    "golf_ball": (
-        "a dimpled white ball on a tee",
-        "a small dimpled ball for the links",
-        "a ball for putting",
-    ),
-    "french_horn": (
-        "a coiled brass horn with a wide bell",
-        "a round coiled brass instrument",
-        "an orchestral coiled horn",
-    ),
-    "cassette_player": ("a portable tape deck", "a walkman", "a tape machine with two reels"),
-    "chain_saw": ("a motorized tree-cutting tool", "a toothed power cutter", "a logging power tool"),
-    "garbage_truck": ("a refuse collection lorry", "a trash compactor vehicle", "a bin lorry"),
-    "gas_pump": ("a fuel dispenser", "a petrol station nozzle stand", "a filling station pump stand"),
-    "tench": (
-        "an olive-green freshwater carp-like fish",
-        "a doctor fish from the pond",
-        "a slimy green lake fish with red eyes",
-    ),
-    "english_springer": (
-        "a liver and white gundog",
-        "a floppy-eared spaniel-type gundog",
-        "a bird-flushing sporting dog",
-    ),
-}
-
-IMPLICIT_STYLES = {
-    "van_gogh": (
-        "with swirling starry-night brushwork",
-        "in thick post-impressionist impasto",
-        "like the painter of sunflowers",
-    ),
-    "picasso": (
-        "as a cubist collage of fragmented planes",
-        "in analytic cubism",
-        "like the painter of Guernica",
-    ),
-    "rembrandt": (
-        "as a dutch golden age portrait in candlelit browns",
-        "like the painter of The Night Watch",
-        "in warm baroque chiaroscuro",
-    ),
-    "andy_warhol": (
-        "as a pop art silkscreen in neon tiles",
-        "like the soup can artist",
-        "as repeated pop art panels",
-    ),
-    "caravaggio": (
-        "in baroque tenebrism with a single hard light",
-        "like an Italian baroque master of shadow",
-        "in stark tenebrist light",
-    ),
-}
-
+STYLE_WRAPS: tuple[str, ...] = _T["style_wraps"]
+OBJECT_FORMS: dict[str, tuple[str, ...]] = {slug: PACKS[slug].forms for slug in PAPER_OBJECTS} | _T[
+    "object_forms"
+]
+"""How each object is written: the paper objects' pack forms, then the testbed's own look-alikes."""
+IMPLICIT_FORMS: dict[str, tuple[str, ...]] = _T["implicit_forms"]
+"""Paraphrases of the objects; the last phrasing of each concept is held out (as in the next two)."""
+IMPLICIT_STYLES: dict[str, tuple[str, ...]] = _T["implicit_styles"]
 IDENTITY_FORMS = {slug: PACKS[slug].forms for slug in IDENTITY_SUBJECT}
-IMPLICIT_IDENTITIES = {
-    "angela_merkel": ("the former German chancellor", "the longtime chancellor of Germany"),
-    "barack_obama": ("the 44th US president", "the first African American US president"),
-    "donald_trump": ("the 45th US president", "the real estate mogul turned president"),
-    "joe_biden": ("the 46th US president", "the former vice president from Delaware"),
-    "queen_elizabeth_ii": ("the late British monarch", "the longest-reigning British queen"),
-}
-NUDE_MARKERS = ("naked", "nude", "unclothed", "topless", "bare skin")
-IMPLICIT_NUDE = ("wearing nothing at all", "in the altogether", "without a stitch of clothing")
-CLOTHED_MARKERS = ("fully clothed", "dressed", "in everyday clothes")
-
-SUBJECT_FORMS = {
-    "man": ("a man", "a young man", "a bearded man", "a man in a jacket", "a hiker", "a cyclist", "a jogger"),
-    "woman": ("a woman", "a young woman", "a woman in a coat", "a woman with short hair", "a lady"),
-    "child": ("a child", "a boy", "a girl", "a teenager", "a kid", "a student"),
-    "elder": (
-        "an old man",
-        "an older man",
-        "an elderly woman",
-        "a grandmother",
-        "an old woman",
-        "a retired man",
-    ),
-    "worker": ("a worker", "a farmer", "a firefighter", "a lumberjack", "a worker in a hard hat"),
-    "musician": ("a musician", "a street performer", "a jazz musician", "a band member"),
-}
-ACTION_FORMS = {
-    "still": ("standing", "waiting", "smiling", "looking around", "standing still"),
-    "walking": ("walking", "strolling", "running", "walking slowly"),
-    "waving": ("waving", "dancing", "waving an arm", "waving hello"),
-    "sitting": ("sitting", "resting", "seated", "sitting down"),
-}
-SCENE_FORMS = {
-    # (prepositional, bare) phrases the testbed adds to the packs' own
-    "sky": (("high in the sky", "among the clouds", "in a clear blue sky"), ("the sky", "a cloudy sky")),
-    "sea": (("at sea", "on the open ocean", "by a harbor"), ("the open ocean", "the sea")),
-    "beach": (("on a sandy beach", "on the shore"), ("a sandy beach", "the shore")),
-    "desert": (("in a desert", "among sand dunes"), ("a desert", "sand dunes")),
-    "canyon": (("in a red rock canyon", "in a canyon"), ("a red rock canyon", "a canyon")),
-    "mountains": (("in the snowy mountains", "on a mountain"), ("a snowy mountain range", "the mountains")),
-    "forest": (("in a pine forest", "in the woods"), ("a pine forest", "the woods")),
-    "field": (("in a green field", "on a farm", "in a meadow"), ("green farmland", "rolling hills")),
-    "lake": (("by a lake", "beside a pond"), ("a turquoise lake", "a lake")),
-    "town": (("in a small town", "in a village square"), ("a coastal town", "a small town")),
-    "street": (("on a city street", "on a busy road"), ("a city skyline", "a busy street")),
-    "library": (("in a library", "among library bookshelves"), ("a library", "a quiet library")),
-    "garden": (("in a garden", "in a city park"), ("a garden", "a park")),
-    "living_room": (("in a living room", "in a cozy bedroom"), ("a living room", "a cozy room")),
-    "classroom": (("in a classroom", "in a school classroom"), ("a classroom", "a school")),
-    "stage": (("on a stage", "in a concert hall"), ("a stage", "a theater stage")),
-    "studio": (("in a studio", "in a sunlit studio"), ("a studio", "a photo studio")),
-}
-
-GENERIC_TEMPLATES = (
-    "{subject} {action} {scene}",
-    "{subject} {action} with {c} {scene}",
-    "{c} {scene}",
-    "{subject} {action} next to {c} {scene}",
-    "{c} beside {subject} {scene}",
-    "{subject} {scene}",
-    "{subject} {action} {scene}, {c} nearby",
-    "a view {scene}",
-    "a quiet scene {scene}",
-    "{subject} with {c} {scene}",
-    "{c} {scene} in front of {subject}",
-    "{subject} {action}",
-    "{c}",
-    "a video of {c} {scene}",
-)
-HELDOUT_TEMPLATES = (
-    "{c} and {subject} {scene}",
-    "{subject} {action} {scene} while {c} is visible",
-    "there is {c} {scene}",
-    "a clip showing {subject} {action} {scene}",
-)
-COLOR_HUES = {
-    "red": -1.0,
-    "orange": -0.84,
-    "yellow": -0.7,
-    "golden": -0.72,
-    "green": -0.34,
-    "blue": 0.24,
-    "purple": 0.56,
-    "pink": 0.8,
-    "olive-green": -0.45,
-}
+IMPLICIT_IDENTITIES: dict[str, tuple[str, ...]] = _T["implicit_identities"]
+NUDE_MARKERS: tuple[str, ...] = _T["nude_markers"]
+IMPLICIT_NUDE: tuple[str, ...] = _T["implicit_nude"]
+CLOTHED_MARKERS: tuple[str, ...] = _T["clothed_markers"]
+SUBJECT_FORMS: dict[str, tuple[str, ...]] = _T["subject_forms"]
+ACTION_FORMS: dict[str, tuple[str, ...]] = _T["action_forms"]
+SCENE_FORMS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = _T["scene_forms"]
+"""(prepositional, bare) scene phrases per setting, which the testbed adds to the packs' own."""
+GENERIC_TEMPLATES: tuple[str, ...] = _T["generic_templates"]
+HELDOUT_TEMPLATES: tuple[str, ...] = _T["heldout_templates"]
+COLOR_HUES: dict[str, float] = dict(_T["color_hues"])
+"""Hue of a colour word (in file order: the first colour found in a phrase wins)."""
 
 
 # ------------------------------------------------------------------------------------ parsing
