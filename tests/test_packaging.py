@@ -19,7 +19,8 @@ IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc")
 PROBE = """
 import json, clear_core, clear_core.paths as paths
 from clear_core.concepts import load_builtin, load_implicit, unrelated_prompts
-from clear_core.testbed.pipeline import ASSETS
+from clear_core.packs import PACKS
+from clear_core.testbed.pipeline import ASSETS, check_vocabulary
 from app.concept_tab import pack_choices
 print(json.dumps({
     "package": clear_core.__file__,
@@ -29,6 +30,8 @@ print(json.dumps({
     "unrelated": len(unrelated_prompts()),
     "testbed": (ASSETS / "transformer" / "config.json").is_file(),
     "packs": len(pack_choices()),
+    "pack_files": len(PACKS),
+    "vocabulary_matches": check_vocabulary(ASSETS) is None,
 }))
 """
 
@@ -66,7 +69,8 @@ def test_checkout_finds_its_data_from_another_folder(tmp_path):
     found = _probe(sys.executable, tmp_path, {**_clean_env(), "PYTHONPATH": str(ROOT)})
     assert found["assets"] == str(ROOT / "assets")
     assert (found["pairs"], found["implicit"], found["unrelated"]) == (240, 24, 124)
-    assert found["testbed"] and found["packs"] == 21
+    assert found["testbed"] and found["packs"] == found["pack_files"] == 21
+    assert found["vocabulary_matches"], "the testbed's caption vocabulary is not the one it was trained on"
 
 
 @pytest.mark.slow
@@ -117,4 +121,5 @@ def test_installed_wheel_runs_from_another_folder(tmp_path):
     assert Path(found["package"]).is_relative_to(site), found["package"]
     assert Path(found["assets"]) == Path(found["package"]).parent / "assets"
     assert (found["pairs"], found["implicit"], found["unrelated"]) == (240, 24, 124)
-    assert found["testbed"] and found["packs"] == 21
+    assert found["testbed"] and found["packs"] == found["pack_files"] == 21
+    assert found["vocabulary_matches"], "assets/packs or assets/testbed/captions.json missing from the wheel"
