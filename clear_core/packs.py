@@ -45,6 +45,7 @@ import re
 import string
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from clear_core.pack_files import PACKS_DIR, load_pack_files, load_shared
 from clear_core.paths import asset
@@ -57,6 +58,7 @@ __all__ = [
     "MAX_CHARS",
     "PACKS",
     "PackSpec",
+    "Packs",
     "SHOTS",
     "find_forbidden",
     "generate_pairs",
@@ -253,11 +255,16 @@ def _checked_implicit(spec: PackSpec, pairs, where: str) -> tuple[tuple[str, str
     return tuple(pairs)
 
 
-def load_packs(
-    folder: Path = PACKS_DIR,
-) -> tuple[dict[str, PackSpec], dict[str, tuple[tuple[str, str], ...]]]:
-    """The pack files of ``folder`` as (specs, implicit pairs), each by slug, ordered by category
-    (:data:`CATEGORIES`) then slug. A bad file raises a ValueError that names it."""
+class Packs(NamedTuple):
+    """The packs of one folder, each by slug, ordered by category (:data:`CATEGORIES`) then slug."""
+
+    specs: dict[str, PackSpec]
+    implicit: dict[str, tuple[tuple[str, str], ...]]
+    """Hand-written (implicit, neutral) prompt pairs, checked for concept words and stray whitespace."""
+
+
+def load_packs(folder: Path = PACKS_DIR) -> Packs:
+    """The pack files of ``folder``; a bad file raises a one-line ValueError that names it."""
     specs: dict[str, PackSpec] = {}
     implicit: dict[str, tuple[tuple[str, str], ...]] = {}
     for f in load_pack_files(folder):
@@ -268,11 +275,11 @@ def load_packs(
         specs[spec.slug] = spec
         implicit[spec.slug] = _checked_implicit(spec, f.implicit, str(f.path))
     order = sorted(specs, key=lambda slug: (CATEGORIES.index(specs[slug].category), slug))
-    return {s: specs[s] for s in order}, {s: implicit[s] for s in order}
+    return Packs({s: specs[s] for s in order}, {s: implicit[s] for s in order})
 
 
 def implicit_pairs(slug: str) -> tuple[tuple[str, str], ...]:
-    """The hand-written (implicit, neutral) prompts of a pack, checked for concept words."""
+    """The hand-written (implicit, neutral) prompts of a built-in pack (checked when its file was read)."""
     if slug not in PACKS:
         raise ValueError(f"unknown pack {slug!r}; known: {', '.join(PACKS)}")
     return IMPLICIT[slug]
