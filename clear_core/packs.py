@@ -358,7 +358,7 @@ def main(argv: list[str] | None = None) -> int:
         "--packs",
         type=Path,
         metavar="DIR",
-        help=f"read the pack files from DIR instead of {PACKS_DIR}; the index keeps the other entries",
+        help="read the pack files from DIR instead of the built-in assets/packs; the index keeps its other entries",
     )
     args = parser.parse_args(argv)
     try:
