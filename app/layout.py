@@ -12,6 +12,7 @@ from types import SimpleNamespace
 
 import gradio as gr
 
+from app import controls
 from app.common import checked, model_tick, session_status
 from app.concept_tab import (
     concept_summary,
@@ -41,15 +42,17 @@ from app.preview_tab import (
     rerender_media,
     stale_note,
 )
-from app.search_tab import GAMMA_MAX, KINDS, check_search, run_search, stop_search
+from app.search_tab import GAMMA_MAX, KINDS, METHODS, check_search, run_search, stop_search
 from app.state import DEFAULT_MODEL, Session, cleanup_session, new_session
+from clear_core.config import MASKS, EraserOptions, SearchConfig
 from clear_core.lookalikes import default_preserve
 
 __all__ = ["DEFAULT_PACK", "TITLE", "build_demo"]
 
 TITLE = "CLEAR Workbench"
 DEFAULT_PACK = "parachute"
-DEFAULT_GAMMAS = "0, 0.25, 0.5, 1, 1.5, 2, 3, 4, 6, 8"
+D_SAE_CHOICES = [256, 512, 1024, 2048, 4096, 8192]
+"""SAE sizes the app offers (SearchConfig.d_sae's default is added when it is not among them)."""
 PIPELINE_INFO = (
     "'testbed' reads the app's default encoder (MiniLM), so the erasers made here drive it. A diffusers "
     "folder or Hugging Face id works when its text encoder is the model you searched on. tiny-wan / "
@@ -161,9 +164,9 @@ def _search_tab() -> SimpleNamespace:
     )
     ui = SimpleNamespace()
     with gr.Row():
-        ui.steps = gr.Slider(20, 3000, value=300, step=10, label="Steps")
-        ui.d_sae = gr.Dropdown([256, 512, 1024, 2048, 4096, 8192], value=2048, label="SAE features (d_sae)")
-        ui.seed = gr.Number(0, precision=0, label="Seed")
+        ui.steps = controls.slider(SearchConfig, "steps", 20, 3000, 10, "Steps")
+        ui.d_sae = controls.choice(SearchConfig, "d_sae", D_SAE_CHOICES, "SAE features (d_sae)")
+        ui.seed = controls.number(SearchConfig, "seed", "Seed", precision=0, minimum=0)
     ui.keep = gr.Textbox(
         ", ".join(default_preserve(DEFAULT_PACK)),
         label="Keep (look-alikes)",
@@ -173,33 +176,32 @@ def _search_tab() -> SimpleNamespace:
         max_lines=1,
         max_length=1000,
     )
-    ui.gate = gr.Checkbox(
-        False,
-        label="Look-alike gate",
-        info="erase a token only as far as its concept features go beyond what the look-alikes use "
-        "(keeps look-alikes closer; on MiniLM it opened the golf ball / tennis ball and French horn / "
-        "trumpet windows, at a higher γ)",
+    ui.gate = controls.checkbox(
+        EraserOptions,
+        "gate",
+        "Look-alike gate",
+        "on MiniLM it opened the golf ball / tennis ball and French horn / trumpet windows, at a higher γ",
     )
     with gr.Accordion("Ablations and calibration", open=False):
         with gr.Row():
-            ui.use_con = gr.Checkbox(
-                True, label="Contrastive loss L_con", info="untick: reconstruction-only ablation"
+            ui.use_con = controls.checkbox(SearchConfig, "use_con", "Contrastive loss L_con")
+            ui.kind = controls.choice(EraserOptions, "kind", KINDS, "Eraser", radio=True, info=False)
+            ui.mask = controls.choice(
+                EraserOptions,
+                "mask",
+                list(MASKS),
+                "Feature mask",
+                "'paper' erases almost every feature",
+                radio=True,
             )
-            ui.kind = gr.Radio(list(KINDS), value=next(iter(KINDS)), label="Eraser")
-            ui.mask = gr.Radio(
-                ["contrastive", "paper"],
-                value="contrastive",
-                label="Feature mask",
-                info="'paper' is the literal mask of the paper: it erases almost every feature",
-            )
-            ui.method = gr.Radio(
-                ["Gumbel-softmax search", "brute force (one SAE per block)"],
-                value="Gumbel-softmax search",
-                label="Layer selection",
+            ui.method = controls.choice(
+                EraserOptions, "method", METHODS, "Layer selection", radio=True, info=False
             )
         with gr.Row():
-            ui.calibration_pairs = gr.Slider(8, 256, value=64, step=8, label="Calibration pairs")
-            ui.gammas = gr.Textbox(DEFAULT_GAMMAS, label="γ grid searched by the calibration")
+            ui.calibration_pairs = controls.slider(
+                EraserOptions, "calibration_pairs", 8, 256, 8, "Calibration pairs"
+            )
+            ui.gammas = controls.textbox(EraserOptions, "gammas", "γ grid searched by the calibration")
     with gr.Row():
         ui.start = gr.Button("Start search", variant="primary")
         ui.stop = gr.Button("Stop", variant="stop")

@@ -41,6 +41,7 @@ if TYPE_CHECKING:
 __all__ = [
     "GAMMA_MAX",
     "KINDS",
+    "METHODS",
     "check_search",
     "default_keep",
     "eraser_options",
@@ -56,7 +57,9 @@ __all__ = [
 
 JOB = "search"
 KINDS = {"SAE (CLEAR)": "sae", "steering vector (dense baseline)": "steering"}
-"""Eraser kinds as labelled in the UI."""
+"""Eraser kinds as labelled in the UI (EraserOptions.kind)."""
+METHODS = {"Gumbel-softmax search": "search", "brute force (one SAE per block)": "brute_force"}
+"""Layer selection as labelled in the UI (EraserOptions.method)."""
 GAMMA_MAX = 20.0
 """Largest γ the UI offers (the γ slider's range; the paper's best γ ≈ 10 sits inside it)."""
 EMIT_EVERY_S = 0.4
@@ -251,7 +254,7 @@ def eraser_options(
     return EraserOptions(
         kind=KINDS.get(kind, kind),
         mask=mask,
-        method="brute_force" if method.startswith("brute") else "search",
+        method=METHODS.get(method, method),
         calibration_pairs=int(calibration_pairs),
         gammas=parse_gammas(gammas_text),
         preserve=None if keep_text is None else parse_keep(keep_text),
