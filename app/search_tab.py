@@ -107,27 +107,32 @@ def parse_keep(text: str | None) -> tuple[str, ...]:
 
 
 def check_keep(concept, options) -> None:
-    """Write the look-alike prompts once, before any model work (as the CLI does): a name that cannot
-    be swapped into the concept's pairs fails here, in one line. Only the contrastive SAE mask
-    protects look-alikes, so only then is the list checked."""
-    from clear_core.lookalikes import preserve_set
+    """Write the look-alike prompts once, before any model work, with the call the run makes
+    (:func:`clear_core.lookalikes.resolve_preserve` on the fit pairs): a name that cannot be swapped
+    into the concept's pairs, or a gate with nothing to keep, fails here in one line, in the app's words
+    (the library's name the CLI's flags)."""
+    from clear_core.lookalikes import resolve_preserve
+    from clear_core.splits import split_pairs
 
-    if options.gate and (options.kind != "sae" or options.mask != "contrastive"):
-        raise ValueError("Look-alike gate: needs the SAE eraser with the contrastive mask; untick it")
-    if options.gate and options.preserve is not None and not options.preserve:
-        raise ValueError("Look-alike gate: the Keep box is empty, so there is nothing to gate for; untick it")
-    if options.gate and options.preserve is None:
-        from clear_core.lookalikes import default_preserve
-
-        if not default_preserve(concept.name):
-            raise ValueError("Look-alike gate: this concept has no look-alikes to keep; name some in Keep")
-    if not options.preserve or options.kind != "sae" or options.mask != "contrastive":
-        return
+    split = split_pairs(concept, options.holdout)
     try:
-        preserve_set(concept, options.preserve)
+        resolve_preserve(
+            concept,
+            options.preserve,
+            options.preserve_prompts,
+            kind=options.kind,
+            mask=options.mask,
+            gate=options.gate,
+            held_out_pairs=split.held_out_indices if len(split.held_out) else None,
+        )
     except ValueError as err:
-        # the library's hint names the CLI's --preserve-file, which the app does not have
-        message = str(err).split("; give whole")[0].removeprefix("preserve list: ")
+        message = str(err)
+        if message.startswith("the look-alike gate needs"):
+            fix = "the Keep box is empty" if options.preserve == () else "this concept has no look-alikes"
+            raise ValueError(
+                f"Look-alike gate: {fix}, so there is nothing to gate for; name some in Keep, or untick it"
+            ) from None
+        message = message.split("; give whole")[0].removeprefix("preserve list: ")
         fix = "empty the box" if message.startswith("concept ") else "remove it from the list"
         raise ValueError(f"Keep (look-alikes): {message}; {fix}") from None
 

@@ -116,6 +116,11 @@ def test_gate_box_maps_onto_eraser_options_and_needs_lookalikes():
         search_tab.check_search(**{**FORM, "keep_text": ""}, session=pack_session(), gate=True)
     with pytest.raises(gr.Error, match="need the SAE eraser with the contrastive mask"):
         search_tab.check_search(**{**FORM, "mask": "paper"}, session=pack_session(), gate=True)
+    pairs = '{"positive": "a dog with a hat", "negative": "a dog"}\n{"positive": "a cat with a hat", "negative": "a cat"}'
+    custom = concept_tab.parse_text(pairs, "jsonl", "hats", "", "", Session())[-1]
+    with pytest.raises(gr.Error, match="Look-alike gate: this concept has no look-alikes") as err:
+        search_tab.check_search(**{**FORM, "keep_text": None}, session=custom, gate=True)  # no built-in list
+    assert "--preserve" not in err.value.message
 
 
 def test_upload_errors_name_the_users_file_not_the_server_path(tmp_path):
