@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import gradio as gr
@@ -39,9 +40,11 @@ if TYPE_CHECKING:
     from clear_core.workflow import RunResult
 
 __all__ = [
+    "CalibrationCost",
     "GAMMA_MAX",
     "KINDS",
     "METHODS",
+    "calibration_cost",
     "check_search",
     "default_keep",
     "eraser_options",
@@ -51,6 +54,7 @@ __all__ = [
     "run_search",
     "search_figures",
     "search_summary",
+    "seconds_per_prompt",
     "stop_search",
     "undecided_warning",
 ]
@@ -269,27 +273,77 @@ def eraser_options(
 
 def _eta(event: SearchEvent, calibration_s: float) -> str:
     """Time left: the search's remaining steps at its pace so far, plus the γ calibration after it
-    (about 40% of a default run, so leaving it out promised the end far too early)."""
+    (a large share of a default run, so leaving it out promised the end far too early)."""
     if event.step == 0:
         return ""
     left = event.elapsed / event.step * (event.total - event.step) + calibration_s
     return f", about {left:.0f} s left (calibration included)" if left >= 1 else ""
 
 
-def calibration_seconds(encoder, options, n_pairs: int, n_other: int) -> float:
-    """Estimated seconds of the γ calibration: it encodes the calibration prompts once unerased and
-    once per γ > 0, at the rate this encoder encodes now (timed on a few prompts: ~0.1 s)."""
-    if not options.calibrate:
-        return 0.0
+@dataclass(frozen=True)
+class CalibrationCost:
+    """What the γ calibration encodes, counted as the code runs it: ``clear_core.evaluation.evaluate``
+    encodes the calibration prompts once unerased, then ``clear_core.prefix.encode_gammas`` runs the
+    blocks up to the eraser's once more (the recorded prefix) and the blocks above it once per γ > 0
+    (every γ in one batch)."""
+
+    prompts: int
+    """Calibration prompts: the calibration pairs' two sides, the calibration halves of the
+    paraphrases and the unrelated prompts, the look-alikes' protect-half prompts."""
+    gammas: int
+    """Distinct γ > 0 in the grid (γ = 0 reuses the unerased outputs)."""
+    n_blocks: int
+    """The encoder's blocks (each taken to cost the same; the embeddings and pooling are cheap)."""
+
+    def encodes(self, layer: int) -> float:
+        """Full encodes per prompt for an eraser at ``layer`` (1..n_blocks)."""
+        below = min(max(layer, 1), self.n_blocks) / self.n_blocks
+        return 1 + below + self.gammas * (1 - below)
+
+    def seconds(self, per_prompt: float, layers: Sequence[int]) -> float:
+        """Estimated seconds at ``per_prompt`` seconds per full encode of one prompt, with the eraser
+        at the dearest of ``layers`` (the block chosen, or the candidates while it is not known)."""
+        return per_prompt * self.prompts * max(self.encodes(layer) for layer in layers)
+
+
+def calibration_cost(run) -> CalibrationCost:
+    """The :class:`CalibrationCost` of a :class:`clear_core.workflow.ClearRun` (zero prompts when it
+    does not calibrate); the prompts are counted as ``ClearRun._calibrate`` picks them."""
+    from clear_core.splits import alternate
+    from clear_core.workflow import CALIBRATION_LOOKALIKES
+
+    opts = run.options
+    gammas = len({g for g in opts.gammas if g > 0})
+    if not opts.calibrate:
+        return CalibrationCost(0, gammas, run.encoder.n_blocks)
+    pairs = min(opts.calibration_pairs, len(run.split.fit))
+    implicit = len(alternate(run.implicit)[0]) if opts.calibrate_on_implicit else 0
+    lookalikes = 0
+    if run.preserve and opts.kind == "sae":
+        protect = run.preserve.protect
+        lookalikes = sum(len(protect[n][:CALIBRATION_LOOKALIKES]) for n in run.preserve.names)
+    prompts = 2 * pairs + implicit + len(alternate(run.unrelated)[0]) + lookalikes
+    return CalibrationCost(prompts, gammas, run.encoder.n_blocks)
+
+
+def seconds_per_prompt(encoder) -> float:
+    """Seconds this encoder takes to encode one prompt now (timed on 16 unrelated prompts, after a
+    warm-up: ~0.1 s on MiniLM)."""
     from clear_core.concepts import unrelated_prompts
 
     sample = unrelated_prompts()[:16]
     encoder.encode(sample[:4])  # warm up
     start = time.perf_counter()
     encoder.encode(sample)
-    per_prompt = (time.perf_counter() - start) / len(sample)
-    prompts = 2 * min(options.calibration_pairs, n_pairs) + n_other
-    return per_prompt * prompts * (1 + sum(g > 0 for g in options.gammas))
+    return (time.perf_counter() - start) / len(sample)
+
+
+def _likely_layer(event: SearchEvent | None, candidates: list[int], brute: bool) -> list[int]:
+    """The eraser's block as far as the search knows it: the most probable candidate so far (the one
+    it ends on), or every candidate before the first event and for brute force."""
+    if event is None or brute or len(event.probs) != len(candidates):
+        return candidates
+    return [candidates[max(range(len(event.probs)), key=event.probs.__getitem__)]]
 
 
 def _settings(
@@ -367,8 +421,8 @@ def run_search(
         # the session's own paraphrases (none is none): a concept named like a pack never borrows the
         # pack's paraphrases behind the visitor's back
         run = ClearRun(encoder, concept, search=search, options=options, implicit=list(session.implicit))
-        n_other = len(run.unrelated) + len(getattr(run, "implicit", ())) // 2  # calibration half
-        calibration_s = calibration_seconds(encoder, options, len(concept), n_other)
+        cost = calibration_cost(run)
+        per_prompt = seconds_per_prompt(encoder) if cost.prompts else 0.0
         calibration_start = None
         session.control.reset(JOB)
         history: list[SearchEvent] = []
@@ -380,12 +434,15 @@ def run_search(
         for stage in run.run(should_stop=lambda: session.control.should_stop(JOB)):
             progress(stage.fraction, desc=stage.message)
             message = f"**{stage.name}**: {stage.message}"
+            if stage.event is not None:
+                history.append(stage.event)
+            layers = _likely_layer(history[-1] if history else None, candidates, brute)
+            calibration_s = cost.seconds(per_prompt, layers)
             if stage.name == "calibrate":
                 calibration_start = calibration_start or time.perf_counter()
                 left = calibration_s - (time.perf_counter() - calibration_start)
                 message += f", about {left:.0f} s left" if left >= 1 else ""
             if stage.event is not None:
-                history.append(stage.event)
                 message += _eta(stage.event, calibration_s)
                 now = time.perf_counter()
                 if now - last_emit < EMIT_EVERY_S and stage.event.step < stage.event.total:
