@@ -31,6 +31,7 @@ from app.launch import HEAVY_CONCURRENCY
 from app.layer_tab import check_layer_map, compute_layer_map, stop_layer_map
 from app.preview_tab import (
     DETECTORS,
+    EraseOutputs,
     clear_media,
     erase_after_clips,
     erase_prompt,
@@ -42,7 +43,15 @@ from app.preview_tab import (
     rerender_media,
     stale_note,
 )
-from app.search_tab import GAMMA_MAX, KINDS, METHODS, check_search, run_search, stop_search
+from app.search_tab import (
+    GAMMA_MAX,
+    KINDS,
+    METHODS,
+    SearchOutputs,
+    check_search,
+    run_search,
+    stop_search,
+)
 from app.state import DEFAULT_MODEL, Session, cleanup_session, new_session
 from clear_core.config import MASKS, EraserOptions, SearchConfig
 from clear_core.lookalikes import default_preserve
@@ -518,18 +527,18 @@ def build_demo() -> gr.Blocks:
         s.start.click(check_search, search_inputs, None, api_name="check_search", **light).success(
             run_search,
             search_inputs,
-            [
-                s.probs,
-                s.losses,
-                s.status,
-                s.summary,
-                p.calibration,
-                lm.separability,
-                lm.projections,
-                p.gamma,
-                status,
-                session,
-            ],
+            SearchOutputs.components(
+                probs=s.probs,
+                losses=s.losses,
+                status=s.status,
+                summary=s.summary,
+                calibration=p.calibration,
+                separability=lm.separability,
+                projections=lm.projections,
+                gamma=p.gamma,
+                session_status=status,
+                session=session,
+            ),
             api_name="search",
             concurrency_limit=HEAVY_CONCURRENCY,
             concurrency_id="search",
@@ -552,7 +561,15 @@ def build_demo() -> gr.Blocks:
 
         # Step 5 ----------------------------------------------------------------------------------
         erase_inputs = [p.prompt, p.gamma, session]
-        erase_outputs = [p.scores, p.this, p.tokens, p.subtracted, p.numbers, p.scores_key, session]
+        erase_outputs = EraseOutputs.components(
+            scores=p.scores,
+            this=p.this,
+            tokens=p.tokens,
+            subtracted=p.subtracted,
+            numbers=p.numbers,
+            key=p.scores_key,
+            session=session,
+        )
         # one progress area per result group: the scores, the erased clip, the rate over seeds
         scores_progress = dict(show_progress="minimal", show_progress_on=[p.scores])
         stale = dict(

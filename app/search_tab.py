@@ -32,6 +32,7 @@ from app.common import (
     warn_if_small,
 )
 from app.layer_tab import chosen_layer, layer_map_figures
+from app.outputs import Outputs, keep
 from app.preview_tab import calibration_chart
 from app.state import Session, pairs_key
 
@@ -44,6 +45,7 @@ __all__ = [
     "GAMMA_MAX",
     "KINDS",
     "METHODS",
+    "SearchOutputs",
     "calibration_cost",
     "check_search",
     "default_keep",
@@ -391,6 +393,73 @@ def check_search(
             raise ValueError(f"the model {session.model!r} failed to load: {error}")
 
 
+@dataclass
+class SearchOutputs(Outputs):
+    """What one yield of :func:`run_search` updates (a field left out keeps what the page shows)."""
+
+    probs: Any = keep()
+    """Layer probabilities over steps."""
+    losses: Any = keep()
+    """Losses and τ over steps."""
+    status: Any = keep()
+    """The search's status line."""
+    summary: Any = keep()
+    """Markdown: the block, the γ, what was protected (:func:`search_summary`)."""
+    calibration: Any = keep()
+    """The Erase tab's calibration chart."""
+    separability: Any = keep()
+    """The Layer map's separability figure, with the chosen block marked."""
+    projections: Any = keep()
+    """The Layer map's projections, with the chosen block marked."""
+    gamma: Any = keep()
+    """The Erase tab's γ slider: the calibrated default."""
+    session_status: Any = keep()
+    """The status line under the title."""
+    session: Any = keep()
+    """The session (changed on the last yield only)."""
+
+
+def _run_settings(search, options, concept, encoder, run) -> dict:
+    """What the export records about the run: its settings, and what it read besides the pairs, so
+    that the report's command line repeats it exactly (app/report.py)."""
+    return {
+        "search": search.to_json(),
+        "options": {**dataclasses.asdict(options), "gammas": list(options.gammas)},
+        "concept": concept.name,
+        "n_pairs": len(concept),
+        "model_id": encoder.model_id,
+        "model_revision": encoder.revision,
+        "pairs": concept.to_text("jsonl"),
+        "implicit": list(run.implicit),
+        "preserve": list(run.preserve.names) if run.preserve else [],
+    }
+
+
+def _finished(run, session: Session, settings: dict, layer_names: list[str], brute: bool) -> SearchOutputs:
+    """The last yield: the session with the new eraser, and every figure it changes."""
+    result = run.result
+    new = session.with_eraser(
+        result.eraser, "search", pairs_key(session.concept), run=result, run_settings=settings
+    )
+    history = result.search.history if brute else result.history
+    probs, losses = search_figures(history, layer_names, result.search.candidates, result.eraser.layer)
+    out = SearchOutputs(
+        probs=probs,
+        losses=losses,
+        status=f"**done**: {'stopped early, ' if result.cancelled else ''}{result.elapsed:.1f} s",
+        summary=search_summary(result),
+        calibration=calibration_chart(result.eraser),
+        gamma=result.eraser.gamma,
+        session_status=session_status(new),
+        session=new,
+    )
+    if new.layer_map is not None:
+        out.separability, out.projections = layer_map_figures(
+            new.layer_map, chosen=chosen_layer(new, new.layer_map)
+        )
+    return out
+
+
 def run_search(
     steps: float,
     d_sae: float,
@@ -406,8 +475,8 @@ def run_search(
     gate: bool = False,
     progress: ProgressFn = gr.Progress(),
 ) -> Iterator[tuple]:
-    """Yields (probability chart, loss chart, search status, summary, calibration, separability figure,
-    projection figure, γ slider, status line, session); only the last yield changes the session."""
+    """Yields :class:`SearchOutputs` as tuples (Gradio's form): the live charts and status while the
+    run goes, then everything it changed; only the last yield changes the session."""
     with user_errors():
         from clear_core.workflow import ClearRun
 
@@ -430,7 +499,6 @@ def run_search(
         layer_names = encoder.layer_names
         candidates = list(search.layers or range(1, len(layer_names)))
         last_emit = 0.0
-        skip7 = (gr.skip(),) * 7
         for stage in run.run(should_stop=lambda: session.control.should_stop(JOB)):
             progress(stage.fraction, desc=stage.message)
             message = f"**{stage.name}**: {stage.message}"
@@ -448,45 +516,14 @@ def run_search(
                 if now - last_emit < EMIT_EVERY_S and stage.event.step < stage.event.total:
                     continue
                 last_emit = now
-                # brute force trains one SAE per block: a single block's "probability" says nothing
-                figs = (gr.skip(), gr.skip()) if brute else search_figures(history, layer_names, candidates)
-                yield (*figs, message, *skip7)
+                update = SearchOutputs(status=message)
+                if not brute:  # brute force trains one SAE per block: its one "probability" says nothing
+                    update.probs, update.losses = search_figures(history, layer_names, candidates)
+                yield update.values()
             elif stage.name != "done":
-                yield (gr.skip(), gr.skip(), message, *skip7)
-        result = run.result
-        settings = {
-            "search": search.to_json(),
-            "options": {**dataclasses.asdict(options), "gammas": list(options.gammas)},
-            "concept": concept.name,
-            "n_pairs": len(concept),
-            "model_id": encoder.model_id,
-            "model_revision": encoder.revision,
-            # what the run read besides the pairs, shipped with the export so that the report's
-            # command line repeats it exactly (app/report.py)
-            "pairs": concept.to_text("jsonl"),
-            "implicit": list(run.implicit),
-            "preserve": list(run.preserve.names) if run.preserve else [],
-        }
-        new = session.with_eraser(
-            result.eraser, "search", pairs_key(concept), run=result, run_settings=settings
-        )
-        history = result.search.history if brute else result.history
-        figs = search_figures(history, layer_names, result.search.candidates, result.eraser.layer)
-        if new.layer_map is not None:
-            map_figs = layer_map_figures(new.layer_map, chosen=chosen_layer(new, new.layer_map))
-        else:
-            map_figs = (gr.skip(), gr.skip())
-        gamma = result.eraser.gamma
-        yield (
-            *figs,
-            f"**done**: {'stopped early, ' if result.cancelled else ''}{result.elapsed:.1f} s",
-            search_summary(result),
-            calibration_chart(result.eraser),
-            *map_figs,
-            gamma,
-            session_status(new),
-            new,
-        )
+                yield SearchOutputs(status=message).values()
+        settings = _run_settings(search, options, concept, encoder, run)
+        yield _finished(run, session, settings, layer_names, brute).values()
 
 
 def stop_search(session: Session) -> str:
