@@ -6,14 +6,15 @@ real tokens (the concept sits in a few tokens; see erasure.py), averaged over pr
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from clear_core.build import feature_means
-from clear_core.encoders import Activations, CaptureConfig, TextEncoder
+from clear_core.encoders import Activations, TextEncoder
 from clear_core.erasure import Eraser
+from clear_core.preview import PromptExplanation, explain_prompt  # the engine's; kept importable here
 from clear_core.sae import SAEStats
 
 __all__ = [
@@ -130,56 +131,3 @@ def sae_health(eraser: Eraser, acts: Activations) -> SAEStats:
     """FVU, L0 and dead features of the eraser's SAE on ``acts`` at its block."""
     _require_sae(eraser)
     return eraser.sae.stats(torch.from_numpy(acts.layer(eraser.layer)) / eraser.scale)
-
-
-@dataclass
-class PromptExplanation:
-    """What erasure does to one prompt."""
-
-    prompt: str
-    gamma: float
-    cosine: float
-    """Cosine between the original and erased final outputs (mean-pooled); 1 = untouched."""
-    norm_drift: float
-    """Mean over tokens of ||h'|| / ||h|| − 1 at the block."""
-    recon_error: float | None
-    """SAE's relative reconstruction error Σ||x − x̂||² / Σ||x||² on this prompt at the block."""
-    subtracted: list[tuple[int, float]] = field(default_factory=list)
-    """(feature, γ·Σ_tokens f·m_spec) for the features removed most, largest first."""
-    tokens: list[str] = field(default_factory=list)
-    """The prompt's tokens."""
-    token_erased: list[float] = field(default_factory=list)
-    """||h − h'|| / ||h|| per token at the block: where the edit lands."""
-
-
-def explain_prompt(
-    eraser: Eraser, encoder: TextEncoder, prompt: str, gamma: float | None = None, top_k: int = 10
-) -> PromptExplanation:
-    """Erase ``prompt`` and report the effect at the block and on the final output."""
-    if not isinstance(prompt, str) or not prompt.strip():
-        raise ValueError("enter a prompt to explain")
-    gamma = eraser.gamma if gamma is None else float(gamma)
-    if gamma < 0:
-        raise ValueError(f"γ must be ≥ 0, got {gamma}")
-    acts = encoder.capture([prompt], CaptureConfig(use_cache=False))
-    h = torch.from_numpy(acts.layer(eraser.layer))  # (tokens, d_model)
-    with torch.no_grad():
-        edited = eraser.edit(h, gamma)
-        drift = float((edited.norm(dim=-1) / h.norm(dim=-1).clamp_min(1e-12) - 1).mean())
-        token_erased = ((h - edited).norm(dim=-1) / h.norm(dim=-1).clamp_min(1e-12)).tolist()
-        recon = None
-        subtracted: list[tuple[int, float]] = []
-        if eraser.kind == "sae":
-            x = h / eraser.scale
-            out = eraser.sae(x)
-            recon = float((x - out.recon).pow(2).sum() / x.pow(2).sum().clamp_min(1e-12))
-            amounts = gamma * (out.features * eraser.m_spec).sum(0)
-            values, ids = amounts.topk(min(top_k, len(amounts)))
-            subtracted = [(int(i), float(v)) for i, v in zip(ids, values) if v > 0]
-    original = encoder.encode([prompt])[0]
-    with eraser.applied(encoder, gamma=gamma):
-        erased = encoder.encode([prompt])[0]
-    cosine = float(original @ erased / max(np.linalg.norm(original) * np.linalg.norm(erased), 1e-12))
-    ids = encoder.tokenizer(prompt, truncation=True, max_length=encoder.default_max_length())["input_ids"]
-    tokens = list(encoder.tokenizer.convert_ids_to_tokens(ids))
-    return PromptExplanation(prompt, gamma, cosine, drift, recon, subtracted, tokens, token_erased)

@@ -1,55 +1,34 @@
 """The page: six steps in tabs, wired to the plain callbacks of the ``app/*_tab.py`` modules.
 
-Layout only: every event names a callback and gets an ``api_name`` (so ``gradio_client`` can drive the
-whole flow); the callbacks hold the work. Building the page imports neither torch nor transformers,
-so the first screen appears while the default model loads in the background.
+Layout only: the components of each tab (the Search tab's from the config dataclasses, app/controls.py);
+app/events.py wires them to the callbacks, which hold the work. Building the page imports neither torch
+nor transformers, so the first screen appears while the default model loads in the background.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from types import SimpleNamespace
 
 import gradio as gr
 
-from app.common import checked, model_tick, session_status
-from app.concept_tab import (
-    concept_summary,
-    load_model,
-    load_pack,
-    load_upload,
-    pack_choices,
-    parse_text,
-    set_keep,
-    use_table,
-)
-from app.export_tab import export_run, load_eraser
-from app.features_tab import ACTIVATION_COLORS, analyse_features, feature_detail
+from app import controls, events
+from app.common import session_status
+from app.concept_tab import concept_summary, pack_choices
+from app.features_tab import ACTIVATION_COLORS
 from app.generation import NO_PIPELINE, default_pipeline, pipeline_choices
-from app.launch import HEAVY_CONCURRENCY
-from app.layer_tab import check_layer_map, compute_layer_map, stop_layer_map
-from app.preview_tab import (
-    DETECTORS,
-    clear_media,
-    erase_after_clips,
-    erase_prompt,
-    example_prompt,
-    fill_prompt,
-    generate_media,
-    measure_media,
-    rate_over_seeds,
-    rerender_media,
-    stale_note,
-)
-from app.search_tab import GAMMA_MAX, KINDS, check_search, run_search, stop_search
+from app.preview_tab import DETECTORS
+from app.search_tab import GAMMA_MAX, KINDS, METHODS
 from app.state import DEFAULT_MODEL, Session, cleanup_session, new_session
+from clear_core.config import MASKS, EraserOptions, SearchConfig
 from clear_core.lookalikes import default_preserve
+from clear_core.options import field_default
 
 __all__ = ["DEFAULT_PACK", "TITLE", "build_demo"]
 
 TITLE = "CLEAR Workbench"
 DEFAULT_PACK = "parachute"
-DEFAULT_GAMMAS = "0, 0.25, 0.5, 1, 1.5, 2, 3, 4, 6, 8"
+D_SAE_CHOICES = [256, 512, 1024, 2048, 4096, 8192]
+"""SAE sizes the app offers (SearchConfig.d_sae's default is added when it is not among them)."""
 PIPELINE_INFO = (
     "'testbed' reads the app's default encoder (MiniLM), so the erasers made here drive it. A diffusers "
     "folder or Hugging Face id works when its text encoder is the model you searched on. tiny-wan / "
@@ -161,9 +140,9 @@ def _search_tab() -> SimpleNamespace:
     )
     ui = SimpleNamespace()
     with gr.Row():
-        ui.steps = gr.Slider(20, 3000, value=300, step=10, label="Steps")
-        ui.d_sae = gr.Dropdown([256, 512, 1024, 2048, 4096, 8192], value=2048, label="SAE features (d_sae)")
-        ui.seed = gr.Number(0, precision=0, label="Seed")
+        ui.steps = controls.slider(SearchConfig, "steps", 20, 3000, 10, "Steps")
+        ui.d_sae = controls.choice(SearchConfig, "d_sae", D_SAE_CHOICES, "SAE features (d_sae)")
+        ui.seed = controls.number(SearchConfig, "seed", "Seed", precision=0, minimum=0)
     ui.keep = gr.Textbox(
         ", ".join(default_preserve(DEFAULT_PACK)),
         label="Keep (look-alikes)",
@@ -173,33 +152,32 @@ def _search_tab() -> SimpleNamespace:
         max_lines=1,
         max_length=1000,
     )
-    ui.gate = gr.Checkbox(
-        False,
-        label="Look-alike gate",
-        info="erase a token only as far as its concept features go beyond what the look-alikes use "
-        "(keeps look-alikes closer; on MiniLM it opened the golf ball / tennis ball and French horn / "
-        "trumpet windows, at a higher γ)",
+    ui.gate = controls.checkbox(
+        EraserOptions,
+        "gate",
+        "Look-alike gate",
+        "on MiniLM it opened the golf ball / tennis ball and French horn / trumpet windows, at a higher γ",
     )
     with gr.Accordion("Ablations and calibration", open=False):
         with gr.Row():
-            ui.use_con = gr.Checkbox(
-                True, label="Contrastive loss L_con", info="untick: reconstruction-only ablation"
+            ui.use_con = controls.checkbox(SearchConfig, "use_con", "Contrastive loss L_con")
+            ui.kind = controls.choice(EraserOptions, "kind", KINDS, "Eraser", radio=True, info=False)
+            ui.mask = controls.choice(
+                EraserOptions,
+                "mask",
+                list(MASKS),
+                "Feature mask",
+                "'paper' erases almost every feature",
+                radio=True,
             )
-            ui.kind = gr.Radio(list(KINDS), value=next(iter(KINDS)), label="Eraser")
-            ui.mask = gr.Radio(
-                ["contrastive", "paper"],
-                value="contrastive",
-                label="Feature mask",
-                info="'paper' is the literal mask of the paper: it erases almost every feature",
-            )
-            ui.method = gr.Radio(
-                ["Gumbel-softmax search", "brute force (one SAE per block)"],
-                value="Gumbel-softmax search",
-                label="Layer selection",
+            ui.method = controls.choice(
+                EraserOptions, "method", METHODS, "Layer selection", radio=True, info=False
             )
         with gr.Row():
-            ui.calibration_pairs = gr.Slider(8, 256, value=64, step=8, label="Calibration pairs")
-            ui.gammas = gr.Textbox(DEFAULT_GAMMAS, label="γ grid searched by the calibration")
+            ui.calibration_pairs = controls.slider(
+                EraserOptions, "calibration_pairs", 8, 256, 8, "Calibration pairs"
+            )
+            ui.gammas = controls.textbox(EraserOptions, "gammas", "γ grid searched by the calibration")
     with gr.Row():
         ui.start = gr.Button("Start search", variant="primary")
         ui.stop = gr.Button("Stop", variant="stop")
@@ -259,7 +237,14 @@ def _preview_tab() -> SimpleNamespace:
                 lines=2,
                 submit_btn=False,
             )
-            ui.gamma = gr.Slider(0, GAMMA_MAX, value=1.0, step=0.05, label="γ (erasure strength)")
+            # until an eraser sets its calibrated default: EraserOptions.gamma, the γ of an uncalibrated eraser
+            ui.gamma = gr.Slider(
+                0,
+                GAMMA_MAX,
+                value=field_default(EraserOptions, "gamma"),
+                step=0.05,
+                label="γ (erasure strength)",
+            )
             with gr.Row():
                 ui.ex_explicit = gr.Button("explicit (names it)", size="sm", min_width=80)
                 ui.ex_implicit = gr.Button("implicit (evokes it)", size="sm", min_width=80)
@@ -364,58 +349,6 @@ def _export_tab() -> SimpleNamespace:
     return ui
 
 
-def _feature_outputs(f: SimpleNamespace) -> list:
-    """The Features tab's results (they describe one eraser on one set of pairs)."""
-    return [f.masks, f.bars, f.health, f.feature, f.activation, f.histogram, f.top_pos, f.top_neg, f.nearest]
-
-
-def _result_outputs(p: SimpleNamespace) -> list:
-    """The Erase tab's results (each describes a concept, an eraser, a γ, a seed and a prompt)."""
-    return [
-        p.stale,
-        p.scores,
-        p.this,
-        p.tokens,
-        p.subtracted,
-        p.numbers,
-        p.scores_key,
-        p.original,
-        p.erased,
-        p.strip,
-        p.media_files,
-        p.media_info,
-        p.media_key,
-        p.rate_chart,
-        p.rate_note,
-        p.rate_numbers,
-        p.rate_key,
-        p.measure_strip,
-        p.measure_chart,
-        p.measure_numbers,
-    ]
-
-
-def _blank(component: gr.components.Component) -> object:
-    """What an emptied result component shows: nothing (hidden, for those shown only with a value)."""
-    if isinstance(component, gr.Markdown):
-        return ""
-    if isinstance(component, gr.Dropdown):
-        return gr.update(choices=[], value=None)
-    if isinstance(component, (gr.Plot, gr.JSON)) and component.visible is False:
-        return gr.update(visible=False, value=None)
-    return None
-
-
-def _blanks(components: list) -> Callable[[], tuple]:
-    """A callback emptying ``components`` (results computed from pairs or an eraser now replaced)."""
-    values = [_blank(c) for c in components]
-
-    def clear() -> tuple:
-        return tuple(values)
-
-    return clear
-
-
 def build_demo() -> gr.Blocks:
     """The whole workbench as a ``gr.Blocks`` (launch with :func:`app.launch.launch_options`)."""
     with gr.Blocks(title=TITLE, analytics_enabled=False) as demo:
@@ -437,218 +370,18 @@ def build_demo() -> gr.Blocks:
             with gr.Tab("6 · Export", id="export"):
                 x = _export_tab()
 
-        # Step 1 ----------------------------------------------------------------------------------
-        timer.tick(model_tick, [session], [status, timer], api_name="model_status", show_progress="hidden")
-        light = dict(concurrency_limit=None, show_progress="hidden")
-        private = dict(light, api_visibility="private")
-        # new pairs replace every field of the concept on the page at once (name, paraphrases, the
-        # Search tab's Keep box) and empty every result computed from the previous pairs
-        concept_outputs = [c.table, c.name, c.implicit, c.neutral, c.summary, status, s.keep, session]
-        stale_for_pairs = [
-            lm.separability,
-            lm.projections,
-            lm.status,
-            *_feature_outputs(f),
-            *_result_outputs(p),
-        ]
-        stale_for_eraser = [*_feature_outputs(f), *_result_outputs(p)]
-        clear_pairs = dict(fn=_blanks(stale_for_pairs), inputs=None, outputs=stale_for_pairs, **private)
-        clear_eraser = dict(fn=_blanks(stale_for_eraser), inputs=None, outputs=stale_for_eraser, **private)
-        demo.load(
-            load_pack, [c.pack, session], concept_outputs, api_name="init", show_progress="hidden"
-        ).success(**clear_pairs)
-        c.load_pack.click(load_pack, [c.pack, session], concept_outputs, api_name="load_pack").success(
-            **clear_pairs
+        page = SimpleNamespace(
+            demo=demo,
+            session=session,
+            status=status,
+            timer=timer,
+            preview=preview,
+            c=c,
+            lm=lm,
+            s=s,
+            f=f,
+            p=p,
+            x=x,
         )
-        # a bad file or paste fails in a first event without outputs: the message shows and the pairs
-        # table keeps its pairs instead of wearing an error badge
-        upload_inputs = [c.upload, c.name, c.implicit, c.neutral, session]
-        c.upload.upload(checked(load_upload), upload_inputs, None, **private).success(
-            load_upload, upload_inputs, concept_outputs, api_name="upload_concept"
-        ).success(**clear_pairs)
-        parse_inputs = [c.paste, c.fmt, c.name, c.implicit, c.neutral, session]
-        c.parse.click(checked(parse_text), parse_inputs, None, **private).success(
-            parse_text, parse_inputs, concept_outputs, api_name="parse_text"
-        ).success(**clear_pairs)
-        table_inputs = [c.table, c.name, c.implicit, c.neutral, session]
-        c.use_table.click(checked(use_table), table_inputs, None, **private).success(
-            use_table, table_inputs, [c.summary, status, s.keep, session], api_name="use_table"
-        ).success(**clear_pairs)
-        s.keep.input(set_keep, [s.keep, session], [c.summary, session], api_name="set_keep", **light)
-        c.load_model.click(
-            load_model, [c.model, session], [c.model_info, status, session], api_name="load_model"
-        )
-
-        # Step 2 ----------------------------------------------------------------------------------
-        # heavy jobs: a light check first, outside their queue (a missing concept is reported at once,
-        # not after another visitor's search); progress "minimal" keeps the status line readable
-        lm.run.click(
-            check_layer_map, [lm.method, lm.pooling, session], None, api_name="check_layer_map", **light
-        ).success(
-            compute_layer_map,
-            [lm.method, lm.pooling, session],
-            [lm.separability, lm.projections, lm.status, status, session],
-            api_name="layer_map",
-            concurrency_limit=HEAVY_CONCURRENCY,
-            concurrency_id="layer_map",
-            show_progress="minimal",
-            show_progress_on=[lm.status],
-        )
-        lm.stop.click(
-            stop_layer_map, [session], [lm.status], api_name="stop_layer_map", concurrency_limit=None
-        )
-
-        # Step 3 ----------------------------------------------------------------------------------
-        search_inputs = [
-            s.steps,
-            s.d_sae,
-            s.seed,
-            s.use_con,
-            s.kind,
-            s.mask,
-            s.method,
-            s.calibration_pairs,
-            s.gammas,
-            s.keep,
-            session,
-            s.gate,
-        ]
-        s.start.click(check_search, search_inputs, None, api_name="check_search", **light).success(
-            run_search,
-            search_inputs,
-            [
-                s.probs,
-                s.losses,
-                s.status,
-                s.summary,
-                p.calibration,
-                lm.separability,
-                lm.projections,
-                p.gamma,
-                status,
-                session,
-            ],
-            api_name="search",
-            concurrency_limit=HEAVY_CONCURRENCY,
-            concurrency_id="search",
-            show_progress="minimal",
-            show_progress_on=[s.status],
-        ).success(**clear_eraser)
-        s.stop.click(stop_search, [session], [s.status], api_name="stop_search", concurrency_limit=None)
-
-        # Step 4 ----------------------------------------------------------------------------------
-        f.run.click(
-            analyse_features, [session], [f.masks, f.bars, f.health, f.feature, session], api_name="features"
-        )
-        f.feature.change(
-            feature_detail,
-            [f.feature, session],
-            [f.activation, f.histogram, f.top_pos, f.top_neg, f.nearest],
-            api_name="feature_detail",
-            trigger_mode="always_last",
-        )
-
-        # Step 5 ----------------------------------------------------------------------------------
-        erase_inputs = [p.prompt, p.gamma, session]
-        erase_outputs = [p.scores, p.this, p.tokens, p.subtracted, p.numbers, p.scores_key, session]
-        # one progress area per result group: the scores, the erased clip, the rate over seeds
-        scores_progress = dict(show_progress="minimal", show_progress_on=[p.scores])
-        stale = dict(
-            fn=stale_note,
-            inputs=[
-                p.prompt,
-                p.gamma,
-                p.media_seed,
-                p.pipeline,
-                p.scores_key,
-                p.media_key,
-                p.rate_key,
-                session,
-            ],
-            outputs=[p.stale],
-            **private,
-        )
-        gr.on(
-            [p.run.click, p.prompt.submit],
-            erase_prompt,
-            erase_inputs,
-            erase_outputs,
-            api_name="erase",
-            **scores_progress,
-        ).then(**stale)
-        media_inputs = [p.prompt, p.gamma, p.media_seed, p.pipeline, p.media_steps, session]
-        media_outputs = [p.original, p.erased, p.strip, p.media_files, p.media_info, p.media_key]
-        rate_outputs = [p.rate_chart, p.rate_note, p.rate_numbers, p.rate_key]
-        # one denoising job at a time (the clips, the rate over seeds, the detector)
-        pipeline_queue = dict(concurrency_limit=1, concurrency_id="generate")
-        clip_progress = dict(show_progress="full", show_progress_on=[p.erased])
-        # the rate over seeds (16 clips) has a queue of its own: it takes the pipeline's lock one arm
-        # at a time, so a γ move's clip waits for one arm at most, not for the whole rate
-        rate = dict(
-            fn=rate_over_seeds,
-            inputs=media_inputs,
-            outputs=rate_outputs,
-            show_progress_on=[p.rate_note],
-            concurrency_limit=1,
-            concurrency_id="rate",
-        )
-        p.generate.click(
-            generate_media,
-            media_inputs,
-            media_outputs,
-            api_name="generate",
-            **clip_progress,
-            **pipeline_queue,
-        ).success(api_name="rate_over_seeds", **rate).then(**stale)
-        p.rate.click(api_name="rate", **rate).then(**stale)
-        p.measure.click(
-            measure_media,
-            [p.original, p.erased, p.detector, session],
-            [p.measure_strip, p.measure_chart, p.measure_numbers],
-            api_name="measure",
-            **pipeline_queue,
-        )
-        # γ released: the erased clip next to the slider re-renders (the original is cached) and, apart
-        # from it, the scores follow; a quick run of moves does only the last one. The rate over seeds
-        # (16 clips) waits for its button, and is marked out of date meanwhile.
-        rerender_inputs = [p.auto, p.original, *media_inputs]
-        private_scores = dict(api_visibility="private", **scores_progress)
-        rerender = dict(fn=rerender_media, inputs=rerender_inputs, outputs=media_outputs, **clip_progress)
-        p.gamma.release(api_name="rerender", trigger_mode="always_last", **rerender, **pipeline_queue).then(
-            **stale
-        )
-        p.gamma.release(
-            erase_after_clips, erase_inputs, erase_outputs, trigger_mode="always_last", **private_scores
-        ).then(**stale)
-        for button, kind in (
-            (p.ex_explicit, "explicit"),
-            (p.ex_implicit, "implicit"),
-            (p.ex_unrelated, "unrelated"),
-        ):
-            # an example replaces the prompt and the results that described the old one
-            example = button.click(
-                lambda s, pipe, k=kind: example_prompt(k, s, pipe),
-                [session, p.pipeline],
-                [p.prompt],
-                api_name=f"example_{kind}",
-                concurrency_limit=None,
-            )
-            example.success(api_visibility="private", **rerender, **pipeline_queue).then(**stale)
-            example.success(erase_prompt, erase_inputs, erase_outputs, **private_scores).then(**stale)
-        preview.select(
-            fill_prompt, [p.prompt, session], [p.prompt], concurrency_limit=None, show_progress="hidden"
-        )
-        gr.on([p.prompt.input, p.media_seed.change], **stale)
-        # another pipeline: the clips and what was measured on them are not its own
-        media_stale = [*media_outputs, *rate_outputs, p.measure_strip, p.measure_chart, p.measure_numbers]
-        p.pipeline.change(clear_media, None, media_stale, api_name="clear_media", **light).then(**stale)
-
-        # Step 6 ----------------------------------------------------------------------------------
-        x.run.click(export_run, [session], [x.files, x.message, session], api_name="export")
-        x.load.click(
-            load_eraser,
-            [x.upload, session],
-            [x.load_message, p.calibration, p.gamma, status, session],
-            api_name="load_eraser",
-        ).success(**clear_eraser)
+        events.wire(page)
     return demo

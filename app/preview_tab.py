@@ -2,7 +2,7 @@
 
 For one prompt: the concept probe's verdict before and after, the cosine between original and erased
 outputs, reconstruction error and activation-norm drift at the block, where on the prompt the edit
-lands and which SAE features were subtracted (:func:`analysis.features.explain_prompt`). For the
+lands and which SAE features were subtracted (:func:`clear_core.preview.preview_prompt`). For the
 concept as a whole: leakage and preservation at this γ, measured by :mod:`clear_core.measure` on the
 sample ``python -m clear_core evaluate`` measures (the numbers are the same, and the sample is named
 next to them), with a :class:`clear_core.measure.Measurer` cached in the session so that moving γ
@@ -20,6 +20,7 @@ from __future__ import annotations
 import threading
 import time
 from contextlib import contextmanager
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
@@ -28,6 +29,7 @@ import numpy as np
 
 from app.common import ProgressFn, block_label, encoder_for, require_eraser, user_errors
 from app.generation import get_pipeline, preview_cache, render_settings
+from app.outputs import Outputs, keep
 from app.state import Session, result_key
 from clear_core.validation import check_gamma
 
@@ -37,9 +39,11 @@ if TYPE_CHECKING:
     from clear_core.encoders import TextEncoder
     from clear_core.erasure import Eraser
     from clear_core.measure import Measurer
+    from clear_core.preview import PromptPreview
 
 __all__ = [
     "DETECTORS",
+    "EraseOutputs",
     "calibration_chart",
     "clear_media",
     "erase_after_clips",
@@ -149,15 +153,74 @@ def _scores_text(eraser: Eraser, measurement: Any, gamma: float) -> str:
     return text
 
 
-def erase_prompt(
-    prompt: str, gamma: float, session: Session, progress: ProgressFn = gr.Progress()
-) -> tuple[str, str, list, go.Figure, dict, dict, Session]:
-    """Erase one prompt: (set-level scores, this prompt, token map, subtracted-feature bars, numbers,
-    what they were computed from, session). The session comes back with its measurer cached (see
-    :func:`measurer`)."""
+@dataclass
+class EraseOutputs(Outputs):
+    """What :func:`erase_prompt` updates."""
+
+    scores: Any = keep()
+    """Markdown: the concept's leakage and preservation at this γ, with their sample."""
+    this: Any = keep()
+    """Markdown: this prompt before and after."""
+    tokens: Any = keep()
+    """Where the edit lands: (token, relative change) pairs."""
+    subtracted: Any = keep()
+    """Bar chart of the subtracted SAE features."""
+    numbers: Any = keep()
+    """Every number (:meth:`clear_core.preview.PromptPreview.to_json`)."""
+    key: Any = keep()
+    """What the scores were computed from (:func:`app.state.result_key`)."""
+    session: Any = keep()
+    """The session, with its measurer cached."""
+
+
+def _this_text(preview: PromptPreview, eraser: Eraser) -> str:
+    x = preview.explanation
+    verdict = ""
+    if preview.concept_probability is not None:
+        p0, p1 = preview.concept_probability
+        verdict = f"concept probability **{p0:.2f} → {p1:.2f}**; "
+    block = block_label(eraser.layer, eraser.layer_name)
+    recon = "" if x.recon_error is None else f"SAE reconstruction error **{x.recon_error:.3f}**, "
+    return (
+        f"**This prompt** ({_quote(x.prompt)}, γ = {x.gamma:g}): {verdict}cosine original vs erased output "
+        f"**{x.cosine:.3f}**; at {block}: {recon}activation-norm drift **{100 * x.norm_drift:+.1f}%**."
+    )
+
+
+def _preview_outputs(preview: PromptPreview, eraser: Eraser, session: Session) -> EraseOutputs:
+    """The Erase tab's results, formatted from the engine's :class:`PromptPreview`."""
+    from analysis.figures import token_bars
+
+    x, gamma = preview.explanation, preview.gamma
+    if preview.measurement is not None:
+        scores = _scores_text(eraser, preview.measurement, gamma)
+    else:
+        scores = (
+            f"Load the pairs of *{eraser.concept}* in the Concept tab to see leakage and preservation "
+            "on the whole concept."
+        )
+    peak = max(x.token_erased, default=0.0) or 1.0
+    return EraseOutputs(
+        scores=scores,
+        this=_this_text(preview, eraser),
+        tokens=[(f"{t} ", round(v / peak, 3) if v > 0 else None) for t, v in zip(x.tokens, x.token_erased)],
+        subtracted=token_bars(
+            [f"#{f}" for f, _ in x.subtracted],
+            [a for _, a in x.subtracted],
+            title=f"Subtracted SAE features at γ = {gamma:g}",
+            x_title="amount subtracted (γ · Σ over tokens of activation · m_spec)",
+        ),
+        numbers=preview.to_json(),
+        key=result_key(session, x.prompt, gamma),
+        session=session,
+    )
+
+
+def erase_prompt(prompt: str, gamma: float, session: Session, progress: ProgressFn = gr.Progress()) -> tuple:
+    """Erase one prompt (:func:`clear_core.preview.preview_prompt`): :class:`EraseOutputs` as a tuple.
+    The session comes back with its measurer cached (see :func:`measurer`)."""
     with user_errors():
-        from analysis.features import explain_prompt
-        from analysis.figures import token_bars
+        from clear_core.preview import preview_prompt
 
         eraser = require_eraser(session)
         prompt = check_prompt(prompt)
@@ -165,55 +228,14 @@ def erase_prompt(
         progress(0.0, desc="loading the model…")
         encoder = encoder_for(session)
         eraser.check_encoder(encoder)
-        progress(0.1, desc="erasing the prompt")
-        x = explain_prompt(eraser, encoder, prompt, gamma)
-        numbers: dict[str, Any] = {
-            "gamma": gamma,
-            "block": eraser.layer - 1,
-            "block_name": eraser.layer_name,
-            "prompt": {
-                "text": prompt,
-                "cosine_original_vs_erased": x.cosine,
-                "recon_error": x.recon_error,
-                "norm_drift": x.norm_drift,
-                "subtracted": [{"feature": f, "amount": a} for f, a in x.subtracted],
-            },
-        }
         fresh = session.baseline is None or session.baseline.eraser is not eraser
-        progress(0.2, desc="unerased outputs of the sample and the leakage probe" if fresh else "measuring")
+        progress(0.1, desc="unerased outputs of the sample and the leakage probe" if fresh else "measuring")
         m, new = measurer(session, encoder, eraser)
-        if m is not None:
-            original = encoder.encode([prompt])
-            with eraser.applied(encoder, gamma=gamma):
-                erased = encoder.encode([prompt])
-            p0, p1 = m.baseline.probe.probability(np.concatenate([original, erased]))
-            numbers["prompt"]["concept_probability"] = {"original": float(p0), "erased": float(p1)}
-            progress(0.5, desc=f"leakage and preservation at γ = {gamma:g}")
-            measurement = m.measure([gamma])
-            numbers["scores"] = measurement.summary(gamma)
-            scores = _scores_text(eraser, measurement, gamma)
-            verdict = f"concept probability **{p0:.2f} → {p1:.2f}**; "
-        else:
-            scores = (
-                f"Load the pairs of *{eraser.concept}* in the Concept tab to see leakage and preservation "
-                "on the whole concept."
-            )
-            verdict = ""
-    block = block_label(eraser.layer, eraser.layer_name)
-    recon = "" if x.recon_error is None else f"SAE reconstruction error **{x.recon_error:.3f}**, "
-    this = (
-        f"**This prompt** ({_quote(prompt)}, γ = {gamma:g}): {verdict}cosine original vs erased output "
-        f"**{x.cosine:.3f}**; at {block}: {recon}activation-norm drift **{100 * x.norm_drift:+.1f}%**."
-    )
-    peak = max(x.token_erased, default=0.0) or 1.0
-    tokens = [(f"{t} ", round(v / peak, 3) if v > 0 else None) for t, v in zip(x.tokens, x.token_erased)]
-    subtracted = token_bars(
-        [f"#{f}" for f, _ in x.subtracted],
-        [a for _, a in x.subtracted],
-        title=f"Subtracted SAE features at γ = {gamma:g}",
-        x_title="amount subtracted (γ · Σ over tokens of activation · m_spec)",
-    )
-    return scores, this, tokens, subtracted, numbers, result_key(new, prompt, gamma), new
+        progress(0.3, desc="erasing the prompt")
+        preview = preview_prompt(
+            encoder, eraser, prompt, gamma, m, progress=lambda f, message: progress(f, desc=message)
+        )
+        return _preview_outputs(preview, eraser, new).values()
 
 
 _RENDERS = {"running": 0}
@@ -239,7 +261,7 @@ def _rendering():
 
 def erase_after_clips(
     prompt: str, gamma: float, session: Session, progress: ProgressFn = gr.Progress()
-) -> tuple[str, str, list, go.Figure, dict, dict, Session]:
+) -> tuple:
     """:func:`erase_prompt` for a γ move: the clip next to the slider goes first. The scores wait a
     moment for the re-render to start and then (at most :data:`CLIP_WAIT_S`) for it to finish, so on a
     small CPU the two do not halve each other's speed; the clip is what the eye follows."""

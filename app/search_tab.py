@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import gradio as gr
@@ -31,6 +32,7 @@ from app.common import (
     warn_if_small,
 )
 from app.layer_tab import chosen_layer, layer_map_figures
+from app.outputs import Outputs, keep
 from app.preview_tab import calibration_chart
 from app.state import Session, pairs_key
 
@@ -39,8 +41,12 @@ if TYPE_CHECKING:
     from clear_core.workflow import RunResult
 
 __all__ = [
+    "CalibrationCost",
     "GAMMA_MAX",
     "KINDS",
+    "METHODS",
+    "SearchOutputs",
+    "calibration_cost",
     "check_search",
     "default_keep",
     "eraser_options",
@@ -50,13 +56,16 @@ __all__ = [
     "run_search",
     "search_figures",
     "search_summary",
+    "seconds_per_prompt",
     "stop_search",
     "undecided_warning",
 ]
 
 JOB = "search"
 KINDS = {"SAE (CLEAR)": "sae", "steering vector (dense baseline)": "steering"}
-"""Eraser kinds as labelled in the UI."""
+"""Eraser kinds as labelled in the UI (EraserOptions.kind)."""
+METHODS = {"Gumbel-softmax search": "search", "brute force (one SAE per block)": "brute_force"}
+"""Layer selection as labelled in the UI (EraserOptions.method)."""
 GAMMA_MAX = 20.0
 """Largest γ the UI offers (the γ slider's range; the paper's best γ ≈ 10 sits inside it)."""
 EMIT_EVERY_S = 0.4
@@ -104,27 +113,32 @@ def parse_keep(text: str | None) -> tuple[str, ...]:
 
 
 def check_keep(concept, options) -> None:
-    """Write the look-alike prompts once, before any model work (as the CLI does): a name that cannot
-    be swapped into the concept's pairs fails here, in one line. Only the contrastive SAE mask
-    protects look-alikes, so only then is the list checked."""
-    from clear_core.lookalikes import preserve_set
+    """Write the look-alike prompts once, before any model work, with the call the run makes
+    (:func:`clear_core.lookalikes.resolve_preserve` on the fit pairs): a name that cannot be swapped
+    into the concept's pairs, or a gate with nothing to keep, fails here in one line, in the app's words
+    (the library's name the CLI's flags)."""
+    from clear_core.lookalikes import resolve_preserve
+    from clear_core.splits import split_pairs
 
-    if options.gate and (options.kind != "sae" or options.mask != "contrastive"):
-        raise ValueError("Look-alike gate: needs the SAE eraser with the contrastive mask; untick it")
-    if options.gate and options.preserve is not None and not options.preserve:
-        raise ValueError("Look-alike gate: the Keep box is empty, so there is nothing to gate for; untick it")
-    if options.gate and options.preserve is None:
-        from clear_core.lookalikes import default_preserve
-
-        if not default_preserve(concept.name):
-            raise ValueError("Look-alike gate: this concept has no look-alikes to keep; name some in Keep")
-    if not options.preserve or options.kind != "sae" or options.mask != "contrastive":
-        return
+    split = split_pairs(concept, options.holdout)
     try:
-        preserve_set(concept, options.preserve)
+        resolve_preserve(
+            concept,
+            options.preserve,
+            options.preserve_prompts,
+            kind=options.kind,
+            mask=options.mask,
+            gate=options.gate,
+            held_out_pairs=split.held_out_indices if len(split.held_out) else None,
+        )
     except ValueError as err:
-        # the library's hint names the CLI's --preserve-file, which the app does not have
-        message = str(err).split("; give whole")[0].removeprefix("preserve list: ")
+        message = str(err)
+        if message.startswith("the look-alike gate needs"):
+            fix = "the Keep box is empty" if options.preserve == () else "this concept has no look-alikes"
+            raise ValueError(
+                f"Look-alike gate: {fix}, so there is nothing to gate for; name some in Keep, or untick it"
+            ) from None
+        message = message.split("; give whole")[0].removeprefix("preserve list: ")
         fix = "empty the box" if message.startswith("concept ") else "remove it from the list"
         raise ValueError(f"Keep (look-alikes): {message}; {fix}") from None
 
@@ -251,7 +265,7 @@ def eraser_options(
     return EraserOptions(
         kind=KINDS.get(kind, kind),
         mask=mask,
-        method="brute_force" if method.startswith("brute") else "search",
+        method=METHODS.get(method, method),
         calibration_pairs=int(calibration_pairs),
         gammas=parse_gammas(gammas_text),
         preserve=None if keep_text is None else parse_keep(keep_text),
@@ -261,27 +275,77 @@ def eraser_options(
 
 def _eta(event: SearchEvent, calibration_s: float) -> str:
     """Time left: the search's remaining steps at its pace so far, plus the γ calibration after it
-    (about 40% of a default run, so leaving it out promised the end far too early)."""
+    (a large share of a default run, so leaving it out promised the end far too early)."""
     if event.step == 0:
         return ""
     left = event.elapsed / event.step * (event.total - event.step) + calibration_s
     return f", about {left:.0f} s left (calibration included)" if left >= 1 else ""
 
 
-def calibration_seconds(encoder, options, n_pairs: int, n_other: int) -> float:
-    """Estimated seconds of the γ calibration: it encodes the calibration prompts once unerased and
-    once per γ > 0, at the rate this encoder encodes now (timed on a few prompts: ~0.1 s)."""
-    if not options.calibrate:
-        return 0.0
+@dataclass(frozen=True)
+class CalibrationCost:
+    """What the γ calibration encodes, counted as the code runs it: ``clear_core.evaluation.evaluate``
+    encodes the calibration prompts once unerased, then ``clear_core.prefix.encode_gammas`` runs the
+    blocks up to the eraser's once more (the recorded prefix) and the blocks above it once per γ > 0
+    (every γ in one batch)."""
+
+    prompts: int
+    """Calibration prompts: the calibration pairs' two sides, the calibration halves of the
+    paraphrases and the unrelated prompts, the look-alikes' protect-half prompts."""
+    gammas: int
+    """Distinct γ > 0 in the grid (γ = 0 reuses the unerased outputs)."""
+    n_blocks: int
+    """The encoder's blocks (each taken to cost the same; the embeddings and pooling are cheap)."""
+
+    def encodes(self, layer: int) -> float:
+        """Full encodes per prompt for an eraser at ``layer`` (1..n_blocks)."""
+        below = min(max(layer, 1), self.n_blocks) / self.n_blocks
+        return 1 + below + self.gammas * (1 - below)
+
+    def seconds(self, per_prompt: float, layers: Sequence[int]) -> float:
+        """Estimated seconds at ``per_prompt`` seconds per full encode of one prompt, with the eraser
+        at the dearest of ``layers`` (the block chosen, or the candidates while it is not known)."""
+        return per_prompt * self.prompts * max(self.encodes(layer) for layer in layers)
+
+
+def calibration_cost(run) -> CalibrationCost:
+    """The :class:`CalibrationCost` of a :class:`clear_core.workflow.ClearRun` (zero prompts when it
+    does not calibrate); the prompts are counted as ``ClearRun._calibrate`` picks them."""
+    from clear_core.splits import alternate
+    from clear_core.workflow import CALIBRATION_LOOKALIKES
+
+    opts = run.options
+    gammas = len({g for g in opts.gammas if g > 0})
+    if not opts.calibrate:
+        return CalibrationCost(0, gammas, run.encoder.n_blocks)
+    pairs = min(opts.calibration_pairs, len(run.split.fit))
+    implicit = len(alternate(run.implicit)[0]) if opts.calibrate_on_implicit else 0
+    lookalikes = 0
+    if run.preserve and opts.kind == "sae":
+        protect = run.preserve.protect
+        lookalikes = sum(len(protect[n][:CALIBRATION_LOOKALIKES]) for n in run.preserve.names)
+    prompts = 2 * pairs + implicit + len(alternate(run.unrelated)[0]) + lookalikes
+    return CalibrationCost(prompts, gammas, run.encoder.n_blocks)
+
+
+def seconds_per_prompt(encoder) -> float:
+    """Seconds this encoder takes to encode one prompt now (timed on 16 unrelated prompts, after a
+    warm-up: ~0.1 s on MiniLM)."""
     from clear_core.concepts import unrelated_prompts
 
     sample = unrelated_prompts()[:16]
     encoder.encode(sample[:4])  # warm up
     start = time.perf_counter()
     encoder.encode(sample)
-    per_prompt = (time.perf_counter() - start) / len(sample)
-    prompts = 2 * min(options.calibration_pairs, n_pairs) + n_other
-    return per_prompt * prompts * (1 + sum(g > 0 for g in options.gammas))
+    return (time.perf_counter() - start) / len(sample)
+
+
+def _likely_layer(event: SearchEvent | None, candidates: list[int], brute: bool) -> list[int]:
+    """The eraser's block as far as the search knows it: the most probable candidate so far (the one
+    it ends on), or every candidate before the first event and for brute force."""
+    if event is None or brute or len(event.probs) != len(candidates):
+        return candidates
+    return [candidates[max(range(len(event.probs)), key=event.probs.__getitem__)]]
 
 
 def _settings(
@@ -329,6 +393,73 @@ def check_search(
             raise ValueError(f"the model {session.model!r} failed to load: {error}")
 
 
+@dataclass
+class SearchOutputs(Outputs):
+    """What one yield of :func:`run_search` updates (a field left out keeps what the page shows)."""
+
+    probs: Any = keep()
+    """Layer probabilities over steps."""
+    losses: Any = keep()
+    """Losses and τ over steps."""
+    status: Any = keep()
+    """The search's status line."""
+    summary: Any = keep()
+    """Markdown: the block, the γ, what was protected (:func:`search_summary`)."""
+    calibration: Any = keep()
+    """The Erase tab's calibration chart."""
+    separability: Any = keep()
+    """The Layer map's separability figure, with the chosen block marked."""
+    projections: Any = keep()
+    """The Layer map's projections, with the chosen block marked."""
+    gamma: Any = keep()
+    """The Erase tab's γ slider: the calibrated default."""
+    session_status: Any = keep()
+    """The status line under the title."""
+    session: Any = keep()
+    """The session (changed on the last yield only)."""
+
+
+def _run_settings(search, options, concept, encoder, run) -> dict:
+    """What the export records about the run: its settings, and what it read besides the pairs, so
+    that the report's command line repeats it exactly (app/report.py)."""
+    return {
+        "search": search.to_json(),
+        "options": {**dataclasses.asdict(options), "gammas": list(options.gammas)},
+        "concept": concept.name,
+        "n_pairs": len(concept),
+        "model_id": encoder.model_id,
+        "model_revision": encoder.revision,
+        "pairs": concept.to_text("jsonl"),
+        "implicit": list(run.implicit),
+        "preserve": list(run.preserve.names) if run.preserve else [],
+    }
+
+
+def _finished(run, session: Session, settings: dict, layer_names: list[str], brute: bool) -> SearchOutputs:
+    """The last yield: the session with the new eraser, and every figure it changes."""
+    result = run.result
+    new = session.with_eraser(
+        result.eraser, "search", pairs_key(session.concept), run=result, run_settings=settings
+    )
+    history = result.search.history if brute else result.history
+    probs, losses = search_figures(history, layer_names, result.search.candidates, result.eraser.layer)
+    out = SearchOutputs(
+        probs=probs,
+        losses=losses,
+        status=f"**done**: {'stopped early, ' if result.cancelled else ''}{result.elapsed:.1f} s",
+        summary=search_summary(result),
+        calibration=calibration_chart(result.eraser),
+        gamma=result.eraser.gamma,
+        session_status=session_status(new),
+        session=new,
+    )
+    if new.layer_map is not None:
+        out.separability, out.projections = layer_map_figures(
+            new.layer_map, chosen=chosen_layer(new, new.layer_map)
+        )
+    return out
+
+
 def run_search(
     steps: float,
     d_sae: float,
@@ -344,8 +475,8 @@ def run_search(
     gate: bool = False,
     progress: ProgressFn = gr.Progress(),
 ) -> Iterator[tuple]:
-    """Yields (probability chart, loss chart, search status, summary, calibration, separability figure,
-    projection figure, γ slider, status line, session); only the last yield changes the session."""
+    """Yields :class:`SearchOutputs` as tuples (Gradio's form): the live charts and status while the
+    run goes, then everything it changed; only the last yield changes the session."""
     with user_errors():
         from clear_core.workflow import ClearRun
 
@@ -359,8 +490,8 @@ def run_search(
         # the session's own paraphrases (none is none): a concept named like a pack never borrows the
         # pack's paraphrases behind the visitor's back
         run = ClearRun(encoder, concept, search=search, options=options, implicit=list(session.implicit))
-        n_other = len(run.unrelated) + len(getattr(run, "implicit", ())) // 2  # calibration half
-        calibration_s = calibration_seconds(encoder, options, len(concept), n_other)
+        cost = calibration_cost(run)
+        per_prompt = seconds_per_prompt(encoder) if cost.prompts else 0.0
         calibration_start = None
         session.control.reset(JOB)
         history: list[SearchEvent] = []
@@ -368,60 +499,31 @@ def run_search(
         layer_names = encoder.layer_names
         candidates = list(search.layers or range(1, len(layer_names)))
         last_emit = 0.0
-        skip7 = (gr.skip(),) * 7
         for stage in run.run(should_stop=lambda: session.control.should_stop(JOB)):
             progress(stage.fraction, desc=stage.message)
             message = f"**{stage.name}**: {stage.message}"
+            if stage.event is not None:
+                history.append(stage.event)
+            layers = _likely_layer(history[-1] if history else None, candidates, brute)
+            calibration_s = cost.seconds(per_prompt, layers)
             if stage.name == "calibrate":
                 calibration_start = calibration_start or time.perf_counter()
                 left = calibration_s - (time.perf_counter() - calibration_start)
                 message += f", about {left:.0f} s left" if left >= 1 else ""
             if stage.event is not None:
-                history.append(stage.event)
                 message += _eta(stage.event, calibration_s)
                 now = time.perf_counter()
                 if now - last_emit < EMIT_EVERY_S and stage.event.step < stage.event.total:
                     continue
                 last_emit = now
-                # brute force trains one SAE per block: a single block's "probability" says nothing
-                figs = (gr.skip(), gr.skip()) if brute else search_figures(history, layer_names, candidates)
-                yield (*figs, message, *skip7)
+                update = SearchOutputs(status=message)
+                if not brute:  # brute force trains one SAE per block: its one "probability" says nothing
+                    update.probs, update.losses = search_figures(history, layer_names, candidates)
+                yield update.values()
             elif stage.name != "done":
-                yield (gr.skip(), gr.skip(), message, *skip7)
-        result = run.result
-        settings = {
-            "search": search.to_json(),
-            "options": {**dataclasses.asdict(options), "gammas": list(options.gammas)},
-            "concept": concept.name,
-            "n_pairs": len(concept),
-            "model_id": encoder.model_id,
-            "model_revision": encoder.revision,
-            # what the run read besides the pairs, shipped with the export so that the report's
-            # command line repeats it exactly (app/report.py)
-            "pairs": concept.to_text("jsonl"),
-            "implicit": list(run.implicit),
-            "preserve": list(run.preserve.names) if run.preserve else [],
-        }
-        new = session.with_eraser(
-            result.eraser, "search", pairs_key(concept), run=result, run_settings=settings
-        )
-        history = result.search.history if brute else result.history
-        figs = search_figures(history, layer_names, result.search.candidates, result.eraser.layer)
-        if new.layer_map is not None:
-            map_figs = layer_map_figures(new.layer_map, chosen=chosen_layer(new, new.layer_map))
-        else:
-            map_figs = (gr.skip(), gr.skip())
-        gamma = result.eraser.gamma
-        yield (
-            *figs,
-            f"**done**: {'stopped early, ' if result.cancelled else ''}{result.elapsed:.1f} s",
-            search_summary(result),
-            calibration_chart(result.eraser),
-            *map_figs,
-            gamma,
-            session_status(new),
-            new,
-        )
+                yield SearchOutputs(status=message).values()
+        settings = _run_settings(search, options, concept, encoder, run)
+        yield _finished(run, session, settings, layer_names, brute).values()
 
 
 def stop_search(session: Session) -> str:

@@ -116,6 +116,11 @@ def test_gate_box_maps_onto_eraser_options_and_needs_lookalikes():
         search_tab.check_search(**{**FORM, "keep_text": ""}, session=pack_session(), gate=True)
     with pytest.raises(gr.Error, match="need the SAE eraser with the contrastive mask"):
         search_tab.check_search(**{**FORM, "mask": "paper"}, session=pack_session(), gate=True)
+    pairs = '{"positive": "a dog with a hat", "negative": "a dog"}\n{"positive": "a cat with a hat", "negative": "a cat"}'
+    custom = concept_tab.parse_text(pairs, "jsonl", "hats", "", "", Session())[-1]
+    with pytest.raises(gr.Error, match="Look-alike gate: this concept has no look-alikes") as err:
+        search_tab.check_search(**{**FORM, "keep_text": None}, session=custom, gate=True)  # no built-in list
+    assert "--preserve" not in err.value.message
 
 
 def test_upload_errors_name_the_users_file_not_the_server_path(tmp_path):
@@ -230,14 +235,49 @@ def test_search_eta_counts_the_calibration():
 
     event = SimpleNamespace(step=10, total=20, elapsed=5.0)
     assert search_tab._eta(event, 10.0) == ", about 15 s left (calibration included)"
+    assert search_tab._eta(SimpleNamespace(step=0, total=20, elapsed=0.0), 10.0) == ""
+    # one unerased encode; the blocks up to the eraser's once more; the blocks above it once per γ > 0
+    cost = search_tab.CalibrationCost(prompts=100, gammas=2, n_blocks=6)
+    assert cost.encodes(6) == pytest.approx(2.0)  # the last block: nothing above it to run per γ
+    assert cost.encodes(3) == pytest.approx(1 + 0.5 + 2 * 0.5)
+    assert cost.seconds(0.01, [3]) == pytest.approx(0.01 * 100 * 2.5)
+    assert cost.seconds(0.01, [1, 3, 6]) == pytest.approx(0.01 * 100 * (1 + 1 / 6 + 2 * 5 / 6))  # dearest
+    # while the search runs, the block it currently favours; for brute force, every candidate
+    probs = SimpleNamespace(probs=[0.1, 0.7, 0.2])
+    assert search_tab._likely_layer(probs, [2, 4, 6], brute=False) == [4]
+    assert search_tab._likely_layer(probs, [2, 4, 6], brute=True) == [2, 4, 6]
+    assert search_tab._likely_layer(None, [2, 4, 6], brute=False) == [2, 4, 6]
 
-    class SlowEncoder:  # 10 ms a prompt
-        def encode(self, prompts):
-            import time
 
-            time.sleep(0.01 * len(prompts))
+def test_calibration_cost_counts_the_prompts_the_calibration_encodes(monkeypatch):
+    """The estimate's prompt count is what ClearRun hands clear_core.evaluation.evaluate."""
+    from types import SimpleNamespace
 
-    options = search_tab.eraser_options("SAE (CLEAR)", "contrastive", "search", 8, "0, 1, 2")
-    seconds = search_tab.calibration_seconds(SlowEncoder(), options, n_pairs=24, n_other=100)
-    # (2 × 8 calibration pairs + 100 other prompts) × (1 unerased + 2 γ > 0) × 10 ms ≈ 3.5 s
-    assert 3.0 < seconds < 5.0
+    from clear_core import workflow
+    from clear_core.config import EraserOptions, SearchConfig
+
+    class Handed(Exception):
+        pass
+
+    handed = {}
+
+    def fake_evaluate(encoder, eraser, positives, negatives, implicit=None, unrelated=None, gammas=(), **kw):
+        sets = [positives, negatives, implicit or [], unrelated or [], kw.get("lookalikes") or []]
+        handed.update(prompts=sum(map(len, sets)), gammas=len({g for g in gammas if g > 0}))
+        raise Handed
+
+    monkeypatch.setattr(workflow, "evaluate", fake_evaluate)
+    concept = pack_session().concept
+    encoder = SimpleNamespace(n_blocks=6)  # the count needs no model
+    for options in (
+        EraserOptions(calibration_pairs=16, gammas=(0.0, 1.0, 2.0, 2.0)),  # the pack's look-alikes
+        EraserOptions(preserve=(), calibrate_on_implicit=False),
+        EraserOptions(kind="steering"),  # protects nothing
+    ):
+        run = workflow.ClearRun(encoder, concept, SearchConfig(), options)
+        with pytest.raises(Handed):
+            run._calibrate(None)
+        expected = search_tab.CalibrationCost(handed["prompts"], handed["gammas"], 6)
+        assert search_tab.calibration_cost(run) == expected and expected.prompts > 0
+    uncalibrated = workflow.ClearRun(encoder, concept, SearchConfig(), EraserOptions(calibrate=False))
+    assert search_tab.calibration_cost(uncalibrated).prompts == 0
