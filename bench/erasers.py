@@ -3,7 +3,8 @@
     python -m bench.erasers                                   # 5 concepts, text and frames
     python -m bench.erasers --concepts parachute,nudity --no-frames
 
-For each concept one default run fits CLEAR's eraser on the fit pairs; LEACE (EleutherAI's
+For each concept one default run fits CLEAR's eraser on the fit pairs (and, from the same search, the
+eraser with the context gate switched the other way); LEACE (EleutherAI's
 ``concept-erasure``, fitted on the fit pairs' mean-pooled states) and the steering vector (mean positive −
 mean negative) are built at the same block from the same captures. Every method then gets its γ by the
 same rule on calibration prompts only — the lowest leakage (text) or rate (frames) whose preservation
@@ -17,7 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
-from dataclasses import asdict
+from dataclasses import asdict, replace
 
 import torch
 
@@ -35,8 +36,19 @@ GAMMAS = tuple(g for g in DEFAULT_GAMMAS if g > 0) + (12.0, 16.0)
 def methods(run, encoder) -> dict:
     r = run.result
     layer = r.eraser.layer
+    gated = ClearRun(
+        encoder,
+        run.concept,
+        run.search_config,
+        replace(run.options, context_gate=not run.options.context_gate),
+        search_result=r.search,
+    )
+    for _ in gated.run():
+        pass
+    label = "CLEAR, no gate" if run.options.context_gate else "CLEAR + context gate"
     out = {
-        "CLEAR (SAE)": r.eraser,
+        "CLEAR (default)": r.eraser,
+        label: gated.result.eraser,
         "LEACE": leace_eraser(r.pos, r.neg, layer, r.eraser.concept, encoder.model_id),
         "steering": steering_eraser(r.pos, r.neg, layer, r.eraser.concept, encoder.model_id),
     }

@@ -236,6 +236,40 @@ def table(results: dict, together_results: dict | None = None) -> str:
     return "\n".join(lines)
 
 
+def compare(named: dict[str, dict]) -> str:
+    """One row per measured configuration: the issue's bars side by side, then per-concept preservation."""
+    lines = [
+        "| eraser | halved, pack negatives ≥ 0.95 | halved, concept-free ≥ 0.95 | text: implicit halved "
+        "| text: unrelated cos ≥ 0.95 | rate not halved |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for name, res in named.items():
+        rows, b = res["concepts"], res["bars"]
+        n = len(rows)
+        missed = [s for s, r in rows.items() if not r["testbed"]["halved"]]
+        lines.append(
+            f"| {name} | {len(b['testbed_halved_and_pack_negatives_0.95'])} of {n} "
+            f"| {len(b['testbed_halved_and_concept_free_0.95'])} of {n} | {len(b['text_implicit_halved'])} of {n} "
+            f"| {len(b['text_unrelated_cosine_0.95'])} of {n} | {', '.join(missed) or '–'} |"
+        )
+    slugs = sorted(set.intersection(*(set(r["concepts"]) for r in named.values())))
+    lines += [
+        "",
+        "Preservation on held-out pack negatives (share of frames reading the same), rate after erasure:",
+        "",
+    ]
+    lines.append("| concept | " + " | ".join(named) + " |")
+    lines.append("| --- |" + " --- |" * len(named))
+    for slug in slugs:
+        cells = []
+        for res in named.values():
+            tb = res["concepts"][slug]["testbed"]
+            mark = "" if tb["halved"] and tb["preservation"] >= BAR_PRESERVATION else " ✗"
+            cells.append(f"{tb['preservation']:.3f} ({tb['rate'][1]:.2f}){mark}")
+        lines.append(f"| {slug} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def _options_parser(p: argparse.ArgumentParser) -> None:
     from clear_core.options import add_field
 
@@ -270,11 +304,13 @@ def main(argv: list[str] | None = None) -> int:
         m.add_argument("--seeds", type=int, default=2)
         m.add_argument("--n", type=int, default=24)
         m.add_argument("--concept-free", type=int, default=48)
+    c = sub.add_parser("compare", help="measured configurations side by side: NAME=RESULTS.json ...")
+    c.add_argument("results", nargs="+", metavar="NAME=RESULTS")
     t = sub.add_parser("table")
     t.add_argument("--results", required=True)
     t.add_argument("--together")
     for p in sub.choices.values():
-        if p is not t:
+        if p not in (t, c):
             p.add_argument("--only", nargs="*")
     args = parser.parse_args(argv)
     slugs = getattr(args, "only", None) or builtin_packs()
@@ -289,6 +325,15 @@ def main(argv: list[str] | None = None) -> int:
         out = Path(args.out)
         times = search_all(out, slugs, options, search)
         atomic_write_text(out / "times.json", json.dumps(times, indent=2))
+        return 0
+    if args.what == "compare":
+        named = {}
+        for item in args.results:
+            name, sep, path = item.partition("=")
+            if not sep:
+                parser.error(f"compare: {item!r} is not NAME=RESULTS.json")
+            named[name] = json.loads(Path(path).read_text())
+        print(compare(named))
         return 0
     if args.what == "table":
         res = json.loads(Path(args.results).read_text())
