@@ -490,6 +490,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_field(p, EraserOptions, "gate")
     add_field(p, EraserOptions, "context_gate")
+    add_field(p, EraserOptions, "gate_ramp", type=float)
     add_field(p, EraserOptions, "null_space", type=finite_arg(minimum=0.0))
     p.add_argument("--name", help="the concept's name (default: the file's stem, or the pack's slug)")
     p.add_argument(

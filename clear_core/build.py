@@ -57,6 +57,7 @@ def build_eraser(
     context_gate: bool = False,
     null_space: float = 0.0,
     gate_negatives: Activations | None = None,
+    gate_ramp: float = 1.0,
 ) -> Eraser:
     """An SAE eraser at the searched block (or ``layer``), masks computed on the pairs given (the fit
     part of a concept's split, clear_core/splits.py).
@@ -71,7 +72,9 @@ def build_eraser(
     that co-occur with the concept stay). The negatives (``gate_negatives``, default ``neg``) are
     halved: the floor comes from the even prompts, and the gate's margin is the highest score the odd
     ones still reach over it, so unseen concept-free tokens, which pass a floor fitted to other prompts
-    by a little, stay below the margin. ``null_space``: project the subtracted
+    by a little, stay below the margin. ``gate_ramp``: how far beyond the margin a token must go to be
+    erased in full, as a share of the concept tokens' median excess (1: in proportion to the excess;
+    small: any token beyond the margin in full). ``null_space``: project the subtracted
     vector off the smallest subspace holding this share of the negatives' token energy at the block
     (:attr:`Eraser.null_basis`); 0 switches it off.
     """
@@ -110,6 +113,8 @@ def build_eraser(
         margin_from = negatives.select(order[1::2])
     if sources:
         gate_floor, gate_tau, gate_margin = _gate(sae, pos, sources, layer, scale, m_spec, margin_from)
+        gate_ramp = check_number(gate_ramp, "gate_ramp", above=0.0, maximum=1.0)
+        gate_tau *= gate_ramp
     null_basis = None
     if null_space:
         null_space = check_number(null_space, "null_space", above=0.0, maximum=1.0)
@@ -136,6 +141,7 @@ def build_eraser(
                 "margin": "odd positions",
                 "n_floor": sources[-1].n_prompts,
                 "n_margin": margin_from.n_prompts,
+                "ramp": gate_ramp,
             }
     if null_basis is not None:
         meta["null_space"] = {"energy": null_space, "rank": int(null_basis.shape[1])}

@@ -157,6 +157,11 @@ class EraserOptions:
     context_gate: bool = False
     """Context gate: erase a token only as far as its concept-specific features go beyond the highest
     level the fit negatives reach, so the scene words that co-occur with the concept stay."""
+    gate_ramp: float = 0.01
+    """Context gate's ramp: how far beyond the gate's margin a token must go to be erased in full, as a
+    share of the concept tokens' median excess. 1 erases in proportion to the excess (soft: paraphrases,
+    whose concept features pass the margin by little, keep the concept); 0.01 erases any token beyond
+    the margin in full (sharp: chosen on the calibration half of the implicit prompts, docs/precision.md)."""
     null_space: float = 0.0
     """Null-space edit: project the subtracted vector off the subspace holding this share of the fit
     negatives' token energy at the block (SPEED-style); 0 is off, 0.9 a typical value."""
@@ -194,6 +199,7 @@ class EraserOptions:
         if not 0 <= self.holdout < 1:
             raise ValueError(f"holdout must be in [0, 1), got {self.holdout}")
         self.null_space = check_number(self.null_space, "null_space", minimum=0.0, maximum=1.0)
+        self.gate_ramp = check_number(self.gate_ramp, "gate_ramp", above=0.0, maximum=1.0)
         if (self.context_gate or self.null_space or self.gate) and (
             self.kind != "sae" or self.mask != "contrastive"
         ):

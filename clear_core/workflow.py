@@ -275,6 +275,7 @@ class ClearRun:
                 context_gate=opts.context_gate,
                 null_space=opts.null_space,
                 gate_negatives=self._gate_negatives(neg) if opts.context_gate else None,
+                gate_ramp=opts.gate_ramp if opts.context_gate else 1.0,
             )
             if self.preserve:
                 eraser.meta["preserve"] = {

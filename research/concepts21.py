@@ -273,7 +273,16 @@ def compare(named: dict[str, dict]) -> str:
 def _options_parser(p: argparse.ArgumentParser) -> None:
     from clear_core.options import add_field
 
-    for name in ("kind", "holdout", "context_gate", "null_space", "gate", "preserve_min", "calibrate_on"):
+    for name in (
+        "kind",
+        "holdout",
+        "context_gate",
+        "gate_ramp",
+        "null_space",
+        "gate",
+        "preserve_min",
+        "calibrate_on",
+    ):
         add_field(
             p,
             EraserOptions,
@@ -281,7 +290,7 @@ def _options_parser(p: argparse.ArgumentParser) -> None:
             flag="--eraser-type" if name == "kind" else None,
             type=None
             if name in ("kind",)
-            else (float if name in ("holdout", "null_space", "preserve_min") else None),
+            else (float if name in ("holdout", "null_space", "preserve_min", "gate_ramp") else None),
         )
     for name in ("steps", "seed", "verdict_seeds"):
         add_field(p, SearchConfig, name, type=int)
