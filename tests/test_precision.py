@@ -36,6 +36,24 @@ def test_context_gate_leaves_the_fit_negatives_untouched(small_run, tmp_path):
     assert back.digest() == gated.digest() != plain.digest()
 
 
+def test_gate_ramp_sharpens_the_gate_beyond_its_margin(small_run):
+    """The ramp scales the gate's tau only: tokens at or below the margin stay untouched either way,
+    and a token beyond it gets at least as much of the edit as under the soft ramp (more where it passes
+    by less than tau)."""
+    run = small_run
+    soft = build_eraser(run.search, run.pos, run.neg, "p", "minilm", context_gate=True)
+    sharp = build_eraser(run.search, run.pos, run.neg, "p", "minilm", context_gate=True, gate_ramp=0.01)
+    assert sharp.gate_tau == pytest.approx(0.01 * soft.gate_tau) and sharp.gate_margin == soft.gate_margin
+    assert sharp.meta["gate_split"]["ramp"] == 0.01
+    x = torch.from_numpy(run.pos.layer(soft.layer))
+    g_soft, g_sharp = soft.gate(soft.features(x)), sharp.gate(sharp.features(x))
+    assert bool(((g_soft == 0) == (g_sharp == 0)).all()) and bool((g_sharp >= g_soft - 1e-6).all())
+    assert bool((g_sharp > g_soft + 1e-3).any())
+    assert float(sharp.vector(_tokens(run.neg, soft.layer)).abs().max()) == 0.0
+    with pytest.raises(ValueError, match="gate_ramp"):
+        build_eraser(run.search, run.pos, run.neg, "p", "minilm", context_gate=True, gate_ramp=0.0)
+
+
 def test_null_space_edit_is_orthogonal_to_the_negatives_subspace(small_run, tmp_path):
     run = small_run
     eraser = build_eraser(run.search, run.pos, run.neg, "p", "minilm", null_space=0.9)
