@@ -10,6 +10,7 @@ lengths comparable.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 
 import numpy as np
@@ -20,7 +21,7 @@ from clear_core.encoders import Activations
 from clear_core.erasure import Eraser
 from clear_core.sae import SAE
 from clear_core.search import SearchResult, paper_masks
-from clear_core.validation import check_number
+from clear_core.validation import ClearWarning, check_number
 
 __all__ = ["build_eraser", "feature_means", "leace_eraser", "steering_eraser"]
 
@@ -111,6 +112,17 @@ def build_eraser(
         order = np.arange(negatives.n_prompts)
         sources.append(negatives.select(order[0::2]))
         margin_from = negatives.select(order[1::2])
+    skipped = None
+    if context_gate and margin_from is not None:
+        try:
+            _gate(sae, pos, sources, layer, scale, m_spec, margin_from)
+        except ValueError:  # no concept token beyond what concept-free prompts reach: gate off, said so
+            skipped = (
+                "context gate off: no token of the concept's prompts goes beyond what its negatives use "
+                "(too few or too similar pairs?)"
+            )
+            warnings.warn(f"concept {concept!r}: {skipped}", ClearWarning, stacklevel=2)
+            sources, margin_from, context_gate = sources[:-1], None, False
     if sources:
         gate_floor, gate_tau, gate_margin = _gate(sae, pos, sources, layer, scale, m_spec, margin_from)
         gate_ramp = check_number(gate_ramp, "gate_ramp", above=0.0, maximum=1.0)
@@ -143,6 +155,8 @@ def build_eraser(
                 "n_margin": margin_from.n_prompts,
                 "ramp": gate_ramp,
             }
+    if skipped:
+        meta["context_gate_skipped"] = skipped
     if null_basis is not None:
         meta["null_space"] = {"energy": null_space, "rank": int(null_basis.shape[1])}
     return Eraser(

@@ -154,9 +154,10 @@ class EraserOptions:
     holdout: float = 0.25
     """Share of the pairs held out of the search, masks, gates and calibration (clear_core/splits.py):
     every number the run reports comes from them. 0 uses every pair (nothing held out)."""
-    context_gate: bool = False
-    """Context gate: erase a token only as far as its concept-specific features go beyond the highest
-    level the fit negatives reach, so the scene words that co-occur with the concept stay."""
+    context_gate: bool | None = None
+    """Context gate, on by default for the SAE eraser with the contrastive mask (None: that rule): erase a
+    token only as far as its concept-specific features go beyond the highest level the fit negatives
+    reach, so the scene words that co-occur with the concept stay (docs/precision.md)."""
     gate_ramp: float = 0.01
     """Context gate's ramp: how far beyond the gate's margin a token must go to be erased in full, as a
     share of the concept tokens' median excess. 1 erases in proportion to the excess (soft: paraphrases,
@@ -200,6 +201,8 @@ class EraserOptions:
             raise ValueError(f"holdout must be in [0, 1), got {self.holdout}")
         self.null_space = check_number(self.null_space, "null_space", minimum=0.0, maximum=1.0)
         self.gate_ramp = check_number(self.gate_ramp, "gate_ramp", above=0.0, maximum=1.0)
+        if self.context_gate is None:
+            self.context_gate = self.kind == "sae" and self.mask == "contrastive"
         if (self.context_gate or self.null_space or self.gate) and (
             self.kind != "sae" or self.mask != "contrastive"
         ):

@@ -14,6 +14,7 @@ import dataclasses
 import functools
 import inspect
 import textwrap
+import typing
 from collections.abc import Callable
 from typing import Any
 
@@ -70,6 +71,12 @@ def add_field(
     if isinstance(default, bool) and not default:
         parser.add_argument(flag, dest=name, action="store_true", help=text.replace("%", "%%"))
         return
+    if isinstance(default, bool) or (default is None and bool in _field_types(cls, name)):
+        # --flag / --no-flag; None ("not given") leaves the field's own default, which may be "auto"
+        parser.add_argument(
+            flag, dest=name, action=argparse.BooleanOptionalAction, default=None, help=text.replace("%", "%%")
+        )
+        return
     shown = f" (default: {default})" if default is not None else ""
     parser.add_argument(
         flag,
@@ -79,6 +86,12 @@ def add_field(
         default=None if unset else default,
         help=(text + shown).replace("%", "%%"),
     )
+
+
+def _field_types(cls: type, name: str) -> set:
+    """The types a field's annotation names (``bool | None`` -> {bool, NoneType})."""
+    hint = typing.get_type_hints(cls)[name]
+    return set(typing.get_args(hint)) or {hint}
 
 
 def config_from_args(cls: type, args: argparse.Namespace, **override: Any) -> Any:

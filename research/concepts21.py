@@ -1,7 +1,7 @@
 """The 21 built-in concepts, searched with one set of options and measured on held-out prompts.
 
     python -m research.concepts21 search  --out runs/c21/default                 # 21 default erasers
-    python -m research.concepts21 search  --out runs/c21/ctx --context-gate      # any EraserOptions flag
+    python -m research.concepts21 search  --out runs/c21/nogate --no-context-gate  # any EraserOptions flag
     python -m research.concepts21 measure --erasers runs/c21/default --out runs/c21/default.json
     python -m research.concepts21 together --erasers runs/c21/default --out runs/c21/default-all.json
     python -m research.concepts21 table   --results runs/c21/default.json [--together ...] --md docs/...

@@ -23,6 +23,9 @@ def _by_hand(eraser: Eraser, h: torch.Tensor, gamma: float) -> torch.Tensor:
     sae, s = eraser.sae, eraser.scale
     x = h / s
     f = sae.activate((x - sae.b_dec) @ sae.W_enc + sae.b_enc)  # the SAE's own sparsifier (ReLU or top-k)
+    if eraser.gate_floor is not None:  # the context gate (on by default): g = clamp((score - margin) / tau)
+        score = (torch.relu(f - eraser.gate_floor) * eraser.m_spec).sum(-1)
+        f = f * ((score - eraser.gate_margin) / eraser.gate_tau).clamp(0, 1)[..., None]
     return h - gamma * s * ((f * eraser.m_spec) @ sae.W_dec)
 
 

@@ -109,9 +109,11 @@ def test_protected_mask_by_hand(small_run, minilm):
 
 def test_evaluation_reports_lookalikes_apart(minilm, small_run, small_concept):
     lookalikes = [t for _, t in lookalike_prompts(small_concept, "kite")][:8]
+    run = small_run  # an eraser without the context gate, which would leave the look-alikes untouched
+    ungated = build_eraser(run.search, run.pos, run.neg, "p", "minilm")
     report = evaluate(
         minilm,
-        small_run.eraser,
+        ungated,
         small_concept.positives[:8],
         small_concept.negatives[:8],
         unrelated=UNRELATED,
