@@ -30,7 +30,15 @@ from pathlib import Path
 from clear_core import limits
 from clear_core.cli_args import count_arg, finite_arg, gamma_arg, seed_arg
 from clear_core.concepts import load_concept
-from clear_core.config import CALIBRATE_ON, ERASER_KINDS, MASKS, SAE_KINDS, EraserOptions, SearchConfig
+from clear_core.config import (
+    CALIBRATE_ON,
+    ERASER_KINDS,
+    GATE_SCOPES,
+    MASKS,
+    SAE_KINDS,
+    EraserOptions,
+    SearchConfig,
+)
 from clear_core.options import add_field
 from clear_core.progress import progress_lines
 from clear_core.validation import ClearWarning, check_int
@@ -491,6 +499,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_field(p, EraserOptions, "gate")
     add_field(p, EraserOptions, "context_gate")
     add_field(p, EraserOptions, "gate_ramp", type=float)
+    add_field(p, EraserOptions, "gate_scope", choices=GATE_SCOPES)
     add_field(p, EraserOptions, "null_space", type=finite_arg(minimum=0.0))
     p.add_argument("--name", help="the concept's name (default: the file's stem, or the pack's slug)")
     p.add_argument(

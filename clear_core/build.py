@@ -59,6 +59,7 @@ def build_eraser(
     null_space: float = 0.0,
     gate_negatives: Activations | None = None,
     gate_ramp: float = 1.0,
+    gate_scope: str = "token",
 ) -> Eraser:
     """An SAE eraser at the searched block (or ``layer``), masks computed on the pairs given (the fit
     part of a concept's split, clear_core/splits.py).
@@ -75,7 +76,8 @@ def build_eraser(
     ones still reach over it, so unseen concept-free tokens, which pass a floor fitted to other prompts
     by a little, stay below the margin. ``gate_ramp``: how far beyond the margin a token must go to be
     erased in full, as a share of the concept tokens' median excess (1: in proportion to the excess;
-    small: any token beyond the margin in full). ``null_space``: project the subtracted
+    small: any token beyond the margin in full). ``gate_scope``: "prompt" gates every token of a prompt
+    by its highest-scoring token (:attr:`Eraser.gate_scope`). ``null_space``: project the subtracted
     vector off the smallest subspace holding this share of the negatives' token energy at the block
     (:attr:`Eraser.null_basis`); 0 switches it off.
     """
@@ -174,6 +176,7 @@ def build_eraser(
         gate_floor=gate_floor,
         gate_tau=gate_tau,
         gate_margin=gate_margin,
+        gate_scope=gate_scope if gate_floor is not None else "token",
         null_basis=null_basis,
         gamma=gamma,
         meta=meta,

@@ -13,6 +13,7 @@ from clear_core.validation import GAMMA_LIMIT, check_gamma, check_number
 
 __all__ = [
     "CALIBRATE_ON",
+    "GATE_SCOPES",
     "DEFAULT_GAMMAS",
     "ERASER_KINDS",
     "MASKS",
@@ -28,6 +29,7 @@ MASKS = ("contrastive", "paper")
 ERASER_KINDS = ("sae", "steering", "leace")
 """What an eraser subtracts: CLEAR's SAE features, the dense steering vector, or LEACE's projection."""
 CALIBRATE_ON = ("text", "frames")
+GATE_SCOPES = ("token", "prompt")
 """What a γ calibration measures (EraserOptions.calibrate_on)."""
 DEFAULT_GAMMAS = (0.0, 0.25, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0)
 """The γ grid of a calibration sweep and of ``evaluate``."""
@@ -163,6 +165,10 @@ class EraserOptions:
     share of the concept tokens' median excess. 1 erases in proportion to the excess (soft: paraphrases,
     whose concept features pass the margin by little, keep the concept); 0.01 erases any token beyond
     the margin in full (sharp: chosen on the calibration half of the implicit prompts, docs/precision.md)."""
+    gate_scope: str = "token"
+    """What the gates decide for (``Eraser.gate_scope``): "token", each token by its own score; "prompt",
+    every token of a prompt by its highest-scoring token (a prompt that evokes the concept anywhere is
+    erased in full, one that does not is left alone)."""
     null_space: float = 0.0
     """Null-space edit: project the subtracted vector off the subspace holding this share of the fit
     negatives' token energy at the block (SPEED-style); 0 is off, 0.9 a typical value."""
@@ -201,6 +207,8 @@ class EraserOptions:
             raise ValueError(f"holdout must be in [0, 1), got {self.holdout}")
         self.null_space = check_number(self.null_space, "null_space", minimum=0.0, maximum=1.0)
         self.gate_ramp = check_number(self.gate_ramp, "gate_ramp", above=0.0, maximum=1.0)
+        if self.gate_scope not in GATE_SCOPES:
+            raise ValueError(f"gate_scope must be one of {GATE_SCOPES}, got {self.gate_scope!r}")
         if self.context_gate is None:
             self.context_gate = self.kind == "sae" and self.mask == "contrastive"
         if (self.context_gate or self.null_space or self.gate) and (

@@ -36,7 +36,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from clear_core.config import ERASER_KINDS, MASKS
+from clear_core.config import ERASER_KINDS, GATE_SCOPES, MASKS
 from clear_core.encoders import TextEncoder, find_blocks
 from clear_core.eraser_checks import check_eraser_fields, check_eraser_files
 from clear_core.fingerprint import fingerprints_match, short
@@ -113,6 +113,10 @@ class Eraser:
     context gate sets it to the highest score reached on negatives the floor was *not* taken from,
     so its floor's fit to its own prompts does not decide which unseen tokens get edited."""
     """Gate scale: the median gate score of the concept's positive tokens that pass the floor."""
+    gate_scope: str = "token"
+    """What the gate decides for: "token" edits each token as far as its own score allows; "prompt"
+    gives every token of a prompt the gate of its highest-scoring token, so a prompt with one token
+    past the margin is erased as the ungated eraser would, and a prompt with none is left alone."""
     gamma: float = 1.0
     """Default erasure strength (calibrated; the user may override it)."""
     meta: dict[str, Any] = field(default_factory=dict)
@@ -159,6 +163,8 @@ class Eraser:
             self.gate_margin = check_number(self.gate_margin, "gate_margin", minimum=0.0)
         elif self.gate_tau is not None or self.gate_margin:
             raise ValueError("gate_tau or gate_margin without gate_floor")
+        if self.gate_scope not in GATE_SCOPES:
+            raise ValueError(f"gate_scope must be one of {GATE_SCOPES}, got {self.gate_scope!r}")
         tensors = {
             "direction": self.direction,
             "m_spec": self.m_spec,
@@ -220,7 +226,11 @@ class Eraser:
         f = sae.encode(x)
         m_spec = self.m_spec.to(hidden.device)
         if self.gate_floor is not None:  # erase a token only as far as it exceeds the gate's floor
-            f = f * self.gate(f, m_spec)[:, None]
+            g = self.gate(f, m_spec)
+            if self.gate_scope == "prompt":  # every token of a prompt: its highest-scoring token's gate
+                n = hidden.shape[-2] if hidden.dim() > 1 else 1
+                g = g.reshape(-1, n).amax(-1, keepdim=True).expand(-1, n).reshape(-1)
+            f = f * g[:, None]
         v = (f * m_spec) @ sae.W_dec
         if self.null_basis is not None:
             basis = self.null_basis.to(hidden.device)
@@ -308,6 +318,8 @@ class Eraser:
             "scale": self.scale,
             "gate_tau": self.gate_tau,
             "gate_margin": self.gate_margin,
+            # only when it changes the edit: the digests of token-scope erasers stay what they were
+            **({"gate_scope": self.gate_scope} if self.gate_scope != "token" else {}),
         }
 
     def digest(self) -> str:
@@ -342,6 +354,7 @@ class Eraser:
             "mask": self.mask,
             "gate_tau": self.gate_tau,
             "gate_margin": self.gate_margin,
+            "gate_scope": self.gate_scope,
             "default_gamma": self.gamma,
             "sae": self.sae.config_dict() if self.sae is not None else None,
             "versions": library_versions(),
@@ -435,7 +448,16 @@ class Eraser:
             raise ValueError(f"{st_path}: missing tensor 'direction'")
         else:
             direction = tensors["direction"]
-        known = set(required) | {"format", "block_index", "mask", "sae", "created", "gate_tau", "gate_margin"}
+        known = set(required) | {
+            "format",
+            "block_index",
+            "mask",
+            "sae",
+            "created",
+            "gate_tau",
+            "gate_margin",
+            "gate_scope",
+        }
         try:
             eraser = cls(
                 concept=info["concept"],
@@ -455,6 +477,7 @@ class Eraser:
                 gate_floor=gate_floor,
                 gate_tau=info.get("gate_tau") if gate_floor is not None else None,
                 gate_margin=(info.get("gate_margin") or 0.0) if gate_floor is not None else 0.0,
+                gate_scope=info.get("gate_scope") or "token",
                 gamma=info["default_gamma"],
                 meta={k: v for k, v in info.items() if k not in known},
             )

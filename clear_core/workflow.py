@@ -276,6 +276,7 @@ class ClearRun:
                 null_space=opts.null_space,
                 gate_negatives=self._gate_negatives(neg) if opts.context_gate else None,
                 gate_ramp=opts.gate_ramp if opts.context_gate else 1.0,
+                gate_scope=opts.gate_scope,
             )
             if self.preserve:
                 eraser.meta["preserve"] = {

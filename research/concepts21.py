@@ -278,6 +278,7 @@ def _options_parser(p: argparse.ArgumentParser) -> None:
         "holdout",
         "context_gate",
         "gate_ramp",
+        "gate_scope",
         "null_space",
         "gate",
         "preserve_min",

@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from clear_core.build import build_eraser, leace_eraser
+from clear_core.config import EraserOptions
 from clear_core.erasure import Eraser
 
 
@@ -52,6 +53,33 @@ def test_gate_ramp_sharpens_the_gate_beyond_its_margin(small_run):
     assert float(sharp.vector(_tokens(run.neg, soft.layer)).abs().max()) == 0.0
     with pytest.raises(ValueError, match="gate_ramp"):
         build_eraser(run.search, run.pos, run.neg, "p", "minilm", context_gate=True, gate_ramp=0.0)
+
+
+def test_prompt_scope_gates_every_token_by_the_prompts_strongest(small_run, tmp_path):
+    """gate_scope "prompt": a prompt with a token past the margin is edited on every token, as the
+    ungated eraser edits it (times that token's gate); a prompt with none is left alone."""
+    run = small_run
+    kw = dict(context_gate=True, gate_ramp=0.01)
+    token = build_eraser(run.search, run.pos, run.neg, "p", "minilm", **kw)
+    prompt = build_eraser(run.search, run.pos, run.neg, "p", "minilm", gate_scope="prompt", **kw)
+    plain = build_eraser(run.search, run.pos, run.neg, "p", "minilm")
+    layer, n = token.layer, 8
+    pos = torch.from_numpy(run.pos.layer(layer))
+    g = token.gate(token.features(pos))
+    i = min(int(g.argmax()), pos.shape[0] - n)
+    batch = torch.stack([pos[i : i + n], torch.from_numpy(run.neg.layer(layer))[:n]])
+    top = float(token.gate(token.features(batch[0])).max())
+    assert top > 0
+    v = prompt.vector(batch)
+    torch.testing.assert_close(v[0], top * plain.vector(batch)[0], atol=1e-5, rtol=1e-4)
+    assert float(v[1].abs().max()) == 0.0 == float(token.vector(batch)[1].abs().max())
+    assert not torch.allclose(token.vector(batch)[0], v[0])  # some window token is below the margin
+    assert "gate_scope" not in token.edit_fields()  # token-scope digests stay what they were
+    prompt.save(tmp_path / "s")
+    back = Eraser.load(tmp_path / "s")
+    assert back.gate_scope == "prompt" and back.digest() == prompt.digest() != token.digest()
+    with pytest.raises(ValueError, match="gate_scope"):
+        EraserOptions(gate_scope="sentence")
 
 
 def test_null_space_edit_is_orthogonal_to_the_negatives_subspace(small_run, tmp_path):
