@@ -20,7 +20,7 @@ import argparse
 import json
 import sys
 import time
-from dataclasses import fields
+from dataclasses import fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -43,6 +43,7 @@ def _log(*args) -> None:
 def search_all(out: Path, slugs: list[str], options: EraserOptions, search: SearchConfig) -> dict:
     """One default-style search per concept into ``out/<slug>``; returns seconds per concept."""
     from clear_core.encoders import load_encoder
+    from clear_core.lookalikes import default_preserve
     from clear_core.workflow import ClearRun, save_run
 
     encoder = load_encoder("minilm")
@@ -52,7 +53,10 @@ def search_all(out: Path, slugs: list[str], options: EraserOptions, search: Sear
             _log(slug, "exists, skipped")
             continue
         t = time.perf_counter()
-        run = ClearRun(encoder, load_builtin(slug), search, options)
+        opts = options
+        if options.gate and options.preserve is None and not default_preserve(slug):
+            opts = replace(options, gate=False)  # --gate: the look-alike gate where the pack has look-alikes
+        run = ClearRun(encoder, load_builtin(slug), search, opts)
         for _ in run.run():
             pass
         save_run(run.result, out / slug)
