@@ -14,6 +14,10 @@ The result equals ``encoder.encode`` under ``eraser.applied(encoder, gamma=γ)``
 float rounding of the larger batch (tested to 1e-5). The rows for blocks below l carry their recorded
 non-hidden outputs (T5's position bias) and, as hidden states, whatever they were called with: block
 l ignores its input, since it replays its own.
+
+Prompts whose edit is zero on every token (a gated eraser leaves concept-free prompts alone) are
+answered with their unerased output at every γ and skip step 2, which is where a gated eraser's
+calibration spends its time (its negatives and unrelated prompts).
 """
 
 from __future__ import annotations
@@ -80,14 +84,38 @@ def encode_gammas(
             recorded = _record_prefix(encoder, batch, blocks)
             hidden = hidden_of(recorded[-1])
             vector = eraser.vector(hidden)  # (rows, tokens, d_model), independent of γ
+            moved = (vector.reshape(rows, -1) != 0).any(1)
+            if not bool(moved.all()):  # a gated eraser leaves these prompts alone at every γ
+                base = out[0.0][start : start + rows] if 0.0 in out else encoder.pool(batch).cpu().numpy()
+                for g in edited_gammas:
+                    out[g][start : start + rows] = base
+                if not bool(moved.any()):
+                    continue
+                keep = moved.nonzero().flatten()
+                batch = {k: v[keep] for k, v in batch.items()}
+                recorded = [_take(r, keep, rows) for r in recorded]
+                hidden, vector = hidden[keep], vector[keep]
+            at = start + moved.nonzero().flatten().numpy()
+            n = len(at)
             per_gamma = hidden.numel() * 4
             group = max(1, MAX_SWEEP_BYTES // max(per_gamma, 1))
             for g0 in range(0, len(edited_gammas), group):
                 chunk = edited_gammas[g0 : g0 + group]
                 pooled = _replay(encoder, batch, blocks, block, recorded, hidden, vector, chunk)
                 for i, g in enumerate(chunk):
-                    out[g][start : start + rows] = pooled[i * rows : (i + 1) * rows]
+                    out[g][at] = pooled[i * n : (i + 1) * n]
     return out
+
+
+def _take(value: Any, keep: torch.Tensor, rows: int) -> Any:
+    """``value`` with every tensor whose first dimension is ``rows`` cut to the rows ``keep``."""
+    if isinstance(value, torch.Tensor):
+        return value[keep] if value.ndim and value.shape[0] == rows else value
+    if isinstance(value, tuple):
+        return tuple(_take(v, keep, rows) for v in value)
+    if isinstance(value, list):
+        return [_take(v, keep, rows) for v in value]
+    return value
 
 
 def _record_prefix(encoder: TextEncoder, batch: dict, blocks: list) -> list[Any]:

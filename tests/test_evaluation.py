@@ -88,7 +88,7 @@ def test_evaluate_sweep_on_a_real_eraser(minilm, small_run, small_concept):
     )
     assert base.leakage_positive > 0.9  # the probe sees the concept before erasure
     assert strong.leakage_positive < base.leakage_positive
-    assert strong.preservation_negative < 1.0
+    assert strong.preservation_negative > 0.99  # the context gate (default) leaves concept-free prompts be
     with pytest.raises(ValueError, match="was not evaluated"):
         report.row(3.0)
 

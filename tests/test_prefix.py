@@ -54,3 +54,20 @@ def test_sweep_leaves_the_model_as_it_was(minilm, small_run):
     np.testing.assert_array_equal(minilm.encode(PROMPTS), before)
     for block in minilm.layout.blocks:
         assert "forward" not in block.__dict__  # no replace wrapper left behind
+
+
+def test_sweep_of_a_gated_eraser_skips_the_prompts_it_leaves_alone(minilm, small_run):
+    """A context-gated eraser edits nothing in concept-free prompts: the sweep hands them their
+    unerased output at every γ (exactly) and still equals encoding each γ for the others."""
+    run = small_run
+    eraser = build_eraser(
+        run.search, run.pos, run.neg, "parachute", "minilm", context_gate=True, gate_ramp=0.01
+    )
+    prompts = [*PROMPTS, "a parachute", "a skydiver under an open parachute over the sea"]
+    gammas = [0.5, 6.0]  # no γ = 0: the unerased outputs are computed for the untouched prompts
+    swept = encode_gammas(minilm, prompts, eraser, gammas, batch_size=4)
+    expected = _one_by_one(minilm, prompts, eraser, [0.0, *gammas], batch_size=4)
+    for g in gammas:
+        np.testing.assert_allclose(swept[g], expected[g], atol=1e-5, rtol=0)
+    same = (swept[6.0] == expected[0.0]).all(1)
+    assert same.any() and not same.all()  # some prompts untouched, the parachute ones edited
