@@ -518,13 +518,15 @@ def gamma_sweep_chart(
             line=dict(color=SERIES_COLORS["chosen"], dash="dash", width=1.5),
             annotation_text=f"chosen γ = {chosen:g}",
             annotation_position="top",
+            # just above the plot area: a floor near cosine 1 (a gated eraser) has its label at the top
+            annotation=dict(y=1.0, yref="paper", yanchor="bottom"),
         )
     if preserve_min is not None:
         fig.add_hline(
             y=preserve_min,
             line=dict(color=SERIES_COLORS["tau"], dash="dash", width=1.5),
             annotation_text=f"preservation floor: cosine {preserve_min:g} (right axis) →",
-            annotation_position="bottom right",
+            annotation_position="bottom left",  # the look-alike floor's label takes the right end
             secondary_y=True,
         )
     if lookalike_min is not None and "preservation_lookalike" in series:
@@ -532,7 +534,7 @@ def gamma_sweep_chart(
             y=lookalike_min,
             line=dict(color=SWEEP_SERIES["preservation_lookalike"][1], dash="dash", width=1.5),
             annotation_text=f"look-alike floor: cosine {lookalike_min:g} →",
-            annotation_position="top right",
+            annotation_position="bottom right",  # below its line: above it, it meets the chosen γ's label
             secondary_y=True,
         )
     low = min(kept, default=0.9)
