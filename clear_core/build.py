@@ -114,19 +114,23 @@ def build_eraser(
         order = np.arange(negatives.n_prompts)
         sources.append(negatives.select(order[0::2]))
         margin_from = negatives.select(order[1::2])
-    skipped = None
-    if context_gate and margin_from is not None:
+    skipped = fitted = None
+    if sources:
         try:
-            _gate(sae, pos, sources, layer, scale, m_spec, margin_from)
-        except ValueError:  # no concept token beyond what concept-free prompts reach: gate off, said so
+            fitted = _gate(sae, pos, sources, layer, scale, m_spec, margin_from)
+        except ValueError:
+            if not context_gate:
+                raise
+            # no concept token beyond what concept-free prompts reach: the context gate off, said so
             skipped = (
                 "context gate off: no token of the concept's prompts goes beyond what its negatives use "
                 "(too few or too similar pairs?)"
             )
             warnings.warn(f"concept {concept!r}: {skipped}", ClearWarning, stacklevel=2)
             sources, margin_from, context_gate = sources[:-1], None, False
-    if sources:
-        gate_floor, gate_tau, gate_margin = _gate(sae, pos, sources, layer, scale, m_spec, margin_from)
+            fitted = _gate(sae, pos, sources, layer, scale, m_spec) if sources else None
+    if fitted is not None:
+        gate_floor, gate_tau, gate_margin = fitted
         gate_ramp = check_number(gate_ramp, "gate_ramp", above=0.0, maximum=1.0)
         gate_tau *= gate_ramp
     null_basis = None

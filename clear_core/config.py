@@ -29,8 +29,9 @@ MASKS = ("contrastive", "paper")
 ERASER_KINDS = ("sae", "steering", "leace")
 """What an eraser subtracts: CLEAR's SAE features, the dense steering vector, or LEACE's projection."""
 CALIBRATE_ON = ("text", "frames")
-GATE_SCOPES = ("token", "prompt")
 """What a γ calibration measures (EraserOptions.calibrate_on)."""
+GATE_SCOPES = ("token", "prompt")
+"""What a gate decides for (EraserOptions.gate_scope): each token, or each prompt."""
 DEFAULT_GAMMAS = (0.0, 0.25, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0)
 """The γ grid of a calibration sweep and of ``evaluate``."""
 

@@ -44,17 +44,23 @@ class _Cut(Exception):
     """Raised by the eraser's block in pass 1: nothing above it is needed there."""
 
 
-def _tile(value: Any, times: int, rows: int) -> Any:
-    """``value`` with every tensor whose first dimension is ``rows`` repeated ``times`` along it."""
+def _map_rows(value: Any, rows: int, fn) -> Any:
+    """``value`` (a block's output: tensors, tuples, lists) with ``fn`` applied to every tensor whose
+    first dimension is ``rows`` (the batch's)."""
     if isinstance(value, torch.Tensor):
-        if value.ndim and value.shape[0] == rows and times > 1:
-            return value.repeat(times, *([1] * (value.ndim - 1)))
-        return value
+        return fn(value) if value.ndim and value.shape[0] == rows else value
     if isinstance(value, tuple):
-        return tuple(_tile(v, times, rows) for v in value)
+        return tuple(_map_rows(v, rows, fn) for v in value)
     if isinstance(value, list):
-        return [_tile(v, times, rows) for v in value]
+        return [_map_rows(v, rows, fn) for v in value]
     return value
+
+
+def _tile(value: Any, times: int, rows: int) -> Any:
+    """``value`` with every batch-major tensor repeated ``times`` along its first dimension."""
+    if times == 1:
+        return value
+    return _map_rows(value, rows, lambda t: t.repeat(times, *([1] * (t.ndim - 1))))
 
 
 def encode_gammas(
@@ -93,7 +99,7 @@ def encode_gammas(
                     continue
                 keep = moved.nonzero().flatten()
                 batch = {k: v[keep] for k, v in batch.items()}
-                recorded = [_take(r, keep, rows) for r in recorded]
+                recorded = [_map_rows(r, rows, lambda t, keep=keep: t[keep]) for r in recorded]
                 hidden, vector = hidden[keep], vector[keep]
             at = start + moved.nonzero().flatten().numpy()
             n = len(at)
@@ -105,17 +111,6 @@ def encode_gammas(
                 for i, g in enumerate(chunk):
                     out[g][at] = pooled[i * n : (i + 1) * n]
     return out
-
-
-def _take(value: Any, keep: torch.Tensor, rows: int) -> Any:
-    """``value`` with every tensor whose first dimension is ``rows`` cut to the rows ``keep``."""
-    if isinstance(value, torch.Tensor):
-        return value[keep] if value.ndim and value.shape[0] == rows else value
-    if isinstance(value, tuple):
-        return tuple(_take(v, keep, rows) for v in value)
-    if isinstance(value, list):
-        return [_take(v, keep, rows) for v in value]
-    return value
 
 
 def _record_prefix(encoder: TextEncoder, batch: dict, blocks: list) -> list[Any]:

@@ -164,3 +164,17 @@ def test_frame_calibration_renders_only_the_prompts_given(small_run):
     assert result.rows[0].preservation == 1.0 and result.rows[0].rate > 0.5
     assert result.chosen_gamma == choose_gamma(result.rows, 0.5)
     assert result.to_json()["rows"][1]["gamma"] == 2.0 and result.n_positive == 4
+
+
+def test_a_context_gate_with_nothing_beyond_its_margin_warns_and_stays_off(small_run):
+    """Negatives that are the positives themselves leave no concept token past the margin: the
+    eraser is built without the gate, with a warning and a record of why."""
+    from clear_core.validation import ClearWarning
+
+    run = small_run
+    with pytest.warns(ClearWarning, match="context gate off"):
+        eraser = build_eraser(
+            run.search, run.pos, run.neg, "p", "minilm", context_gate=True, gate_negatives=run.pos
+        )
+    assert eraser.gate_floor is None and "gate_sources" not in eraser.meta
+    assert "context gate off" in eraser.meta["context_gate_skipped"]
