@@ -60,6 +60,7 @@ def build_eraser(
     gate_negatives: Activations | None = None,
     gate_ramp: float = 1.0,
     gate_scope: str = "token",
+    prompt_negatives: Activations | None = None,
 ) -> Eraser:
     """An SAE eraser at the searched block (or ``layer``), masks computed on the pairs given (the fit
     part of a concept's split, clear_core/splits.py).
@@ -79,7 +80,10 @@ def build_eraser(
     small: any token beyond the margin in full). ``gate_scope``: "prompt" gates every token of a prompt
     by its highest-scoring token (:attr:`Eraser.gate_scope`). ``null_space``: project the subtracted
     vector off the smallest subspace holding this share of the negatives' token energy at the block
-    (:attr:`Eraser.null_basis`); 0 switches it off.
+    (:attr:`Eraser.null_basis`); 0 switches it off. ``prompt_negatives``: concept-free prompts (the
+    calibration half of the unrelated prompts) that set, with the margin's negatives, a prompt gate
+    (:attr:`Eraser.prompt_margin`): a prompt is edited only when one of its tokens scores beyond every
+    token of them; needs a fitted gate.
     """
     if mask not in MASKS:
         raise ValueError(f"unknown mask {mask!r}; expected one of {MASKS}")
@@ -129,10 +133,21 @@ def build_eraser(
             warnings.warn(f"concept {concept!r}: {skipped}", ClearWarning, stacklevel=2)
             sources, margin_from, context_gate = sources[:-1], None, False
             fitted = _gate(sae, pos, sources, layer, scale, m_spec) if sources else None
+    prompt_margin = prompt_tau = None
+    prompt_skipped = None
     if fitted is not None:
         gate_floor, gate_tau, gate_margin = fitted
         gate_ramp = check_number(gate_ramp, "gate_ramp", above=0.0, maximum=1.0)
         gate_tau *= gate_ramp
+        if prompt_negatives is not None and prompt_negatives.n_prompts:
+            try:
+                prompt_margin, prompt_tau = _prompt_gate(
+                    sae, pos, prompt_negatives, layer, scale, m_spec, gate_floor, gate_margin
+                )
+                prompt_tau *= gate_ramp
+            except ValueError as err:
+                prompt_skipped = f"prompt gate off: {err}"
+                warnings.warn(f"concept {concept!r}: {prompt_skipped}", ClearWarning, stacklevel=2)
     null_basis = None
     if null_space:
         null_space = check_number(null_space, "null_space", above=0.0, maximum=1.0)
@@ -163,6 +178,14 @@ def build_eraser(
             }
     if skipped:
         meta["context_gate_skipped"] = skipped
+    if prompt_margin is not None:
+        meta["prompt_gate"] = {
+            "margin_from": "the gate's margin negatives and the calibration half of the unrelated prompts",
+            "n_unrelated": prompt_negatives.n_prompts,
+            "ramp": gate_ramp,
+        }
+    if prompt_skipped:
+        meta["prompt_gate_skipped"] = prompt_skipped
     if null_basis is not None:
         meta["null_space"] = {"energy": null_space, "rank": int(null_basis.shape[1])}
     return Eraser(
@@ -181,6 +204,8 @@ def build_eraser(
         gate_tau=gate_tau,
         gate_margin=gate_margin,
         gate_scope=gate_scope if gate_floor is not None else "token",
+        prompt_margin=prompt_margin,
+        prompt_tau=prompt_tau,
         null_basis=null_basis,
         gamma=gamma,
         meta=meta,
@@ -219,6 +244,41 @@ def _gate(
             "nothing could be erased (drop the gate)"
         )
     return floor.float(), float(passing.median()), margin
+
+
+@torch.no_grad()
+def _prompt_gate(
+    sae: SAE,
+    pos: Activations,
+    negatives: Activations,
+    layer: int,
+    scale: float,
+    m_spec: torch.Tensor,
+    floor: torch.Tensor,
+    margin: float,
+) -> tuple[float, float]:
+    """(margin, tau) of a prompt gate: the margin, the highest gate score any token of ``negatives``
+    reaches (at least the token gate's ``margin``); tau, the median amount by which the positive
+    prompts' highest-scoring tokens pass it."""
+    score = _scores(sae, negatives, layer, scale, m_spec, floor)
+    prompt_margin = max(margin, float(score.max()))
+    top = _scores(sae, pos, layer, scale, m_spec, floor).numpy()
+    top = np.maximum.reduceat(top, pos.offsets[:-1].astype(np.intp))
+    passing = top[top > prompt_margin] - prompt_margin
+    if len(passing) * 2 < len(top):
+        raise ValueError(
+            f"only {len(passing)} of {len(top)} of the concept's prompts go beyond what the unrelated "
+            "prompts reach"
+        )
+    return prompt_margin, float(np.median(passing))
+
+
+def _scores(
+    sae: SAE, acts: Activations, layer: int, scale: float, m_spec: torch.Tensor, floor: torch.Tensor
+) -> torch.Tensor:
+    """(tokens,) gate scores of a capture: Σ ReLU(f − floor)·m_spec."""
+    f = sae.encode(torch.from_numpy(acts.layer(layer)) / scale)
+    return (torch.relu(f - floor) * m_spec).sum(-1)
 
 
 @torch.no_grad()

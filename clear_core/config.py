@@ -170,6 +170,12 @@ class EraserOptions:
     """What the gates decide for (``Eraser.gate_scope``): "token", each token by its own score; "prompt",
     every token of a prompt by its highest-scoring token (a prompt that evokes the concept anywhere is
     erased in full, one that does not is left alone)."""
+    prompt_gate: bool | None = None
+    """Prompt gate, on with the context gate by default (None: that rule): a prompt is edited only when
+    one of its tokens goes beyond the highest score any token of the calibration half of the unrelated
+    prompts (and the gate's negatives) reaches; inside a prompt that passes, the context gate decides
+    token by token. Keeps prompts that name none of the concepts untouched when many erasers run at once
+    (docs/precision.md)."""
     null_space: float = 0.0
     """Null-space edit: project the subtracted vector off the subspace holding this share of the fit
     negatives' token energy at the block (SPEED-style); 0 is off, 0.9 a typical value."""
@@ -212,6 +218,10 @@ class EraserOptions:
             raise ValueError(f"gate_scope must be one of {GATE_SCOPES}, got {self.gate_scope!r}")
         if self.context_gate is None:
             self.context_gate = self.kind == "sae" and self.mask == "contrastive"
+        if self.prompt_gate is None:
+            self.prompt_gate = bool(self.context_gate or self.gate)
+        if self.prompt_gate and not (self.context_gate or self.gate):
+            raise ValueError("the prompt gate needs the context gate or the look-alike gate")
         if (self.context_gate or self.null_space or self.gate) and (
             self.kind != "sae" or self.mask != "contrastive"
         ):

@@ -132,6 +132,10 @@ def _fields(info: dict[str, Any]) -> None:
         check_number(info["gate_tau"], "gate_tau", above=0.0)
     if info.get("gate_margin") is not None:
         check_number(info["gate_margin"], "gate_margin", minimum=0.0)
+    if info.get("prompt_margin") is not None:
+        check_number(info["prompt_margin"], "prompt_margin", minimum=0.0)
+    if info.get("prompt_tau") is not None:
+        check_number(info["prompt_tau"], "prompt_tau", above=0.0)
     for key in ("concept", "model_id", "layer_name"):
         if not isinstance(info[key], str):
             raise ValueError(f"{key} must be text, got {info[key]!r}")

@@ -117,6 +117,13 @@ class Eraser:
     """What the gate decides for: "token" edits each token as far as its own score allows; "prompt"
     gives every token of a prompt the gate of its highest-scoring token, so a prompt with one token
     past the margin is erased as the ungated eraser would, and a prompt with none is left alone."""
+    prompt_margin: float | None = None
+    """Prompt gate (optional, needs ``gate_floor``): a prompt is edited only as far as its highest token
+    gate score goes beyond this level, the highest score any token of the calibration's concept-free
+    prompts reached (fit negatives and the calibration half of the unrelated prompts); inside a prompt
+    that passes, the token gate decides token by token. None: no prompt gate."""
+    prompt_tau: float | None = None
+    """Prompt gate scale: gp = clamp((max token score − prompt_margin) / prompt_tau, 0, 1)."""
     gamma: float = 1.0
     """Default erasure strength (calibrated; the user may override it)."""
     meta: dict[str, Any] = field(default_factory=dict)
@@ -165,6 +172,13 @@ class Eraser:
             raise ValueError("gate_tau or gate_margin without gate_floor")
         if self.gate_scope not in GATE_SCOPES:
             raise ValueError(f"gate_scope must be one of {GATE_SCOPES}, got {self.gate_scope!r}")
+        if (self.prompt_margin is None) != (self.prompt_tau is None):
+            raise ValueError("prompt_margin and prompt_tau come together (the prompt gate)")
+        if self.prompt_margin is not None:
+            if self.gate_floor is None:
+                raise ValueError("a prompt gate (prompt_margin) needs gate_floor")
+            self.prompt_margin = check_number(self.prompt_margin, "prompt_margin", minimum=0.0)
+            self.prompt_tau = check_number(self.prompt_tau, "prompt_tau", above=0.0)
         tensors = {
             "direction": self.direction,
             "m_spec": self.m_spec,
@@ -226,10 +240,16 @@ class Eraser:
         f = sae.encode(x)
         m_spec = self.m_spec.to(hidden.device)
         if self.gate_floor is not None:  # erase a token only as far as it exceeds the gate's floor
-            g = self.gate(f, m_spec)
+            score = self.gate_score(f, m_spec)
+            g = ((score - self.gate_margin) / self.gate_tau).clamp(min=0.0, max=1.0)
+            n = hidden.shape[-2] if hidden.dim() > 1 else 1
             if self.gate_scope == "prompt":  # every token of a prompt: its highest-scoring token's gate
-                n = hidden.shape[-2] if hidden.dim() > 1 else 1
                 g = g.reshape(-1, n).amax(-1, keepdim=True).expand(-1, n).reshape(-1)
+            if self.prompt_margin is not None:  # a prompt none of whose tokens passes is left alone
+                top = score.reshape(-1, n).amax(-1, keepdim=True)
+                g = (
+                    g.reshape(-1, n) * ((top - self.prompt_margin) / self.prompt_tau).clamp(0.0, 1.0)
+                ).reshape(-1)
             f = f * g[:, None]
         v = (f * m_spec) @ sae.W_dec
         if self.null_basis is not None:
@@ -241,9 +261,14 @@ class Eraser:
         """(tokens,) look-alike gate in [0, 1] for SAE activations ``f (tokens, d_sae)``; ones without a gate."""
         if self.gate_floor is None:
             return torch.ones(f.shape[0], device=f.device)
-        m_spec = self.m_spec.to(f.device) if m_spec is None else m_spec
-        score = (torch.relu(f - self.gate_floor.to(f.device)) * m_spec).sum(-1)
+        score = self.gate_score(f, m_spec)
         return ((score - self.gate_margin) / self.gate_tau).clamp(min=0.0, max=1.0)
+
+    def gate_score(self, f: torch.Tensor, m_spec: torch.Tensor | None = None) -> torch.Tensor:
+        """(tokens,) how far each token's concept-specific features exceed the gate's floor:
+        Σ ReLU(f − floor)·m_spec (needs ``gate_floor``)."""
+        m_spec = self.m_spec.to(f.device) if m_spec is None else m_spec
+        return (torch.relu(f - self.gate_floor.to(f.device)) * m_spec).sum(-1)
 
     def edit(self, hidden: torch.Tensor, gamma: float | None = None) -> torch.Tensor:
         """h' = h − γ·v for block-output hidden states ``(batch, tokens, d_model)``."""
@@ -320,6 +345,11 @@ class Eraser:
             "gate_margin": self.gate_margin,
             # only when it changes the edit: the digests of token-scope erasers stay what they were
             **({"gate_scope": self.gate_scope} if self.gate_scope != "token" else {}),
+            **(
+                {"prompt_margin": self.prompt_margin, "prompt_tau": self.prompt_tau}
+                if self.prompt_margin is not None
+                else {}
+            ),
         }
 
     def digest(self) -> str:
@@ -355,6 +385,8 @@ class Eraser:
             "gate_tau": self.gate_tau,
             "gate_margin": self.gate_margin,
             "gate_scope": self.gate_scope,
+            "prompt_margin": self.prompt_margin,
+            "prompt_tau": self.prompt_tau,
             "default_gamma": self.gamma,
             "sae": self.sae.config_dict() if self.sae is not None else None,
             "versions": library_versions(),
@@ -457,6 +489,8 @@ class Eraser:
             "gate_tau",
             "gate_margin",
             "gate_scope",
+            "prompt_margin",
+            "prompt_tau",
         }
         try:
             eraser = cls(
@@ -478,6 +512,8 @@ class Eraser:
                 gate_tau=info.get("gate_tau") if gate_floor is not None else None,
                 gate_margin=(info.get("gate_margin") or 0.0) if gate_floor is not None else 0.0,
                 gate_scope=info.get("gate_scope") or "token",
+                prompt_margin=info.get("prompt_margin") if gate_floor is not None else None,
+                prompt_tau=info.get("prompt_tau") if gate_floor is not None else None,
                 gamma=info["default_gamma"],
                 meta={k: v for k, v in info.items() if k not in known},
             )

@@ -277,6 +277,7 @@ class ClearRun:
                 gate_negatives=self._gate_negatives(neg) if opts.context_gate else None,
                 gate_ramp=opts.gate_ramp if opts.context_gate else 1.0,
                 gate_scope=opts.gate_scope,
+                prompt_negatives=self._prompt_negatives() if opts.prompt_gate else None,
             )
             if self.preserve:
                 eraser.meta["preserve"] = {
@@ -316,6 +317,11 @@ class ClearRun:
         used = set(self._frame_indices())
         rest = [i for i in range(neg.n_prompts) if i not in used]
         return neg.select(rest) if len(rest) >= 4 else neg
+
+    def _prompt_negatives(self) -> Activations | None:
+        """The calibration half of the unrelated prompts, captured for the prompt gate (None if empty)."""
+        prompts = alternate(self.unrelated)[0]
+        return self.encoder.capture(prompts, self.capture_config) if prompts else None
 
     def _calibration_message(self) -> str:
         n_unrelated = len(alternate(self.unrelated)[0])

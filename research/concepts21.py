@@ -281,6 +281,7 @@ def _options_parser(p: argparse.ArgumentParser) -> None:
         "kind",
         "holdout",
         "context_gate",
+        "prompt_gate",
         "gate_ramp",
         "gate_scope",
         "null_space",
