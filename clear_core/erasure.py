@@ -28,6 +28,7 @@ import math
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -49,6 +50,10 @@ from clear_core.search import SearchResult
 from clear_core.validation import check_finite, check_gamma, check_int, check_number
 
 __all__ = ["MASKS", "Eraser", "applied_many", "check_erasers"]
+
+_POSITIONS: ContextVar[torch.Tensor | None] = ContextVar("clear_prompt_positions", default=None)
+"""The attention mask of the encoder call in progress, (batch, tokens), recorded by
+:func:`applied_many` where a prompt-level gate needs it: pads take no part in a prompt's decision."""
 
 _BUILDERS = ("build_eraser", "feature_means", "leace_eraser", "steering_eraser")
 
@@ -221,9 +226,19 @@ class Eraser:
                 )
 
     # ------------------------------------------------------------------------------------ edit
+    @property
+    def prompt_level(self) -> bool:
+        """Whether a gate decides per prompt (prompt scope or a prompt gate), so the edit of a token
+        depends on the other real tokens of its prompt."""
+        return self.gate_floor is not None and (self.gate_scope == "prompt" or self.prompt_margin is not None)
+
     @torch.no_grad()
-    def vector(self, hidden: torch.Tensor) -> torch.Tensor:
-        """v scaled back to block units, same shape as ``hidden (..., d_model)``: h' = h − γ·vector."""
+    def vector(self, hidden: torch.Tensor, positions: torch.Tensor | None = None) -> torch.Tensor:
+        """v scaled back to block units, same shape as ``hidden (..., d_model)``: h' = h − γ·vector.
+
+        ``positions``: (batch, tokens) attention mask of ``hidden (batch, tokens, d_model)``; a
+        prompt-level gate reads only the positions it marks (pads are not part of the prompt). None,
+        or another shape: every position counts."""
         if hidden.shape[-1] != self.d_model:
             raise ValueError(
                 f"eraser for d_model {self.d_model} got hidden states of width {hidden.shape[-1]}"
@@ -243,13 +258,16 @@ class Eraser:
             score = self.gate_score(f, m_spec)
             g = ((score - self.gate_margin) / self.gate_tau).clamp(min=0.0, max=1.0)
             n = hidden.shape[-2] if hidden.dim() > 1 else 1
+            real = None
+            if positions is not None and tuple(positions.shape) == tuple(hidden.shape[:-1]):
+                real = positions.reshape(-1, n).to(score.device) != 0
             if self.gate_scope == "prompt":  # every token of a prompt: its highest-scoring token's gate
-                g = g.reshape(-1, n).amax(-1, keepdim=True).expand(-1, n).reshape(-1)
+                by = g.reshape(-1, n) if real is None else g.reshape(-1, n).masked_fill(~real, 0.0)
+                g = by.amax(-1, keepdim=True).expand(-1, n).reshape(-1)
             if self.prompt_margin is not None:  # a prompt none of whose tokens passes is left alone
-                top = score.reshape(-1, n).amax(-1, keepdim=True)
-                g = (
-                    g.reshape(-1, n) * ((top - self.prompt_margin) / self.prompt_tau).clamp(0.0, 1.0)
-                ).reshape(-1)
+                by = score.reshape(-1, n) if real is None else score.reshape(-1, n).masked_fill(~real, 0.0)
+                gp = ((by.amax(-1, keepdim=True) - self.prompt_margin) / self.prompt_tau).clamp(0.0, 1.0)
+                g = (g.reshape(-1, n) * gp).reshape(-1)
             f = f * g[:, None]
         v = (f * m_spec) @ sae.W_dec
         if self.null_basis is not None:
@@ -270,12 +288,15 @@ class Eraser:
         m_spec = self.m_spec.to(f.device) if m_spec is None else m_spec
         return (torch.relu(f - self.gate_floor.to(f.device)) * m_spec).sum(-1)
 
-    def edit(self, hidden: torch.Tensor, gamma: float | None = None) -> torch.Tensor:
-        """h' = h − γ·v for block-output hidden states ``(batch, tokens, d_model)``."""
+    def edit(
+        self, hidden: torch.Tensor, gamma: float | None = None, positions: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """h' = h − γ·v for block-output hidden states ``(batch, tokens, d_model)`` (``positions``: see
+        :meth:`vector`)."""
         gamma = self.gamma if gamma is None else float(gamma)
         if gamma == 0:
             return hidden
-        return (hidden.float() - gamma * self.vector(hidden)).to(hidden.dtype)
+        return (hidden.float() - gamma * self.vector(hidden, positions)).to(hidden.dtype)
 
     def features(self, hidden: torch.Tensor) -> torch.Tensor:
         """(..., d_sae) SAE feature activations of block-output hidden states."""
@@ -596,12 +617,41 @@ def _same_name(model_id: str) -> str:
 @contextmanager
 def applied_many(erasers: Sequence[tuple[Eraser, float | None]], target: Any) -> Iterator[None]:
     """Apply several erasers at once (same or different blocks), in the order given."""
-    handlers = []
+    handlers, roots = [], {}
     for eraser, gamma in erasers:
         block = eraser.block_of(target)
-        handlers.append(Handler(block, lambda h, e=eraser, g=gamma: e.edit(h, g)))
-    with scoped_hooks(handlers):
-        yield
+        handlers.append(Handler(block, lambda h, e=eraser, g=gamma: e.edit(h, g, _POSITIONS.get())))
+        if eraser.prompt_level:
+            root = _encoder_root(target, eraser.component)
+            if root is not None:
+                roots[id(root)] = root
+    handlers += [Handler(root, _record_positions, kind="replace") for root in roots.values()]
+    before = _POSITIONS.set(None)
+    try:
+        with scoped_hooks(handlers):
+            yield
+    finally:
+        _POSITIONS.reset(before)
+
+
+def _encoder_root(target: Any, component: str) -> nn.Module | None:
+    """The text encoder module that ``target`` calls with the attention mask."""
+    if isinstance(target, TextEncoder):
+        return target.model
+    if isinstance(target, nn.Module):
+        return target
+    root = getattr(target, component, None)
+    return root if isinstance(root, nn.Module) else None
+
+
+def _record_positions(args: tuple, kwargs: dict) -> None:
+    """A replace handler that only reads: the call's attention mask (HF order: input_ids, mask), or
+    None (every position counts, as in an encoder run without a mask); the forward then runs."""
+    mask = kwargs.get("attention_mask")
+    if mask is None and len(args) > 1 and isinstance(args[1], torch.Tensor):
+        mask = args[1]
+    _POSITIONS.set(mask if isinstance(mask, torch.Tensor) and mask.dim() == 2 else None)
+    return None
 
 
 def check_erasers(pipe: Any, erasers: Sequence[Eraser]) -> None:

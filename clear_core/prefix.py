@@ -89,7 +89,10 @@ def encode_gammas(
                 continue
             recorded = _record_prefix(encoder, batch, blocks)
             hidden = hidden_of(recorded[-1])
-            vector = eraser.vector(hidden)  # (rows, tokens, d_model), independent of γ
+            # (rows, tokens, d_model), independent of γ; a prompt-level gate reads the positions the
+            # encoder's mask marks, as it does under the hook (clear_core/erasure.applied_many)
+            mask = batch.get("attention_mask") if encoder.profile.attention_mask else None
+            vector = eraser.vector(hidden, mask)
             moved = (vector.reshape(rows, -1) != 0).any(1)
             if not bool(moved.all()):  # a gated eraser leaves these prompts alone at every γ
                 base = out[0.0][start : start + rows] if 0.0 in out else encoder.pool(batch).cpu().numpy()

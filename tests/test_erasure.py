@@ -19,13 +19,18 @@ def _hooks(module):
 
 
 @torch.no_grad()
-def _by_hand(eraser: Eraser, h: torch.Tensor, gamma: float) -> torch.Tensor:
+def _by_hand(eraser: Eraser, h: torch.Tensor, gamma: float, offsets=None) -> torch.Tensor:
+    """The edit of the real tokens ``h`` of a capture (prompt i: rows offsets[i]:offsets[i + 1])."""
     sae, s = eraser.sae, eraser.scale
     x = h / s
     f = sae.activate((x - sae.b_dec) @ sae.W_enc + sae.b_enc)  # the SAE's own sparsifier (ReLU or top-k)
     if eraser.gate_floor is not None:  # the context gate (on by default): g = clamp((score - margin) / tau)
         score = (torch.relu(f - eraser.gate_floor) * eraser.m_spec).sum(-1)
-        f = f * ((score - eraser.gate_margin) / eraser.gate_tau).clamp(0, 1)[..., None]
+        g = ((score - eraser.gate_margin) / eraser.gate_tau).clamp(0, 1)
+        if eraser.prompt_margin is not None:  # the prompt gate: each prompt by its strongest real token
+            for a, b in zip(offsets[:-1], offsets[1:]):
+                g[a:b] *= ((score[a:b].max() - eraser.prompt_margin) / eraser.prompt_tau).clamp(0, 1)
+        f = f * g[..., None]
     return h - gamma * s * ((f * eraser.m_spec) @ sae.W_dec)
 
 
@@ -44,7 +49,7 @@ def test_edit_changes_exactly_the_chosen_block(minilm, small_run):
     layer = eraser.layer
     for i in range(layer):  # everything before the block is untouched, bit for bit
         np.testing.assert_array_equal(original.layer(i), erased.layer(i))
-    expected = _by_hand(eraser, torch.from_numpy(original.layer(layer)), gamma)
+    expected = _by_hand(eraser, torch.from_numpy(original.layer(layer)), gamma, original.offsets)
     np.testing.assert_allclose(erased.layer(layer), expected.numpy(), atol=1e-4)
     assert not np.allclose(erased.layer(layer), original.layer(layer), atol=1e-3)
 
@@ -221,6 +226,6 @@ def test_edit_equivalence_on_t5_umt5_clip(tiny_encoder):
     with eraser.applied(tiny_encoder, gamma=1.5):
         erased = tiny_encoder.capture(PROMPTS, NO_CACHE)
     np.testing.assert_array_equal(original.layer(1), erased.layer(1))
-    expected = _by_hand(eraser, torch.from_numpy(original.layer(2)), 1.5)
+    expected = _by_hand(eraser, torch.from_numpy(original.layer(2)), 1.5, original.offsets)
     np.testing.assert_allclose(erased.layer(2), expected.numpy(), atol=1e-5)
     assert _hooks(tiny_encoder.block(2)) == hooks

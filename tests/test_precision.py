@@ -1,5 +1,7 @@
 """The precision options of an eraser: context gate, null-space edit, and the LEACE baseline."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -178,3 +180,123 @@ def test_a_context_gate_with_nothing_beyond_its_margin_warns_and_stays_off(small
         )
     assert eraser.gate_floor is None and "gate_sources" not in eraser.meta
     assert "context gate off" in eraser.meta["context_gate_skipped"]
+
+
+def test_prompt_gate_leaves_prompts_below_its_margin_alone(small_run, minilm, tmp_path):
+    """The prompt gate's margin is the highest gate score any token of the unrelated prompts (or the
+    gate's margin negatives) reaches: a prompt whose tokens all stay below it is left alone, and a
+    prompt whose strongest token passes it by more than prompt_tau is edited as the token gate alone
+    edits it."""
+    run = small_run
+    unrelated = minilm.capture(["a bowl of soup on a table", "a red car on a coastal road at dusk"])
+    kw = dict(context_gate=True, gate_ramp=0.01)
+    token = build_eraser(run.search, run.pos, run.neg, "p", "minilm", **kw)
+    both = build_eraser(run.search, run.pos, run.neg, "p", "minilm", prompt_negatives=unrelated, **kw)
+    layer = both.layer
+    x = torch.from_numpy(unrelated.layer(layer))
+    assert both.prompt_margin == pytest.approx(
+        max(token.gate_margin, float(both.gate_score(both.features(x)).max())), rel=1e-5
+    )
+    assert both.prompt_margin >= both.gate_margin == token.gate_margin
+    assert both.prompt_tau > 0 and both.meta["prompt_gate"]["n_unrelated"] == 2
+    pos = torch.from_numpy(run.pos.layer(layer))
+    score = both.gate_score(both.features(pos))
+    bounds = run.pos.offsets
+    tops = [float(score[bounds[i] : bounds[i + 1]].max()) for i in range(run.pos.n_prompts)]
+    above = [i for i, t in enumerate(tops) if t >= both.prompt_margin + both.prompt_tau]
+    assert above
+    i = above[0]
+    prompt = pos[bounds[i] : bounds[i + 1]][None]
+    torch.testing.assert_close(both.vector(prompt), token.vector(prompt))
+    # a prompt whose strongest token sits at the margin: nothing, though the token gate edits it
+    lifted = dataclasses.replace(both, prompt_margin=tops[i], meta=dict(both.meta))
+    assert float(lifted.vector(prompt).abs().max()) == 0.0 < float(token.vector(prompt).abs().max())
+    # in a batch, each prompt is gated by its own strongest token
+    neg = torch.from_numpy(run.neg.layer(layer))[: prompt.shape[1]][None]
+    batch = torch.cat([prompt, neg])
+    torch.testing.assert_close(both.vector(batch)[0], token.vector(prompt)[0])
+    assert float(both.vector(batch)[1].abs().max()) == 0.0
+    assert "prompt_margin" not in token.edit_fields()  # erasers without it keep their digests
+    both.save(tmp_path / "pg")
+    back = Eraser.load(tmp_path / "pg")
+    assert (back.prompt_margin, back.prompt_tau) == (both.prompt_margin, both.prompt_tau)
+    assert back.digest() == both.digest() != token.digest()
+
+
+def test_prompt_gate_checks(small_run, minilm):
+    run = small_run
+    base = build_eraser(run.search, run.pos, run.neg, "p", "minilm", context_gate=True)
+    with pytest.raises(ValueError, match="prompt_margin and prompt_tau"):
+        dataclasses.replace(base, prompt_margin=0.1, meta=dict(base.meta))
+    with pytest.raises(ValueError, match="prompt_tau must be > 0"):
+        dataclasses.replace(base, prompt_margin=0.1, prompt_tau=0.0, meta=dict(base.meta))
+    plain = build_eraser(run.search, run.pos, run.neg, "p", "minilm")
+    with pytest.raises(ValueError, match="needs gate_floor"):
+        dataclasses.replace(plain, prompt_margin=0.1, prompt_tau=0.1, meta=dict(plain.meta))
+    # options: on with the context gate, off without it, refused alone
+    assert EraserOptions().prompt_gate is True
+    assert EraserOptions(context_gate=False).prompt_gate is False
+    assert EraserOptions(kind="leace").prompt_gate is False
+    with pytest.raises(ValueError, match="prompt gate needs"):
+        EraserOptions(context_gate=False, prompt_gate=True)
+    # concept prompts themselves as "unrelated": no prompt passes, the prompt gate stays off and says so
+    with pytest.warns(UserWarning, match="prompt gate off"):
+        off = build_eraser(
+            run.search, run.pos, run.neg, "p", "minilm", context_gate=True, prompt_negatives=run.pos
+        )
+    assert off.prompt_margin is None and "prompt_gate_skipped" in off.meta
+
+
+def test_prompt_level_gates_do_not_read_pads(small_run, minilm):
+    """Under the hook, a prompt-level gate reads only the positions the attention mask marks: a prompt
+    is erased the same alone and padded beside a longer one, in the encoder and in the γ sweep."""
+    from clear_core.prefix import encode_gammas
+
+    run = small_run
+    unrelated = minilm.capture(["a bowl of soup on a table", "a red car on a coastal road at dusk"])
+    kw = dict(context_gate=True, gate_ramp=0.01)
+    for eraser in (
+        build_eraser(run.search, run.pos, run.neg, "p", "minilm", prompt_negatives=unrelated, **kw),
+        build_eraser(run.search, run.pos, run.neg, "p", "minilm", gate_scope="prompt", **kw),
+    ):
+        assert eraser.prompt_level
+        short = "a parachute"
+        long = "a parachute drifting over a wide green valley with a red barn and a winding river below"
+        with eraser.applied(minilm, gamma=4.0):
+            alone = minilm.encode([short])
+            padded = minilm.encode([short, long])
+        np.testing.assert_allclose(alone[0], padded[0], atol=1e-5)
+        swept = encode_gammas(minilm, [short, long], eraser, [4.0])[4.0]
+        np.testing.assert_allclose(swept[0], padded[0], atol=1e-5)
+        np.testing.assert_allclose(swept[1], padded[1], atol=1e-5)
+
+
+def test_prompt_gate_ignores_positions_the_mask_marks_as_pads(small_run, minilm, monkeypatch):
+    """A prompt whose real tokens stay below the prompt margin is left alone whatever its pad
+    positions hold; the hook hands the encoder call's attention mask to the eraser."""
+    run = small_run
+    unrelated = minilm.capture(["a bowl of soup on a table", "a red car on a coastal road at dusk"])
+    eraser = build_eraser(
+        run.search,
+        run.pos,
+        run.neg,
+        "p",
+        "minilm",
+        context_gate=True,
+        gate_ramp=0.01,
+        prompt_negatives=unrelated,
+    )
+    layer = eraser.layer
+    pos, neg = torch.from_numpy(run.pos.layer(layer)), torch.from_numpy(run.neg.layer(layer))
+    strongest = pos[eraser.gate_score(eraser.features(pos)).argsort(descending=True)[:4]]
+    hidden = torch.cat([neg[:4], strongest])[None]  # 4 concept-free real tokens, then 4 "pads"
+    mask = torch.tensor([[1, 1, 1, 1, 0, 0, 0, 0]])
+    assert float(eraser.vector(hidden, mask).abs().max()) == 0.0
+    assert float(eraser.vector(hidden).abs().max()) > 0  # read as real tokens, they would pass
+    seen = []
+    vector = Eraser.vector
+    monkeypatch.setattr(Eraser, "vector", lambda self, h, p=None: seen.append(p) or vector(self, h, p))
+    with eraser.applied(minilm, gamma=1.0):
+        minilm.encode(["a parachute", "a parachute over a long green valley with a river"])
+    assert seen and seen[0] is not None and seen[0].shape == (2, seen[0].shape[1])
+    assert int(seen[0][0].sum()) < int(seen[0][1].sum()) == seen[0].shape[1]
