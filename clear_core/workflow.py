@@ -335,9 +335,14 @@ class ClearRun:
         pairs = self._calibration_pairs()
         implicit_cal = alternate(self.implicit)[0] if opts.calibrate_on_implicit else []
         unrelated_cal = alternate(self.unrelated)[0]
+        # γ is the strength of the edit where the prompt gate lets it through: swept without that gate,
+        # whose margin was fitted on these same unrelated prompts (they would read 1.0 at every γ)
+        swept = eraser
+        if eraser.prompt_margin is not None:
+            swept = replace(eraser, prompt_margin=None, prompt_tau=None, meta=dict(eraser.meta))
         report = evaluate(
             self.encoder,
-            eraser,
+            swept,
             [p.positive for p in pairs],
             [p.negative for p in pairs],
             implicit=implicit_cal or None,
@@ -351,7 +356,7 @@ class ClearRun:
         report.chosen_gamma = eraser.gamma
         frames = None
         if opts.calibrate_on == "frames":
-            frames = self._calibrate_on_frames(eraser, implicit_cal)
+            frames = self._calibrate_on_frames(swept, implicit_cal)
             eraser.gamma = report.chosen_gamma = frames.chosen_gamma
         eraser.meta["calibration"] = {
             "preserve_min": opts.preserve_min,
@@ -362,6 +367,7 @@ class ClearRun:
             "lookalike_min": opts.lookalike_min if report.n_lookalike else None,
             "rows": [asdict(r) for r in report.rows],
             "on": opts.calibrate_on,
+            "prompt_gate": "off while sweeping γ" if swept is not eraser else None,
         }
         if frames is not None:
             eraser.meta["calibration"]["frames"] = frames.to_json()

@@ -300,3 +300,39 @@ def test_prompt_gate_ignores_positions_the_mask_marks_as_pads(small_run, minilm,
         minilm.encode(["a parachute", "a parachute over a long green valley with a river"])
     assert seen and seen[0] is not None and seen[0].shape == (2, seen[0].shape[1])
     assert int(seen[0][0].sum()) < int(seen[0][1].sum()) == seen[0].shape[1]
+
+
+def test_gamma_is_calibrated_with_the_prompt_gate_off(small_run, minilm, small_concept):
+    """The prompt gate's margin is fitted on the calibration half of the unrelated prompts, so the γ
+    sweep runs without it (those prompts would read 1.0 at every γ): the same γ and table as the run
+    without a prompt gate, and the prompt gate on the eraser."""
+    from clear_core.search import SearchConfig
+    from clear_core.workflow import ClearRun
+
+    unrelated = [
+        "a bowl of soup on a table",
+        "a red car on a coastal road",
+        "a cat asleep on a sofa",
+        "a lighthouse on a rocky cape at dawn",
+        "two children flying a kite on a beach",
+        "a bicycle leaning on a brick wall",
+    ]
+    runs = {}
+    for gate in (True, False):
+        run = ClearRun(
+            minilm,
+            small_concept,
+            SearchConfig(steps=30, d_sae=256, seed=0),
+            EraserOptions(calibration_pairs=8, gammas=(0.0, 1.0, 2.0, 4.0), prompt_gate=gate),
+            unrelated=unrelated,
+            search_result=small_run.search,
+        )
+        for _ in run.run():
+            pass
+        runs[gate] = run.result.eraser
+    on, off = runs[True], runs[False]
+    assert on.prompt_margin is not None and off.prompt_margin is None
+    assert on.gamma == off.gamma
+    assert on.meta["calibration"]["rows"] == off.meta["calibration"]["rows"]
+    assert on.meta["calibration"]["prompt_gate"] == "off while sweeping γ"
+    assert off.meta["calibration"]["prompt_gate"] is None
