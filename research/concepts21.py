@@ -163,9 +163,18 @@ def bars(rows: dict) -> dict:
     }
 
 
-def together(erasers: Path, slugs: list[str], seeds: int, n: int, concept_free: int) -> dict:
+def together(
+    erasers: Path,
+    slugs: list[str],
+    seeds: int,
+    n: int,
+    concept_free: int,
+    free_seed: int = 0,
+    rates: bool = True,
+) -> dict:
     """All erasers applied at once: each concept's rate (held-out positives) and the preservation of
-    captions naming none of them."""
+    captions naming none of them (``concept_free`` of them, drawn with ``free_seed``: another seed
+    is another list, for a check on captions nobody looked at)."""
     from clear_core.testbed.detector import load_detector
     from clear_core.testbed.pipeline import load_testbed_pipeline
     from clear_core.testbed.rate import concept_free_captions, generative_rate, preservation
@@ -174,18 +183,19 @@ def together(erasers: Path, slugs: list[str], seeds: int, n: int, concept_free: 
     pipe, det = load_testbed_pipeline(), load_detector()
     all_erasers = [Eraser.load(erasers / s) for s in slugs]
     rows = {}
-    for slug in slugs:
+    for slug in slugs if rates else []:
         r = generative_rate(slug, eraser=all_erasers, seeds=seeds, n_prompts=n, pipe=pipe, detector=det)
         rows[slug] = {
             "rate": (r["rate_original"], r["rate"]),
             "halved": r["rate"] <= HALVED * r["rate_original"],
         }
         _log(slug, rows[slug])
-    free = preservation(pipe, det, concept_free_captions(concept_free), all_erasers, seeds=seeds)
+    free = preservation(pipe, det, concept_free_captions(concept_free, free_seed), all_erasers, seeds=seeds)
     return {
         "concepts": rows,
         "preservation_concept_free": free,
-        "n_halved": sum(r["halved"] for r in rows.values()),
+        "free_seed": free_seed,
+        "n_halved": sum(r["halved"] for r in rows.values()) if rates else None,
     }
 
 
@@ -319,6 +329,9 @@ def main(argv: list[str] | None = None) -> int:
         m.add_argument("--seeds", type=int, default=2)
         m.add_argument("--n", type=int, default=24)
         m.add_argument("--concept-free", type=int, default=48)
+        if name == "together":
+            m.add_argument("--free-seed", type=int, default=0, help="seed of the concept-free caption list")
+            m.add_argument("--free-only", action="store_true", help="only the concept-free preservation")
     c = sub.add_parser("compare", help="measured configurations side by side: NAME=RESULTS.json ...")
     c.add_argument("results", nargs="+", metavar="NAME=RESULTS")
     t = sub.add_parser("table")
@@ -358,8 +371,18 @@ def main(argv: list[str] | None = None) -> int:
     if args.what == "lookalikes":
         res = lookalikes(Path(args.erasers), slugs)
     else:
-        run = measure if args.what == "measure" else together
-        res = run(Path(args.erasers), slugs, args.seeds, args.n, args.concept_free)
+        if args.what == "measure":
+            res = measure(Path(args.erasers), slugs, args.seeds, args.n, args.concept_free)
+        else:
+            res = together(
+                Path(args.erasers),
+                slugs,
+                args.seeds,
+                args.n,
+                args.concept_free,
+                args.free_seed,
+                rates=not args.free_only,
+            )
     atomic_write_text(
         Path(args.out),
         json.dumps(res, indent=2, default=lambda o: o.item() if isinstance(o, np.generic) else str(o)),
