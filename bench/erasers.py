@@ -10,7 +10,8 @@ mean negative) are built at the same block from the same captures. Every method 
 same rule on calibration prompts only — the lowest leakage (text) or rate (frames) whose preservation
 stays ≥ the floor — and is reported on prompts held out of everything: held-out pairs, the held-out
 halves of the implicit and unrelated prompts (text), held-out pack positives and negatives on the
-testbed (frames). So preservation is matched by construction on the calibration side and measured on
+testbed (frames). The prompt gate (on by default) is off while γ is chosen, as in the search: its
+margin was fitted on the calibration prompts. So preservation is matched by construction on the calibration side and measured on
 the held-out side; a method that cannot keep the floor at any γ gets its smallest γ and says so.
 """
 
@@ -40,7 +41,7 @@ def methods(run, encoder) -> dict:
         encoder,
         run.concept,
         run.search_config,
-        replace(run.options, context_gate=not run.options.context_gate),
+        replace(run.options, context_gate=not run.options.context_gate, prompt_gate=None),
         search_result=r.search,
     )
     for _ in gated.run():
@@ -48,6 +49,7 @@ def methods(run, encoder) -> dict:
     label = "CLEAR, no gate" if run.options.context_gate else "CLEAR + context gate"
     out = {
         "CLEAR (default)": r.eraser,
+        **({"CLEAR, no prompt gate": r.eraser.without_prompt_gate()} if r.eraser.prompt_margin else {}),
         label: gated.result.eraser,
         "LEACE": leace_eraser(r.pos, r.neg, layer, r.eraser.concept, encoder.model_id),
         "steering": steering_eraser(r.pos, r.neg, layer, r.eraser.concept, encoder.model_id),
@@ -62,9 +64,9 @@ def text_side(run, encoder, eraser, floor: float) -> dict:
     """γ chosen on the calibration prompts, then leakage and preservation on the held-out ones."""
     split, implicit, unrelated = run.split, run.implicit, run.unrelated
     fit = split.fit.pairs[:: max(1, len(split.fit) // 64)][:64]
-    cal = evaluate(
+    cal = evaluate(  # γ swept without the prompt gate, fitted on these unrelated prompts (as the search does)
         encoder,
-        eraser,
+        eraser.without_prompt_gate(),
         [p.positive for p in fit],
         [p.negative for p in fit],
         implicit=alternate(implicit)[0] or None,
@@ -98,8 +100,8 @@ def frame_side(run, eraser, floor: float, pipe, det) -> dict:
     from clear_core.testbed.rate import generative_rate
 
     fit = run.split.fit.pairs[:: max(1, len(run.split.fit) // 16)][:16]
-    cal = calibrate_on_frames(
-        eraser,
+    cal = calibrate_on_frames(  # without the prompt gate, fitted on fit negatives like these
+        eraser.without_prompt_gate(),
         [p.positive for p in fit],
         [p.negative for p in fit],
         GAMMAS,

@@ -29,7 +29,7 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -226,6 +226,13 @@ class Eraser:
                 )
 
     # ------------------------------------------------------------------------------------ edit
+    def without_prompt_gate(self) -> Eraser:
+        """This eraser with its prompt gate off and everything else the same (itself when it has
+        none): what the γ calibration sweeps, and a way to erase paraphrases the gate lets by."""
+        if self.prompt_margin is None:
+            return self
+        return replace(self, prompt_margin=None, prompt_tau=None, meta=dict(self.meta))
+
     @property
     def prompt_level(self) -> bool:
         """Whether a gate decides per prompt (prompt scope or a prompt gate), so the edit of a token

@@ -337,9 +337,7 @@ class ClearRun:
         unrelated_cal = alternate(self.unrelated)[0]
         # γ is the strength of the edit where the prompt gate lets it through: swept without that gate,
         # whose margin was fitted on these same unrelated prompts (they would read 1.0 at every γ)
-        swept = eraser
-        if eraser.prompt_margin is not None:
-            swept = replace(eraser, prompt_margin=None, prompt_tau=None, meta=dict(eraser.meta))
+        swept = eraser.without_prompt_gate()
         report = evaluate(
             self.encoder,
             swept,

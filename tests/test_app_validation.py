@@ -276,7 +276,7 @@ def test_calibration_cost_counts_the_prompts_the_calibration_encodes(monkeypatch
     ):
         run = workflow.ClearRun(encoder, concept, SearchConfig(), options)
         with pytest.raises(Handed):
-            run._calibrate(None)
+            run._calibrate(SimpleNamespace(without_prompt_gate=lambda: None))
         expected = search_tab.CalibrationCost(handed["prompts"], handed["gammas"], 6)
         assert search_tab.calibration_cost(run) == expected and expected.prompts > 0
     uncalibrated = workflow.ClearRun(encoder, concept, SearchConfig(), EraserOptions(calibrate=False))

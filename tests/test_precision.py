@@ -217,6 +217,7 @@ def test_prompt_gate_leaves_prompts_below_its_margin_alone(small_run, minilm, tm
     torch.testing.assert_close(both.vector(batch)[0], token.vector(prompt)[0])
     assert float(both.vector(batch)[1].abs().max()) == 0.0
     assert "prompt_margin" not in token.edit_fields()  # erasers without it keep their digests
+    assert both.without_prompt_gate().digest() == token.digest() and token.without_prompt_gate() is token
     both.save(tmp_path / "pg")
     back = Eraser.load(tmp_path / "pg")
     assert (back.prompt_margin, back.prompt_tau) == (both.prompt_margin, both.prompt_tau)
