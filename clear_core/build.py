@@ -233,7 +233,7 @@ def _gate(
     floor = torch.stack([encode(a).max(0).values for a in floors]).max(0).values
 
     def score(acts: Activations) -> torch.Tensor:
-        return (torch.relu(encode(acts) - floor) * m_spec).sum(-1)
+        return _scores(sae, acts, layer, scale, m_spec, floor)
 
     margin = float(score(margin_from).max()) if margin_from is not None else 0.0
     passing = score(pos)

@@ -268,12 +268,15 @@ class Eraser:
             real = None
             if positions is not None and tuple(positions.shape) == tuple(hidden.shape[:-1]):
                 real = positions.reshape(-1, n).to(score.device) != 0
+
+            def prompt_max(t: torch.Tensor) -> torch.Tensor:  # (prompts, 1): highest over real tokens
+                t = t.reshape(-1, n) if real is None else t.reshape(-1, n).masked_fill(~real, 0.0)
+                return t.amax(-1, keepdim=True)
+
             if self.gate_scope == "prompt":  # every token of a prompt: its highest-scoring token's gate
-                by = g.reshape(-1, n) if real is None else g.reshape(-1, n).masked_fill(~real, 0.0)
-                g = by.amax(-1, keepdim=True).expand(-1, n).reshape(-1)
+                g = prompt_max(g).expand(-1, n).reshape(-1)
             if self.prompt_margin is not None:  # a prompt none of whose tokens passes is left alone
-                by = score.reshape(-1, n) if real is None else score.reshape(-1, n).masked_fill(~real, 0.0)
-                gp = ((by.amax(-1, keepdim=True) - self.prompt_margin) / self.prompt_tau).clamp(0.0, 1.0)
+                gp = ((prompt_max(score) - self.prompt_margin) / self.prompt_tau).clamp(0.0, 1.0)
                 g = (g.reshape(-1, n) * gp).reshape(-1)
             f = f * g[:, None]
         v = (f * m_spec) @ sae.W_dec
