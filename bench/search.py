@@ -11,8 +11,9 @@ over the same prompts, so the numbers travel between machines. Then, once:
 * the γ sweep: 10 γ on 300 prompts, encoded once per γ under the eraser (before) vs
   ``clear_core.prefix.encode_gammas`` (the blocks below the eraser once, all γ in one batch), with the
   largest difference between the two;
-* the search step: a top-k SAE update with the dense decoder (``SAE.forward``) vs the sparse one
-  (``SAE.forward_topk``), milliseconds per update on the search's own batch shape;
+* the search step: a top-k SAE update with the dense pass (``SAE.forward``), with the sparse decoder
+  alone (the step before the sparse encoder backward) and as the search runs it now (``sae_update``:
+  sparse encoder and decoder backward, fused Adam), milliseconds per update on the search's batch shape;
 * start-up: ``python -m clear_core --help`` and an input error, wall seconds (median of 5);
 * with ``--brute``: the brute-force search (one SAE per block, the same steps) beside CLEAR's, as a
   ratio; the paper claims CLEAR costs ≤ 1/L of it.
@@ -30,12 +31,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from clear_core.concepts import load_builtin, unrelated_prompts
 from clear_core.config import DEFAULT_GAMMAS, EraserOptions, SearchConfig
 from clear_core.encoders import CaptureConfig, load_encoder
 from clear_core.prefix import encode_gammas
-from clear_core.sae import SAE, SAEConfig, sae_update
+from clear_core.sae import SAE, SAEConfig, SparseSAEOutput, sae_update
 from clear_core.search import run_brute_force
 from clear_core.workflow import ClearRun
 
@@ -107,30 +109,50 @@ def gamma_sweep(encoder, eraser, n: int = 300) -> dict:
     return {"n": len(prompts), "block": eraser.layer_name, "before": t_old, "after": t_new, "max_diff": diff}
 
 
+def _topk_sparse_decoder_only(sae: SAE, x: torch.Tensor) -> SparseSAEOutput:
+    """The search's top-k pass before the sparse encoder backward (e26063f), for comparison: dense
+    pre-activations with autograd (two more n × d_model × d_sae products in the backward), sparse
+    decoder through embedding_bag's own backward."""
+    pre = sae.pre_activation(x)
+    values, indices = pre.topk(sae.config.k, dim=-1, sorted=False)
+    values = torch.relu(values)
+    recon = F.embedding_bag(indices, sae.W_dec, per_sample_weights=values, mode="sum") + sae.b_dec
+    mse = (x - recon).pow(2).sum(-1).mean()
+    return SparseSAEOutput(values, indices, recon, mse, values.sum(-1).mean(), mse, sae.config.d_sae)
+
+
 def sae_step(pos, neg, layer: int, repeats: int = 30) -> dict:
-    """ms per top-k SAE update on a search-sized batch: dense decoder vs sparse (embedding_bag)."""
+    """ms per top-k SAE update on a search-sized batch, the variants interleaved: the dense pass
+    (``SAE.forward``), the sparse decoder alone with Adam's per-parameter loop (the step before this
+    change), and the search's step now (``sae_update``: sparse encoder and decoder backward, fused
+    Adam)."""
     rows = 16 * (pos.n_tokens + neg.n_tokens) // pos.n_prompts
     x = torch.from_numpy(np.concatenate([pos.layer(layer), neg.layer(layer)])[:rows])
     x = x / x.norm(dim=-1).mean()
-    out = {}
-    for name in ("dense", "sparse"):
+    steps = {}
+    for name in ("dense", "sparse decoder", "now"):
         sae = SAE(SAEConfig(x.shape[1], 2048, kind="topk", k=64), torch.Generator().manual_seed(0))
-        opt = torch.optim.Adam(sae.parameters(), lr=1e-3)
+        opt = torch.optim.Adam(sae.parameters(), lr=1e-3, fused=name == "now")
 
-        def step(sae=sae, opt=opt, dense=name == "dense"):
-            if dense:
-                o = sae(x)
-                opt.zero_grad(set_to_none=True)
-                o.loss.backward()
-                opt.step()
-            else:
+        def step(sae=sae, opt=opt, name=name):
+            if name == "now":
                 sae_update(sae, opt, x)
+                return
+            o = sae(x) if name == "dense" else _topk_sparse_decoder_only(sae, x)
+            opt.zero_grad(set_to_none=True)
+            o.loss.backward()
+            torch.nn.utils.clip_grad_norm_(sae.parameters(), 1.0)
+            opt.step()
+            sae.normalize_decoder()
 
         step()
-        t = time.perf_counter()
-        for _ in range(repeats):
+        steps[name] = step
+    out = dict.fromkeys(steps, 0.0)
+    for _ in range(repeats):
+        for name, step in steps.items():
+            t = time.perf_counter()
             step()
-        out[name] = 1000 * (time.perf_counter() - t) / repeats
+            out[name] += 1000 * (time.perf_counter() - t) / repeats
     out["rows"] = rows
     return out
 
@@ -189,8 +211,9 @@ def main() -> None:
     )
     step = sae_step(runs[0]["pos"], runs[0]["neg"], runs[0]["search"].layer)
     print(
-        f"SAE update on {step['rows']} rows: dense decoder {step['dense']:.1f} ms, sparse {step['sparse']:.1f} ms "
-        f"(×{step['sparse'] / step['dense']:.2f})"
+        f"SAE update on {step['rows']} rows: dense {step['dense']:.1f} ms, sparse decoder only "
+        f"{step['sparse decoder']:.1f} ms (×{step['sparse decoder'] / step['dense']:.2f}), now (sparse encoder "
+        f"backward too, fused Adam) {step['now']:.1f} ms (×{step['now'] / step['dense']:.2f})"
     )
     for what, seconds in startup().items():
         print(f"start-up, python -m clear_core {what}: {seconds:.2f} s (target ≤ 1.5 s)")

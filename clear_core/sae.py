@@ -25,6 +25,7 @@ The SAE sees *normalised* activations (each block divided by its mean token norm
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import asdict, dataclass
 from typing import NamedTuple
 
@@ -205,19 +206,25 @@ class SAE(nn.Module):
         c = self.config
         if c.kind != "topk":
             raise ValueError(f"forward_topk needs a 'topk' SAE, not {c.kind!r}")
-        pre = self.pre_activation(x)
-        values, indices = pre.topk(c.k, dim=-1, sorted=False)
-        values = torch.relu(values)
-        recon = F.embedding_bag(indices, self.W_dec, per_sample_weights=values, mode="sum") + self.b_dec
+        self._check(x)
+        centred = x - self.b_dec
+        with torch.no_grad():  # dense pre-activations only rank the features; gradients stay sparse
+            pre = centred @ self.W_enc + self.b_enc
+        top, indices = pre.topk(c.k, dim=-1, sorted=False)
+        chosen = _Chosen(indices, c.d_sae)
+        values = torch.relu(_SparseEncode.apply(centred, self.W_enc, self.b_enc, top, chosen))
+        recon = _SparseDecode.apply(values, self.W_dec, chosen) + self.b_dec
         mse = (x - recon).pow(2).sum(-1).mean()
         l1 = values.sum(-1).mean()
-        aux = self._aux_loss(x, recon, pre, sparse=True) if self.training else 0.0
+        aux = self._aux_loss(x, recon, pre, centred) if self.training else 0.0
         return SparseSAEOutput(values, indices, recon, mse, l1, mse + c.aux_coefficient * aux, c.d_sae, aux)
 
     def _aux_loss(
-        self, x: torch.Tensor, recon: torch.Tensor, pre: torch.Tensor, sparse: bool = False
+        self, x: torch.Tensor, recon: torch.Tensor, pre: torch.Tensor, centred: torch.Tensor | None = None
     ) -> torch.Tensor | float:
-        """AuxK: the dead features' top activations reconstruct the (detached) residual error."""
+        """AuxK: the dead features' top activations reconstruct the (detached) residual error.
+        With ``centred`` (x − b_dec; :meth:`forward_topk`), ``pre`` is the detached ranking and the
+        chosen activations get their gradient sparsely."""
         dead = self._since_fired >= self.config.dead_after
         n_dead = int(dead.sum())
         if n_dead == 0:
@@ -226,9 +233,11 @@ class SAE(nn.Module):
         scale = min(n_dead / k_aux, 1.0)
         residual = (x - recon).detach()
         masked = torch.where(dead, pre, torch.full_like(pre, -torch.inf))
-        values, idx = masked.topk(min(k_aux, n_dead), dim=-1, sorted=not sparse)
-        if sparse:
-            aux_recon = F.embedding_bag(idx, self.W_dec, per_sample_weights=torch.relu(values), mode="sum")
+        values, idx = masked.topk(min(k_aux, n_dead), dim=-1, sorted=centred is None)
+        if centred is not None:
+            chosen = _Chosen(idx, self.config.d_sae)
+            values = torch.relu(_SparseEncode.apply(centred, self.W_enc, self.b_enc, values, chosen))
+            aux_recon = _SparseDecode.apply(values, self.W_dec, chosen)
         else:
             aux_recon = torch.zeros_like(pre).scatter(-1, idx, torch.relu(values)) @ self.W_dec
         return scale * (aux_recon - residual).pow(2).sum(-1).mean()
@@ -297,6 +306,92 @@ class SAE(nn.Module):
 
     def config_dict(self) -> dict:
         return asdict(self.config)
+
+
+class _Chosen:
+    """The features a top-k pass chose, ``indices (n, m)``, and the same entries grouped by feature
+    (built on first use, once for the encoder's and the decoder's backward): the weight gradients are
+    then (d_sae × n) sparse matrices with n·m entries times a dense (n, d_model) block."""
+
+    def __init__(self, indices: torch.Tensor, d_sae: int) -> None:
+        self.indices, self.d_sae = indices, d_sae
+        self._grouped: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
+
+    def weight_grad(self, weights: torch.Tensor, other: torch.Tensor) -> torch.Tensor:
+        """(d_sae, d): row j = Σ over the entries (r, i) that chose feature j of weights[r, i]·other[r]."""
+        if self._grouped is None:
+            flat = self.indices.flatten()
+            order = flat.argsort(stable=True)
+            crow = torch.zeros(self.d_sae + 1, dtype=torch.long)
+            crow[1:] = torch.bincount(flat, minlength=self.d_sae).cumsum(0)
+            self._grouped = order, crow, order // self.indices.shape[1]
+        order, crow, rows = self._grouped
+        with warnings.catch_warnings():  # "sparse CSR support is in beta": the product itself is not
+            warnings.simplefilter("ignore", UserWarning)
+            matrix = torch.sparse_csr_tensor(
+                crow, rows, weights.flatten()[order], (self.d_sae, other.shape[0]), check_invariants=False
+            )
+            return matrix @ other
+
+
+class _SparseEncode(torch.autograd.Function):
+    """The pre-activations at the chosen features, ``top (n, m)`` = ((x − b_dec) W_enc + b_enc) at
+    columns ``chosen.indices``, already computed densely for the ranking: passed through, with a
+    backward over the chosen entries only (n·m·d_model work instead of two n·d_sae·d_model products
+    over a gradient that is zero elsewhere): ∂/∂(x − b_dec) row r is Σᵢ gᵣᵢ·W_enc[:, jᵣᵢ],
+    ∂/∂W_enc[:, j] and ∂/∂b_enc[j] sum gᵣᵢ·(x − b_dec)ᵣ and gᵣᵢ over the entries that chose j. The same
+    gradients as the dense path up to float rounding (tests/test_sae.py)."""
+
+    @staticmethod
+    def forward(ctx, centred, w_enc, b_enc, top, chosen):
+        ctx.save_for_backward(centred, w_enc)
+        ctx.chosen = chosen
+        return top.clone()
+
+    @staticmethod
+    def backward(ctx, grad):
+        centred, w_enc = ctx.saved_tensors
+        chosen = ctx.chosen
+        need_x, need_w, need_b = ctx.needs_input_grad[:3]
+        g_x = g_w = g_b = None
+        if need_x:
+            g_x = F.embedding_bag(chosen.indices, w_enc.t().contiguous(), per_sample_weights=grad, mode="sum")
+        if need_w:
+            g_w = chosen.weight_grad(grad, centred.detach()).t()
+        if need_b:
+            flat = chosen.indices.flatten()
+            g_b = torch.zeros(chosen.d_sae, dtype=grad.dtype).index_add_(0, flat, grad.flatten())
+        return g_x, g_w, g_b, None, None
+
+
+class _SparseDecode(torch.autograd.Function):
+    """x̂ − b_dec = Σᵢ valuesᵣᵢ·W_dec[jᵣᵢ] (an ``embedding_bag``), with W_dec's gradient taken over the
+    chosen entries grouped by feature (:class:`_Chosen`) instead of embedding_bag's own backward."""
+
+    @staticmethod
+    def forward(ctx, values, w_dec, chosen):
+        ctx.save_for_backward(values, w_dec)
+        ctx.chosen = chosen
+        return F.embedding_bag(chosen.indices, w_dec, per_sample_weights=values, mode="sum")
+
+    @staticmethod
+    def backward(ctx, grad):
+        values, w_dec = ctx.saved_tensors
+        chosen = ctx.chosen
+        g_values = g_w = None
+        if ctx.needs_input_grad[0]:  # embedding_bag's own kernel for ⟨∂/∂x̂ᵣ, W_dec[jᵣᵢ]⟩
+            n, m = chosen.indices.shape
+            g_values = torch.ops.aten._embedding_bag_per_sample_weights_backward(
+                grad.contiguous(),
+                w_dec.detach(),
+                chosen.indices.flatten(),
+                torch.arange(0, n * m, m),  # bag r starts at entry r·m
+                torch.arange(n).repeat_interleave(m),  # the bag of every entry
+                0,  # mode "sum"
+            ).view(n, m)
+        if ctx.needs_input_grad[1]:
+            g_w = chosen.weight_grad(values.detach(), grad)
+        return g_values, g_w, None
 
 
 def sae_update(

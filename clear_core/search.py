@@ -314,7 +314,7 @@ class LayerSearch:
         self._gen = torch.Generator().manual_seed(self.config.seed)
         self.scales = layer_scales([pos, neg], self.candidates, seed=self.config.seed)
         self._scale_t = torch.tensor(self.scales).view(-1, 1, 1)
-        self._resident = self._load_resident()
+        self._resident, self._starts = self._load_resident()
         c = self.config
         self.sae = SAE(
             SAEConfig(pos.d_model, c.d_sae, c.l1_coefficient, kind=c.sae_kind, k=min(c.k, c.d_sae)), self._gen
@@ -322,30 +322,36 @@ class LayerSearch:
         self.alpha = torch.zeros(len(self.candidates), requires_grad=True)
         self._init_b_dec()
 
-    def _load_resident(self) -> dict[int, torch.Tensor]:
-        """The candidate layers of every capture, normalised, as tensors held in memory (keyed by
-        ``id`` of the capture) when they fit in :data:`RESIDENT_BYTES`; else {} and every step reads
-        its batch from the (memory-mapped) capture. Same numbers either way."""
+    def _load_resident(self) -> tuple[torch.Tensor | None, dict[int, int]]:
+        """The candidate layers of every capture, normalised and concatenated along tokens into one
+        tensor held in memory, with the first row of each capture (keyed by ``id``), when they fit in
+        :data:`RESIDENT_BYTES`; else (None, {}) and every step reads its batch from the
+        (memory-mapped) captures. Same numbers either way."""
         captures = [a for a in (self.pos, self.neg, self.protected) if a is not None]
         size = sum(a.n_tokens for a in captures) * len(self.candidates) * self.pos.d_model * 4
         if size > RESIDENT_BYTES:
-            return {}
-        return {id(a): a.tokens(np.arange(a.n_tokens), self.candidates) / self._scale_t for a in captures}
+            return None, {}
+        starts = dict(zip((id(a) for a in captures), np.cumsum([0] + [a.n_tokens for a in captures])))
+        tokens = torch.cat([a.tokens(np.arange(a.n_tokens), self.candidates) for a in captures], 1)
+        return tokens / self._scale_t, {key: int(start) for key, start in starts.items()}
 
-    def _batch(self, acts: Activations, prompts: np.ndarray) -> torch.Tensor:
-        """(n_candidates, tokens, d_model) normalised tokens of the given prompts."""
-        rows = np.concatenate([np.arange(acts.offsets[i], acts.offsets[i + 1]) for i in prompts])
-        resident = self._resident.get(id(acts))
-        if resident is not None:
-            return resident.index_select(1, torch.from_numpy(rows))
-        return acts.tokens(rows, self.candidates) / self._scale_t
+    def _batch(self, *parts: tuple[Activations, np.ndarray]) -> torch.Tensor:
+        """(n_candidates, tokens, d_model) normalised tokens of the given (capture, prompts) parts, in
+        order: one gather from the resident tensor, or one read per part from the captures."""
+        rows = [
+            np.concatenate([np.arange(acts.offsets[i], acts.offsets[i + 1]) for i in prompts])
+            for acts, prompts in parts
+        ]
+        if self._resident is not None:
+            shifted = np.concatenate([r + self._starts[id(acts)] for r, (acts, _) in zip(rows, parts)])
+            return self._resident.index_select(1, torch.from_numpy(shifted))
+        batches = [acts.tokens(r, self.candidates) / self._scale_t for r, (acts, _) in zip(rows, parts)]
+        return batches[0] if len(batches) == 1 else torch.cat(batches, 1)
 
     @torch.no_grad()
     def _init_b_dec(self) -> None:
         idx = np.arange(min(self.pos.n_prompts, 64))
-        self.sae.b_dec.copy_(
-            torch.cat([self._batch(self.pos, idx), self._batch(self.neg, idx)], 1).mean((0, 1))
-        )
+        self.sae.b_dec.copy_(self._batch((self.pos, idx), (self.neg, idx)).mean((0, 1)))
 
     def _tau(self, step: int) -> float:
         c = self.config
@@ -354,7 +360,7 @@ class LayerSearch:
 
     def run(self, should_stop: Callable[[], bool] | None = None) -> Iterator[SearchEvent]:
         c = self.config
-        opt_sae = torch.optim.Adam(self.sae.parameters(), lr=c.lr_sae)
+        opt_sae = torch.optim.Adam(self.sae.parameters(), lr=c.lr_sae, fused=True)  # one kernel per step
         opt_alpha = torch.optim.Adam([self.alpha], lr=c.lr_alpha)
         n_pairs = self.pos.n_prompts
         batch = min(c.batch_pairs, n_pairs)
@@ -370,12 +376,13 @@ class LayerSearch:
                     break
                 tau = self._tau(step - 1)
                 pairs = torch.randperm(n_pairs, generator=self._gen)[:batch].numpy()
-                xp, xn = self._batch(self.pos, pairs), self._batch(self.neg, pairs)
+                parts = [(self.pos, pairs), (self.neg, pairs)]
                 if self.protected is not None:  # look-alikes: more negatives, and SAE training tokens
                     n_keep = self.protected.n_prompts
                     keep = torch.randperm(n_keep, generator=self._gen)[: min(batch, n_keep)].numpy()
-                    xn = torch.cat([xn, self._batch(self.protected, keep)], 1)
-                x = torch.cat([xp, xn], 1)
+                    parts.append((self.protected, keep))
+                n_pos = int(self.pos.offsets[pairs + 1].sum() - self.pos.offsets[pairs].sum())
+                x = self._batch(*parts)  # positives' tokens first, then the negatives'
                 noise = gumbel_noise(len(self.candidates), self._gen)
                 p_fixed = gumbel_softmax(self.alpha.detach(), tau, noise)
 
@@ -393,10 +400,10 @@ class LayerSearch:
                         mix = torch.einsum("l,ltd->td", p, x)
                         if sparse:
                             out2 = out if single else self.sae.forward_topk(mix)
-                            con, n_spec = _con_loss_sparse(out2, xp.shape[1], c.eps)
+                            con, n_spec = _con_loss_sparse(out2, n_pos, c.eps)
                         else:
                             out2 = out if single else self.sae(mix)
-                            f_pos, f_neg = out2.features[: xp.shape[1]], out2.features[xp.shape[1] :]
+                            f_pos, f_neg = out2.features[:n_pos], out2.features[n_pos:]
                             con, n_spec = _con_loss(f_pos.detach() if single else f_pos, f_neg, c.eps)
                         loss = out2.loss + con if c.use_con else out2.loss
                     if not single:

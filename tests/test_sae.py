@@ -93,6 +93,40 @@ def test_auxk_loss_pulls_on_dead_features_only():
     assert sae(x).aux == 0.0  # AuxK is a training loss
 
 
+@pytest.mark.parametrize("dead", [False, True])
+@pytest.mark.parametrize("frozen", [False, True])
+def test_sparse_topk_pass_has_the_dense_pass_loss_and_gradients(dead, frozen):
+    """forward_topk (the search's step: sparse decoder, sparse encoder backward) against forward."""
+    sae = SAE(
+        SAEConfig(d_model=16, d_sae=64, kind="topk", k=5, dead_after=3), torch.Generator().manual_seed(1)
+    )
+    with torch.no_grad():
+        sae.b_enc.normal_(0, 0.1)
+        sae.b_dec.normal_(0, 0.1)
+    if dead:  # AuxK on: its activations take the sparse backward too
+        sae._since_fired[:40] = 5
+    sae.requires_grad_(not frozen)  # the search's step 2: gradients reach the input only
+    x = torch.randn(30, 16, generator=torch.Generator().manual_seed(2), requires_grad=True)
+    found = []
+    for forward in (sae.forward, sae.forward_topk):
+        sae.zero_grad()
+        x.grad = None
+        out = forward(x)
+        (out.loss + 0.3 * out.l1).backward()
+        grads = [None if p.grad is None else p.grad.clone() for p in sae.parameters()]
+        found.append((out.loss.detach(), out.recon.detach(), out.features.detach(), x.grad.clone(), grads))
+    (loss, recon, features, g_x, grads), (loss_s, recon_s, features_s, g_x_s, grads_s) = found
+    assert (float(torch.as_tensor(out.aux).detach()) > 0) == dead
+    torch.testing.assert_close(loss_s, loss)
+    torch.testing.assert_close(recon_s, recon)
+    torch.testing.assert_close(features_s, features)
+    torch.testing.assert_close(g_x_s, g_x)
+    for dense, sparse in zip(grads, grads_s):
+        assert (dense is None) == (sparse is None) == frozen
+        if dense is not None:
+            torch.testing.assert_close(sparse, dense)
+
+
 @pytest.mark.parametrize("kind", ["relu", "topk", "batchtopk"])
 def test_training_reduces_loss_and_stats(kind):
     torch.manual_seed(0)

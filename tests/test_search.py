@@ -131,9 +131,28 @@ def test_normalisation_scales_are_mean_token_norms():
     search = LayerSearch(pos, neg, SearchConfig(steps=1, d_sae=8))
     expected = np.linalg.norm(np.concatenate([pos.data[2], neg.data[2]]), axis=-1).mean()
     assert search.scales[1] == pytest.approx(expected, rel=1e-5)
-    batch = search._batch(pos, np.arange(4))
+    batch = search._batch((pos, np.arange(4)))
     norms = batch.norm(dim=-1).mean(-1)
     assert float(norms.max() / norms.min()) < 3
+
+
+def test_streamed_captures_give_the_resident_search(monkeypatch):
+    """Captures too large to hold (RESIDENT_BYTES) are read per step: the same search, bit for bit."""
+    import clear_core.search as search_module
+
+    pos, neg, _ = synthetic_pairs()
+    protected = synthetic_pairs(seed=5)[1]
+    config = SearchConfig(steps=15, d_sae=32, batch_pairs=4, early_stop=False)
+    resident = LayerSearch(pos, neg, config, protected=protected)
+    assert resident._resident is not None
+    monkeypatch.setattr(search_module, "RESIDENT_BYTES", 0)
+    streamed = LayerSearch(pos, neg, config, protected=protected)
+    assert streamed._resident is None
+    for search in (resident, streamed):
+        for _ in search.run():
+            pass
+    assert resident.result.probs == streamed.result.probs
+    torch.testing.assert_close(resident.result.sae.W_enc, streamed.result.sae.W_enc, rtol=0, atol=0)
 
 
 def test_brute_force_scores_every_block():
