@@ -338,6 +338,18 @@ class TextEncoder:
             keep.add("token_type_ids")
         return {k: v.to(self.device) for k, v in batch.items() if k in keep}
 
+    def length_order(self, prompts: Sequence[str], max_length: int | None = None) -> np.ndarray:
+        """Indices of ``prompts`` from fewest to most tokens (stable): batches taken in this order pad
+        little (a fifth fewer token positions on the built-in calibration sets). Where padding changes
+        nothing a prompt gets (pads masked, padded to the batch's longest), its output is the same in
+        any batch up to float rounding; otherwise (pads attended, fixed length) the given order."""
+        if self.profile.padding != "longest" or not self.profile.attention_mask or len(prompts) < 2:
+            return np.arange(len(prompts))
+        ids = self.tokenizer(
+            list(prompts), truncation=True, max_length=max_length or self.default_max_length()
+        )
+        return np.argsort([len(i) for i in ids["input_ids"]], kind="stable")
+
     def _model_inputs(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """What the model is called with: without the mask when the profile runs it unmasked."""
         if self.profile.attention_mask:
@@ -447,24 +459,29 @@ class TextEncoder:
         handlers = [Handler(self.layout.blocks[0], keep(0), kind="pre")]
         handlers += [Handler(b, keep(i + 1), kind="post") for i, b in enumerate(self.layout.blocks)]
         n = len(prompts)
+        order = self.length_order(prompts, max_length)
         with scoped_hooks(handlers), torch.inference_mode():
             for start in range(0, n, config.batch_size):
                 stop = min(start + config.batch_size, n)
-                batch = self.tokenize(prompts[start:stop], max_length)
+                chosen = order[start:stop]
+                batch = self.tokenize([prompts[i] for i in chosen], max_length)
                 captured.clear()
                 self.model(**self._model_inputs(batch))
                 mask = self._positions(batch)
-                lo, hi = offsets[start], offsets[stop]
-                if int(mask.sum()) != hi - lo:
+                # each prompt's tokens go to its own rows, whatever batch it ran in
+                rows = np.concatenate([np.arange(offsets[i], offsets[i + 1]) for i in chosen])
+                if int(mask.sum()) != len(rows):
                     raise RuntimeError("tokenizer gave different lengths for the same prompts")
+                contiguous = bool((np.diff(rows) == 1).all())
+                where = slice(int(rows[0]), int(rows[-1]) + 1) if contiguous else rows
                 for index in range(len(self.layer_names)):
                     real = captured[index][mask]
                     if config.storage == "bfloat16":
-                        data[index, lo:hi] = (
+                        data[index, where] = (
                             real.to(torch.bfloat16).view(torch.int16).cpu().numpy().view(np.uint16)
                         )
                     else:
-                        data[index, lo:hi] = real.float().cpu().numpy()
+                        data[index, where] = real.float().cpu().numpy()
                 if progress:
                     progress(stop, n)
 
@@ -480,10 +497,12 @@ class TextEncoder:
         """
         prompts = _check_prompts(prompts)
         out = np.empty((len(prompts), self.d_model), dtype=np.float32)
+        order = self.length_order(prompts, max_length)
         with torch.inference_mode():
             for start in range(0, len(prompts), batch_size):
-                batch = self.tokenize(prompts[start : start + batch_size], max_length)
-                out[start : start + batch_size] = self.pool(batch).cpu().numpy()
+                chosen = order[start : start + batch_size]
+                batch = self.tokenize([prompts[i] for i in chosen], max_length)
+                out[chosen] = self.pool(batch).cpu().numpy()
         return out
 
     def pool(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:

@@ -79,12 +79,14 @@ def encode_gammas(
     blocks = encoder.layout.blocks[:layer]
     out = {g: np.empty((len(prompts), encoder.d_model), dtype=np.float32) for g in gammas}
     edited_gammas = [g for g in dict.fromkeys(gammas) if g != 0]
+    order = encoder.length_order(prompts)
     with torch.inference_mode():
         for start in range(0, len(prompts), batch_size):
-            batch = encoder.tokenize(prompts[start : start + batch_size])
+            chosen = order[start : start + batch_size]
+            batch = encoder.tokenize([prompts[i] for i in chosen])
             rows = batch["input_ids"].shape[0]
             if 0.0 in out:
-                out[0.0][start : start + rows] = encoder.pool(batch).cpu().numpy()
+                out[0.0][chosen] = encoder.pool(batch).cpu().numpy()
             if not edited_gammas:
                 continue
             recorded = _record_prefix(encoder, batch, blocks)
@@ -95,16 +97,16 @@ def encode_gammas(
             vector = eraser.vector(hidden, mask)
             moved = (vector.reshape(rows, -1) != 0).any(1)
             if not bool(moved.all()):  # a gated eraser leaves these prompts alone at every γ
-                base = out[0.0][start : start + rows] if 0.0 in out else encoder.pool(batch).cpu().numpy()
+                base = out[0.0][chosen] if 0.0 in out else encoder.pool(batch).cpu().numpy()
                 for g in edited_gammas:
-                    out[g][start : start + rows] = base
+                    out[g][chosen] = base
                 if not bool(moved.any()):
                     continue
                 keep = moved.nonzero().flatten()
                 batch = {k: v[keep] for k, v in batch.items()}
                 recorded = [_map_rows(r, rows, lambda t, keep=keep: t[keep]) for r in recorded]
                 hidden, vector = hidden[keep], vector[keep]
-            at = start + moved.nonzero().flatten().numpy()
+            at = chosen[moved.nonzero().flatten().numpy()]
             n = len(at)
             per_gamma = hidden.numel() * 4
             group = max(1, MAX_SWEEP_BYTES // max(per_gamma, 1))

@@ -1,4 +1,5 @@
 import json
+from dataclasses import replace
 from types import SimpleNamespace
 
 import numpy as np
@@ -50,6 +51,24 @@ def test_padding_invariance(which, minilm, tiny_encoder):
     np.testing.assert_allclose(batched.data[:, lo:hi], alone.data, atol=1e-5)
     np.testing.assert_allclose(batched.pooled()[1], alone.pooled()[0], atol=1e-5)
     np.testing.assert_allclose(encoder.encode(PROMPTS)[1], encoder.encode(PROMPTS[1:2])[0], atol=1e-5)
+
+
+def test_batches_run_shortest_first_and_outputs_keep_the_given_order(minilm, tiny_encoder):
+    """Prompts are batched by length (less padding); every output still lands at its own prompt."""
+    prompts = ["a cat", PROMPTS[0] + " at dusk, seen from far away", "sky", PROMPTS[1], "a dog on grass"]
+    order = minilm.length_order(prompts)
+    lengths = [len(ids) for ids in minilm.tokenizer(prompts)["input_ids"]]
+    assert [lengths[i] for i in order] == sorted(lengths) and list(order) != list(range(5))
+    alone = [minilm.capture([p], CaptureConfig(use_cache=False)) for p in prompts]
+    batched = minilm.capture(prompts, CaptureConfig(use_cache=False, batch_size=2))
+    for i, one in enumerate(alone):
+        lo, hi = batched.offsets[i], batched.offsets[i + 1]
+        np.testing.assert_allclose(batched.data[:, lo:hi], one.data, atol=1e-4)
+    pooled = minilm.encode(prompts, batch_size=2)
+    np.testing.assert_allclose(pooled, np.concatenate([minilm.encode([p]) for p in prompts]), atol=1e-5)
+    # pads that are attended (an unmasked profile) would change a prompt's output: the given order
+    unmasked = tiny_encoder.with_profile(replace(tiny_encoder.profile, attention_mask=False))
+    assert list(unmasked.length_order(prompts)) == list(range(5))
 
 
 def test_pooled_mean_and_max_by_hand(minilm):
