@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from clear_core.sae import SAE, SAEConfig, sae_update
+from clear_core.sae import SAE, SAEConfig, sae_update, top_k
 
 
 def test_forward_matches_definition():
@@ -93,6 +93,24 @@ def test_auxk_loss_pulls_on_dead_features_only():
     assert sae(x).aux == 0.0  # AuxK is a training loss
 
 
+@pytest.mark.parametrize("threads", [1, 2])
+def test_top_k_selects_what_torch_topk_selects(threads, monkeypatch):
+    monkeypatch.setattr(torch, "get_num_threads", lambda: threads)
+    scores = torch.randn(200, 300, generator=torch.Generator().manual_seed(3))
+    scores[5, :] = 0.0  # a row of ties: any k of them
+    for k in (1, 7, 64, 299):
+        values, indices = top_k(scores, k)
+        expected = scores.topk(k, dim=-1)
+        assert indices.shape == (200, k) and indices.dtype == torch.int64
+        torch.testing.assert_close(values.sort(-1).values, expected.values.sort(-1).values)
+        torch.testing.assert_close(scores.gather(1, indices), values)
+        rows = [r for r in range(200) if r != 5]
+        assert torch.equal(indices[rows].sort(-1).values, expected.indices[rows].sort(-1).values)
+        assert len(set(indices[5].tolist())) == k
+    small = torch.randn(10, 50)  # few rows, or a gradient to keep: torch.topk itself
+    torch.testing.assert_close(top_k(small, 4)[0], small.topk(4, sorted=False).values)
+
+
 @pytest.mark.parametrize("dead", [False, True])
 @pytest.mark.parametrize("frozen", [False, True])
 def test_sparse_topk_pass_has_the_dense_pass_loss_and_gradients(dead, frozen):
@@ -106,7 +124,7 @@ def test_sparse_topk_pass_has_the_dense_pass_loss_and_gradients(dead, frozen):
     if dead:  # AuxK on: its activations take the sparse backward too
         sae._since_fired[:40] = 5
     sae.requires_grad_(not frozen)  # the search's step 2: gradients reach the input only
-    x = torch.randn(30, 16, generator=torch.Generator().manual_seed(2), requires_grad=True)
+    x = torch.randn(96, 16, generator=torch.Generator().manual_seed(2), requires_grad=True)
     found = []
     for forward in (sae.forward, sae.forward_topk):
         sae.zero_grad()
