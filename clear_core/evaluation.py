@@ -294,7 +294,9 @@ def evaluate(
     )
     swept = None
     if len(erasers) == 1 and any(g != 0 for g in gammas):  # the blocks below the eraser run once
-        swept = encode_gammas(encoder, flat, erasers[0], [g for g in gammas if g != 0], batch_size)
+        unerased = np.concatenate([original[name] for name in sets])
+        edited = [g for g in gammas if g != 0]
+        swept = encode_gammas(encoder, flat, erasers[0], edited, batch_size, original=unerased)
     for i, gamma in enumerate(gammas, start=2):
         if gamma == 0:
             erased = original

@@ -69,10 +69,18 @@ def encode_gammas(
     eraser: Eraser,
     gammas: Sequence[float],
     batch_size: int = 64,
+    original: np.ndarray | None = None,
 ) -> dict[float, np.ndarray]:
     """{γ: (N, d_model) float32} mean-pooled final outputs of ``prompts`` erased at each γ (γ = 0:
-    the original), as ``encoder.encode`` gives them; see the module docstring for how."""
+    the original), as ``encoder.encode`` gives them; see the module docstring for how.
+
+    ``original``: the unerased outputs of ``prompts`` (``encoder.encode(prompts)``) when the caller
+    has them already; prompts a gated eraser leaves alone take them instead of another forward pass."""
     prompts = _check_prompts(prompts)
+    if original is not None and original.shape != (len(prompts), encoder.d_model):
+        raise ValueError(
+            f"original outputs of shape {original.shape} for {len(prompts)} prompts of width {encoder.d_model}"
+        )
     gammas = [float(g) for g in gammas]
     block = eraser.block_of(encoder)
     layer = eraser.layer
@@ -97,7 +105,12 @@ def encode_gammas(
             vector = eraser.vector(hidden, mask)
             moved = (vector.reshape(rows, -1) != 0).any(1)
             if not bool(moved.all()):  # a gated eraser leaves these prompts alone at every γ
-                base = out[0.0][chosen] if 0.0 in out else encoder.pool(batch).cpu().numpy()
+                if 0.0 in out:
+                    base = out[0.0][chosen]
+                elif original is not None:
+                    base = original[chosen]
+                else:
+                    base = encoder.pool(batch).cpu().numpy()
                 for g in edited_gammas:
                     out[g][chosen] = base
                 if not bool(moved.any()):

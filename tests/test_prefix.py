@@ -71,3 +71,10 @@ def test_sweep_of_a_gated_eraser_skips_the_prompts_it_leaves_alone(minilm, small
         np.testing.assert_allclose(swept[g], expected[g], atol=1e-5, rtol=0)
     same = (swept[6.0] == expected[0.0]).all(1)
     assert same.any() and not same.all()  # some prompts untouched, the parachute ones edited
+    # the caller's unerased outputs stand in for another forward pass of the untouched prompts
+    marked = expected[0.0] + 1.0
+    handed = encode_gammas(minilm, prompts, eraser, gammas, batch_size=4, original=marked)
+    np.testing.assert_array_equal(handed[6.0][same], marked[same])
+    np.testing.assert_array_equal(handed[6.0][~same], swept[6.0][~same])
+    with pytest.raises(ValueError, match="original outputs"):
+        encode_gammas(minilm, prompts, eraser, gammas, original=marked[1:])
