@@ -174,7 +174,7 @@ class SAE(nn.Module):
         if kind == "relu":
             return torch.relu(pre)
         if kind == "topk":
-            values, idx = pre.topk(k, dim=-1, sorted=False)
+            values, idx = top_k(pre, k)
             return torch.zeros_like(pre).scatter(-1, idx, torch.relu(values))
         if self.training:  # batchtopk: top k·n over the whole batch
             flat = torch.relu(pre).flatten()
