@@ -25,9 +25,7 @@ The SAE sees *normalised* activations (each block divided by its mean token norm
 
 from __future__ import annotations
 
-import os
 import warnings
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from typing import NamedTuple
 
@@ -312,35 +310,21 @@ class SAE(nn.Module):
         return asdict(self.config)
 
 
-_POOLS: dict[tuple[int, int], ThreadPoolExecutor] = {}
-"""Selection threads by (process id, count): a forked child starts its own (the parent's threads
-do not survive a fork)."""
-
-
 def top_k(scores: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
     """(values, indices) of the k largest entries in every row of ``scores (n, d)``, in no particular
     order within a row: the set ``scores.topk(k, sorted=False)`` gives (ties broken either way).
 
-    On CPU, numpy's introselect (``argpartition``) over row blocks on torch's thread count is about
-    3× faster than ``torch.topk`` at the search's shape (970 × 2048, k = 64; bench/search.py prints
-    both); numpy releases the GIL while it selects. Anything else goes to ``torch.topk``."""
+    On CPU, numpy's introselect (``argpartition``) on one thread takes about two thirds of
+    ``torch.topk``'s time on two at the search's shape (970 × 2048, k = 64), right after a matrix
+    product as in the search. (Two numpy threads are faster on a quiet machine but not there: torch's
+    OpenMP workers spin for milliseconds after each parallel op and take the second core.) Anything
+    small, on another device or keeping a gradient goes to ``torch.topk``."""
     n, d = scores.shape
     if scores.device.type != "cpu" or scores.requires_grad or n < 64 or not 0 < k < d:
         return scores.topk(k, dim=-1, sorted=False)
-    array = scores.detach().numpy()
-    threads = max(1, min(torch.get_num_threads(), n // 32))
-
-    def select(block: np.ndarray) -> np.ndarray:
-        return np.argpartition(block, d - k, axis=-1)[:, d - k :]
-
-    if threads == 1:
-        chosen = select(array)
-    else:
-        key = (os.getpid(), threads)
-        if key not in _POOLS:
-            _POOLS[key] = ThreadPoolExecutor(threads, thread_name_prefix="clear-top-k")
-        chosen = np.concatenate(list(_POOLS[key].map(select, np.array_split(array, threads))))
-    indices = torch.from_numpy(chosen)
+    indices = torch.from_numpy(
+        np.ascontiguousarray(np.argpartition(scores.numpy(), d - k, axis=-1)[:, d - k :])
+    )
     return scores.gather(1, indices), indices
 
 
