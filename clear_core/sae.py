@@ -320,7 +320,13 @@ def top_k(scores: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
     OpenMP workers spin for milliseconds after each parallel op and take the second core.) Anything
     small, on another device or keeping a gradient goes to ``torch.topk``."""
     n, d = scores.shape
-    if scores.device.type != "cpu" or scores.requires_grad or n < 64 or not 0 < k < d:
+    if (
+        scores.device.type != "cpu"
+        or scores.dtype not in (torch.float32, torch.float64)
+        or scores.requires_grad
+        or n < 64
+        or not 0 < k < d
+    ):
         return scores.topk(k, dim=-1, sorted=False)
     indices = torch.from_numpy(
         np.ascontiguousarray(np.argpartition(scores.numpy(), d - k, axis=-1)[:, d - k :])
@@ -342,7 +348,7 @@ class _Chosen:
         if self._grouped is None:
             flat = self.indices.flatten()
             order = flat.argsort(stable=True)
-            crow = torch.zeros(self.d_sae + 1, dtype=torch.long)
+            crow = torch.zeros(self.d_sae + 1, dtype=torch.long, device=flat.device)
             crow[1:] = torch.bincount(flat, minlength=self.d_sae).cumsum(0)
             self._grouped = order, crow, order // self.indices.shape[1]
         order, crow, rows = self._grouped
@@ -380,7 +386,7 @@ class _SparseEncode(torch.autograd.Function):
             g_w = chosen.weight_grad(grad, centred.detach()).t()
         if need_b:
             flat = chosen.indices.flatten()
-            g_b = torch.zeros(chosen.d_sae, dtype=grad.dtype).index_add_(0, flat, grad.flatten())
+            g_b = grad.new_zeros(chosen.d_sae).index_add_(0, flat, grad.flatten())
         return g_x, g_w, g_b, None, None
 
 
@@ -405,8 +411,8 @@ class _SparseDecode(torch.autograd.Function):
                 grad.contiguous(),
                 w_dec.detach(),
                 chosen.indices.flatten(),
-                torch.arange(0, n * m, m),  # bag r starts at entry r·m
-                torch.arange(n).repeat_interleave(m),  # the bag of every entry
+                torch.arange(0, n * m, m, device=grad.device),  # bag r starts at entry r·m
+                torch.arange(n, device=grad.device).repeat_interleave(m),  # the bag of every entry
                 0,  # mode "sum"
             ).view(n, m)
         if ctx.needs_input_grad[1]:

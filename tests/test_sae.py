@@ -105,8 +105,10 @@ def test_top_k_selects_what_torch_topk_selects():
         rows = [r for r in range(200) if r != 5]
         assert torch.equal(indices[rows].sort(-1).values, expected.indices[rows].sort(-1).values)
         assert len(set(indices[5].tolist())) == k
-    small = torch.randn(10, 50)  # few rows, or a gradient to keep: torch.topk itself
+    small = torch.randn(10, 50)  # few rows, a gradient to keep or no numpy dtype: torch.topk itself
     torch.testing.assert_close(top_k(small, 4)[0], small.topk(4, sorted=False).values)
+    half = scores.to(torch.bfloat16)
+    torch.testing.assert_close(top_k(half, 3)[0], half.topk(3, sorted=False).values)
 
 
 @pytest.mark.parametrize("dead", [False, True])
