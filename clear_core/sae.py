@@ -233,13 +233,15 @@ class SAE(nn.Module):
         k_aux = self.config.d_model // 2
         scale = min(n_dead / k_aux, 1.0)
         residual = (x - recon).detach()
-        masked = torch.where(dead, pre, torch.full_like(pre, -torch.inf))
-        if centred is not None:
-            values, idx = top_k(masked, min(k_aux, n_dead))
+        if centred is not None:  # select among the dead columns only (a mostly −inf row stalls introselect)
+            columns = dead.nonzero().flatten()
+            values, picked = top_k(pre[:, columns], min(k_aux, n_dead))
+            idx = columns[picked]
             chosen = _Chosen(idx, self.config.d_sae)
             values = torch.relu(_SparseEncode.apply(centred, self.W_enc, self.b_enc, values, chosen))
             aux_recon = _SparseDecode.apply(values, self.W_dec, chosen)
         else:
+            masked = torch.where(dead, pre, torch.full_like(pre, -torch.inf))
             values, idx = masked.topk(min(k_aux, n_dead), dim=-1)
             aux_recon = torch.zeros_like(pre).scatter(-1, idx, torch.relu(values)) @ self.W_dec
         return scale * (aux_recon - residual).pow(2).sum(-1).mean()
