@@ -119,7 +119,7 @@ def encode_gammas(
                 batch = {k: v[keep] for k, v in batch.items()}
                 recorded = [_map_rows(r, rows, lambda t, keep=keep: t[keep]) for r in recorded]
                 hidden, vector = hidden[keep], vector[keep]
-            at = chosen[moved.nonzero().flatten().numpy()]
+            at = chosen[moved.nonzero().flatten().cpu().numpy()]
             n = len(at)
             per_gamma = hidden.numel() * 4
             group = max(1, MAX_SWEEP_BYTES // max(per_gamma, 1))

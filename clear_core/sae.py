@@ -330,9 +330,9 @@ def top_k(scores: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
         or not 0 < k < d
     ):
         return scores.topk(k, dim=-1, sorted=False)
-    indices = torch.from_numpy(
-        np.ascontiguousarray(np.argpartition(scores.numpy(), d - k, axis=-1)[:, d - k :])
-    )
+    array = scores.numpy()  # in blocks of rows: argpartition's full (rows, d) index array stays small
+    blocks = [np.argpartition(array[i : i + 4096], d - k, axis=-1)[:, d - k :] for i in range(0, n, 4096)]
+    indices = torch.from_numpy(np.concatenate(blocks))
     return scores.gather(1, indices), indices
 
 

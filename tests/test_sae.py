@@ -107,6 +107,11 @@ def test_top_k_selects_what_torch_topk_selects():
         assert len(set(indices[5].tolist())) == k
     small = torch.randn(10, 50)  # few rows, a gradient to keep or no numpy dtype: torch.topk itself
     torch.testing.assert_close(top_k(small, 4)[0], small.topk(4, sorted=False).values)
+    tall = torch.randn(9000, 40, generator=torch.Generator().manual_seed(4))  # selected in blocks of rows
+    indices = top_k(tall, 5)[1]
+    assert indices.is_contiguous() and torch.equal(
+        indices.sort(-1).values, tall.topk(5).indices.sort(-1).values
+    )
     half = scores.to(torch.bfloat16)
     torch.testing.assert_close(top_k(half, 3)[0], half.topk(3, sorted=False).values)
 
