@@ -207,10 +207,9 @@ class SAE(nn.Module):
         c = self.config
         if c.kind != "topk":
             raise ValueError(f"forward_topk needs a 'topk' SAE, not {c.kind!r}")
-        self._check(x)
-        centred = x - self.b_dec
         with torch.no_grad():  # dense pre-activations only rank the features; gradients stay sparse
-            pre = centred @ self.W_enc + self.b_enc
+            pre = self.pre_activation(x)
+        centred = x - self.b_dec
         top, indices = top_k(pre, c.k)
         chosen = _Chosen(indices, c.d_sae)
         values = torch.relu(_SparseEncode.apply(centred, self.W_enc, self.b_enc, top, chosen))

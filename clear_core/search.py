@@ -331,11 +331,10 @@ class LayerSearch:
         size = sum(a.n_tokens for a in captures) * len(self.candidates) * self.pos.d_model * 4
         if size > RESIDENT_BYTES:
             return None, {}
-        starts = dict(zip((id(a) for a in captures), np.cumsum([0] + [a.n_tokens for a in captures])))
+        starts = np.cumsum([0] + [a.n_tokens for a in captures]).tolist()
         tokens = torch.cat([a.tokens(np.arange(a.n_tokens), self.candidates) for a in captures], 1)
-        return tokens.div_(self._scale_t), {
-            key: int(start) for key, start in starts.items()
-        }  # in place: 1× memory
+        tokens.div_(self._scale_t)  # in place: the concatenation is the only copy held
+        return tokens, {id(a): start for a, start in zip(captures, starts)}
 
     def _batch(self, *parts: tuple[Activations, np.ndarray]) -> torch.Tensor:
         """(n_candidates, tokens, d_model) normalised tokens of the given (capture, prompts) parts, in
