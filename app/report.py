@@ -62,7 +62,7 @@ SET_ELSEWHERE = {"use_con", "layers", "event_every"}
 """SearchConfig fields written another way (``--no-con``) or that do not change the result."""
 OPTION_FLAGS = {"kind", "mask", "method", "layer", "calibrate", "gamma", "preserve", "gate"}
 OPTION_FLAGS |= {"gammas", "calibration_pairs", "preserve_prompts", "holdout", "calibrate_on"}
-OPTION_FLAGS |= {"context_gate", "gate_ramp", "gate_scope", "null_space", "prompt_gate"}
+OPTION_FLAGS |= {"context_gate", "gate_ramp", "gate_scope", "null_space", "prompt_gate", "probe_gate"}
 """EraserOptions fields the command below writes."""
 
 
@@ -93,6 +93,8 @@ def reproduce_command(settings: dict[str, Any]) -> tuple[str | None, list[str]]:
         args.append("--context-gate" if o["context_gate"] else "--no-context-gate")
     if "prompt_gate" in o:
         args.append("--prompt-gate" if o["prompt_gate"] else "--no-prompt-gate")
+    if o.get("probe_gate"):
+        args.append("--probe-gate")
     if o.get("context_gate") and "gate_ramp" in o:
         args += ["--gate-ramp", f"{o['gate_ramp']:g}"]
     if o.get("gate_scope", "token") != "token":

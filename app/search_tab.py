@@ -296,11 +296,13 @@ class CalibrationCost:
     """Distinct γ > 0 in the grid (γ = 0 reuses the unerased outputs)."""
     n_blocks: int
     """The encoder's blocks (each taken to cost the same; the embeddings and pooling are cheap)."""
+    sweeps: int = 1
+    """γ sweeps over the same prompts (2 with the probe gate: with and without it)."""
 
     def encodes(self, layer: int) -> float:
         """Full encodes per prompt for an eraser at ``layer`` (1..n_blocks)."""
         below = min(max(layer, 1), self.n_blocks) / self.n_blocks
-        return 1 + below + self.gammas * (1 - below)
+        return 1 + self.sweeps * (below + self.gammas * (1 - below))
 
     def seconds(self, per_prompt: float, layers: Sequence[int]) -> float:
         """Estimated seconds at ``per_prompt`` seconds per full encode of one prompt, with the eraser
@@ -325,7 +327,8 @@ def calibration_cost(run) -> CalibrationCost:
         protect = run.preserve.protect
         lookalikes = sum(len(protect[n][:CALIBRATION_LOOKALIKES]) for n in run.preserve.names)
     prompts = 2 * pairs + implicit + len(alternate(run.unrelated)[0]) + lookalikes
-    return CalibrationCost(prompts, gammas, run.encoder.n_blocks)
+    sweeps = 2 if opts.probe_gate and opts.kind == "sae" else 1
+    return CalibrationCost(prompts, gammas, run.encoder.n_blocks, sweeps)
 
 
 def seconds_per_prompt(encoder) -> float:

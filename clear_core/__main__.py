@@ -499,6 +499,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_field(p, EraserOptions, "gate")
     add_field(p, EraserOptions, "context_gate")
     add_field(p, EraserOptions, "prompt_gate")
+    add_field(p, EraserOptions, "probe_gate")
     add_field(p, EraserOptions, "gate_ramp", type=float)
     add_field(p, EraserOptions, "gate_scope", choices=GATE_SCOPES)
     add_field(p, EraserOptions, "null_space", type=finite_arg(minimum=0.0))

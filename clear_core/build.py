@@ -61,6 +61,7 @@ def build_eraser(
     gate_ramp: float = 1.0,
     gate_scope: str = "token",
     prompt_negatives: Activations | None = None,
+    probe_sets: tuple | None = None,
 ) -> Eraser:
     """An SAE eraser at the searched block (or ``layer``), masks computed on the pairs given (the fit
     part of a concept's split, clear_core/splits.py).
@@ -83,7 +84,10 @@ def build_eraser(
     (:attr:`Eraser.null_basis`); 0 switches it off. ``prompt_negatives``: concept-free prompts (the
     calibration half of the unrelated prompts) that set, with the margin's negatives, a prompt gate
     (:attr:`Eraser.prompt_margin`): a prompt is edited only when one of its tokens scores beyond every
-    token of them; needs a fitted gate.
+    token of them; needs a fitted gate. ``probe_sets``: (concept prompts, concept-free prompts[, kept
+    prompts]) beside ``pos`` and ``neg`` that a probe gate (:attr:`Eraser.probe`) is fitted on (see
+    :func:`probe_gate`): a logistic probe on the prompts' mean-pooled block states, whose prompts above
+    0 are erased in full; needs a fitted gate.
     """
     if mask not in MASKS:
         raise ValueError(f"unknown mask {mask!r}; expected one of {MASKS}")
@@ -148,6 +152,11 @@ def build_eraser(
             except ValueError as err:
                 prompt_skipped = f"prompt gate off: {err}"
                 warnings.warn(f"concept {concept!r}: {prompt_skipped}", ClearWarning, stacklevel=2)
+    probe = None
+    if probe_sets is not None:
+        if fitted is None:
+            raise ValueError("the probe gate needs the context gate or the look-alike gate")
+        probe = probe_gate([pos, *probe_sets[0]], [neg, *probe_sets[1]], layer, scale, *probe_sets[2:])
     null_basis = None
     if null_space:
         null_space = check_number(null_space, "null_space", above=0.0, maximum=1.0)
@@ -186,6 +195,12 @@ def build_eraser(
         }
     if prompt_skipped:
         meta["prompt_gate_skipped"] = prompt_skipped
+    if probe is not None:
+        meta["probe_gate"] = {
+            "n_concept": sum(a.n_prompts for a in [pos, *probe_sets[0]]),
+            "n_concept_free": sum(a.n_prompts for a in [neg, *probe_sets[1]]),
+            "fit": "balanced logistic regression (C 1) on mean-pooled block states / scale",
+        }
     if null_basis is not None:
         meta["null_space"] = {"energy": null_space, "rank": int(null_basis.shape[1])}
     return Eraser(
@@ -206,6 +221,7 @@ def build_eraser(
         gate_scope=gate_scope if gate_floor is not None else "token",
         prompt_margin=prompt_margin,
         prompt_tau=prompt_tau,
+        probe=probe,
         null_basis=null_basis,
         gamma=gamma,
         meta=meta,
@@ -279,6 +295,42 @@ def _scores(
     """(tokens,) gate scores of a capture: Σ ReLU(f − floor)·m_spec."""
     f = sae.encode(torch.from_numpy(acts.layer(layer)) / scale)
     return (torch.relu(f - floor) * m_spec).sum(-1)
+
+
+def probe_gate(
+    concept: Sequence[Activations],
+    concept_free: Sequence[Activations],
+    layer: int,
+    scale: float,
+    kept: Activations | None = None,
+) -> dict[str, torch.Tensor]:
+    """{"weight", "bias"} of the probe gate: a logistic regression (C 1, a fixed solver: deterministic)
+    on the mean-pooled states at ``layer`` / ``scale`` of ``concept`` against ``concept_free`` prompts,
+    the two classes weighted equally. ``kept``: concept-free prompts that look most like the concept
+    (the protected look-alikes), weighted as much as all other concept-free prompts together, so the
+    probe's boundary is drawn between the concept and them rather than against easy prompts."""
+    from sklearn.linear_model import LogisticRegression
+
+    def pooled(acts: Activations) -> np.ndarray:  # (prompts, d_model): this block only
+        starts = acts.offsets[:-1].astype(np.intp)
+        return np.add.reduceat(acts.layer(layer), starts, axis=0) / acts.lengths[:, None]
+
+    x1 = np.concatenate([pooled(a) for a in concept if a.n_prompts])
+    x0 = np.concatenate([pooled(a) for a in concept_free if a.n_prompts])
+    xk = pooled(kept) if kept is not None and kept.n_prompts else np.empty((0, x1.shape[1]), np.float32)
+    share = 0.5 if len(xk) else 1.0  # of the concept-free class's weight for the ordinary prompts
+    w = np.r_[
+        np.full(len(x1), 1 / len(x1)),
+        np.full(len(x0), share / len(x0)),
+        np.full(len(xk), 0.5 / max(len(xk), 1)),
+    ]
+    x = np.concatenate([x1, x0, xk]) / scale
+    y = np.r_[np.ones(len(x1)), np.zeros(len(x0) + len(xk))]
+    model = LogisticRegression(C=1.0, max_iter=5000).fit(x, y, sample_weight=w * len(y) / 2)
+    return {
+        "weight": torch.from_numpy(model.coef_[0]).float(),
+        "bias": torch.tensor([float(model.intercept_[0])]),
+    }
 
 
 @torch.no_grad()

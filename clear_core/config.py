@@ -176,6 +176,12 @@ class EraserOptions:
     prompts (and the gate's negatives) reaches; inside a prompt that passes, the context gate decides
     token by token. Keeps prompts that name none of the concepts untouched when many erasers run at once
     (docs/precision.md)."""
+    probe_gate: bool = False
+    """Probe gate (needs the context or look-alike gate): a logistic probe on each prompt's mean-pooled
+    block states, fitted on the fit pairs, the calibration halves of the implicit and unrelated prompts,
+    other built-in concepts' prompts and the protected look-alikes; a prompt it calls the concept is
+    erased in full, so paraphrases that pass the token gate's margin by little are erased too
+    (``Eraser.probe``, docs/precision.md)."""
     null_space: float = 0.0
     """Null-space edit: project the subtracted vector off the subspace holding this share of the fit
     negatives' token energy at the block (SPEED-style); 0 is off, 0.9 a typical value."""
@@ -222,6 +228,8 @@ class EraserOptions:
             self.prompt_gate = bool(self.context_gate or self.gate)
         if self.prompt_gate and not (self.context_gate or self.gate):
             raise ValueError("the prompt gate needs the context gate or the look-alike gate")
+        if self.probe_gate and not (self.context_gate or self.gate):
+            raise ValueError("the probe gate needs the context gate or the look-alike gate")
         if (self.context_gate or self.null_space or self.gate) and (
             self.kind != "sae" or self.mask != "contrastive"
         ):

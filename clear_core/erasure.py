@@ -129,6 +129,12 @@ class Eraser:
     that passes, the token gate decides token by token. None: no prompt gate."""
     prompt_tau: float | None = None
     """Prompt gate scale: gp = clamp((max token score − prompt_margin) / prompt_tau, 0, 1)."""
+    probe: dict[str, torch.Tensor] | None = None
+    """Probe gate (optional, needs ``gate_floor``): a logistic probe on a prompt's block states, mean-pooled
+    over its real tokens and divided by ``scale``, as ``{"weight": (d_model,), "bias": (1,)}``. A prompt
+    it scores above 0 is erased in full, every token as the ungated eraser would, whatever the token and
+    prompt gates say; the gates decide for every other prompt. It catches paraphrases, whose concept
+    features pass the token gate's margin by little (docs/precision.md)."""
     gamma: float = 1.0
     """Default erasure strength (calibrated; the user may override it)."""
     meta: dict[str, Any] = field(default_factory=dict)
@@ -179,6 +185,13 @@ class Eraser:
             raise ValueError(f"gate_scope must be one of {GATE_SCOPES}, got {self.gate_scope!r}")
         if (self.prompt_margin is None) != (self.prompt_tau is None):
             raise ValueError("prompt_margin and prompt_tau come together (the prompt gate)")
+        if self.probe is not None:
+            shapes = {k: tuple(v.shape) for k, v in self.probe.items()}
+            expected = {"weight": (self.d_model,), "bias": (1,)}
+            if shapes != expected:
+                raise ValueError(f"a probe gate needs tensors {expected}, got {shapes}")
+            if self.gate_floor is None:
+                raise ValueError("a probe gate needs gate_floor (it widens a gated eraser)")
         if self.prompt_margin is not None:
             if self.gate_floor is None:
                 raise ValueError("a prompt gate (prompt_margin) needs gate_floor")
@@ -191,6 +204,7 @@ class Eraser:
             "gate_floor": self.gate_floor,
             "null_basis": self.null_basis,
             **{f"leace_{k}": v for k, v in (self.leace or {}).items()},
+            **{f"probe_{k}": v for k, v in (self.probe or {}).items()},
         }
         if self.sae is not None:
             tensors.update({f"SAE {k}": v for k, v in self.sae.state_dict().items()})
@@ -237,7 +251,9 @@ class Eraser:
     def prompt_level(self) -> bool:
         """Whether a gate decides per prompt (prompt scope or a prompt gate), so the edit of a token
         depends on the other real tokens of its prompt."""
-        return self.gate_floor is not None and (self.gate_scope == "prompt" or self.prompt_margin is not None)
+        return self.gate_floor is not None and (
+            self.gate_scope == "prompt" or self.prompt_margin is not None or self.probe is not None
+        )
 
     @torch.no_grad()
     def vector(self, hidden: torch.Tensor, positions: torch.Tensor | None = None) -> torch.Tensor:
@@ -278,12 +294,32 @@ class Eraser:
             if self.prompt_margin is not None:  # a prompt none of whose tokens passes is left alone
                 gp = ((prompt_max(score) - self.prompt_margin) / self.prompt_tau).clamp(0.0, 1.0)
                 g = (g.reshape(-1, n) * gp).reshape(-1)
+            if self.probe is not None:  # a prompt the probe calls the concept: every token in full
+                caught = self.probe_scores(hidden, positions) > 0
+                g = g.reshape(-1, n).masked_fill(caught.reshape(-1, 1).to(g.device), 1.0).reshape(-1)
             f = f * g[:, None]
         v = (f * m_spec) @ sae.W_dec
         if self.null_basis is not None:
             basis = self.null_basis.to(hidden.device)
             v = v - (v @ basis) @ basis.T
         return (v * self.scale).reshape(hidden.shape)
+
+    @torch.no_grad()
+    def probe_scores(self, hidden: torch.Tensor, positions: torch.Tensor | None = None) -> torch.Tensor:
+        """(prompts,) the probe gate's logit of each prompt of ``hidden (batch, tokens, d_model)`` (or one
+        prompt's ``(tokens, d_model)``): above 0, the prompt is erased in full (needs ``probe``).
+        ``positions``: see :meth:`vector`; pads it marks 0 are left out of the mean."""
+        if self.probe is None:
+            raise ValueError("this eraser has no probe gate")
+        n = hidden.shape[-2] if hidden.dim() > 1 else 1
+        x = hidden.reshape(-1, n, self.d_model).float() / self.scale
+        if positions is not None and tuple(positions.shape) == tuple(hidden.shape[:-1]):
+            w = (positions.reshape(-1, n, 1).to(x.device) != 0).float()
+            pooled = (x * w).sum(1) / w.sum(1).clamp(min=1.0)
+        else:
+            pooled = x.mean(1)
+        weight, bias = (self.probe[k].to(x.device, torch.float32) for k in ("weight", "bias"))
+        return pooled @ weight + bias
 
     def gate(self, f: torch.Tensor, m_spec: torch.Tensor | None = None) -> torch.Tensor:
         """(tokens,) look-alike gate in [0, 1] for SAE activations ``f (tokens, d_sae)``; ones without a gate."""
@@ -357,6 +393,8 @@ class Eraser:
                 tensors["gate_floor"] = self.gate_floor.detach().cpu().float().contiguous()
             if self.null_basis is not None:
                 tensors["null_basis"] = self.null_basis.detach().cpu().float().contiguous()
+            for k, v in (self.probe or {}).items():
+                tensors[f"probe_{k}"] = v.detach().cpu().float().contiguous()
         elif self.kind == "leace":
             tensors = {f"leace_{k}": v.detach().cpu().float().contiguous() for k, v in self.leace.items()}
         else:
@@ -472,7 +510,7 @@ class Eraser:
         except ValueError as err:
             raise ValueError(f"{json_path}: {err}") from None
         kind = info["kind"]
-        sae = m_spec = m_shared = direction = gate_floor = null_basis = leace = None
+        sae = m_spec = m_shared = direction = gate_floor = null_basis = leace = probe = None
         if kind == "sae":
             cfg = info.get("sae") or {}
             try:
@@ -496,6 +534,12 @@ class Eraser:
                 tensors.get("gate_floor"),
                 tensors.get("null_basis"),
             )
+            if "probe_weight" in tensors or "probe_bias" in tensors:
+                probe = {k: tensors.get(f"probe_{k}") for k in ("weight", "bias")}
+                if any(v is None for v in probe.values()):
+                    raise ValueError(
+                        f"{st_path}: the probe gate needs tensors 'probe_weight' and 'probe_bias'"
+                    )
             if gate_floor is not None and tuple(gate_floor.shape) != (sae.config.d_sae,):
                 raise ValueError(
                     f"{st_path}: tensor 'gate_floor' has shape {tuple(gate_floor.shape)}, expected ({sae.config.d_sae},)"
@@ -545,6 +589,7 @@ class Eraser:
                 gate_scope=info.get("gate_scope") or "token",
                 prompt_margin=info.get("prompt_margin") if gate_floor is not None else None,
                 prompt_tau=info.get("prompt_tau") if gate_floor is not None else None,
+                probe=probe,
                 gamma=info["default_gamma"],
                 meta={k: v for k, v in info.items() if k not in known},
             )

@@ -30,6 +30,7 @@ __all__ = [
     "PairSplit",
     "alternate",
     "prompts_digest",
+    "reference_prompts",
     "split_pairs",
     "splits_record",
 ]
@@ -100,6 +101,25 @@ def alternate(prompts: Sequence[str]) -> tuple[list[str], list[str]]:
     """(calibration, held out): even and odd positions (:data:`ALTERNATE_RULE`)."""
     prompts = list(prompts)
     return prompts[0::2], prompts[1::2]
+
+
+REFERENCE_PER_PACK = 8
+"""Fit positives per other built-in pack in :func:`reference_prompts`."""
+
+
+def reference_prompts(concept: str, per_pack: int = REFERENCE_PER_PACK) -> list[str]:
+    """Prompts about *other* concepts: the first ``per_pack`` fit positives of every built-in pack but
+    the one named ``concept`` (spaces, hyphens and case ignored). The probe gate learns from them that
+    a scene with another concept in it is not this one; the held-out pairs of those packs stay unseen."""
+    from clear_core.concepts import builtin_packs, load_builtin
+
+    key = "_".join(concept.lower().replace("-", " ").split())
+    return [
+        p
+        for slug in builtin_packs()
+        if slug != key
+        for p in split_pairs(load_builtin(slug)).fit.positives[:per_pack]
+    ]
 
 
 def splits_record(

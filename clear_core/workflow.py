@@ -16,12 +16,12 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
-from clear_core.build import build_eraser, leace_eraser, steering_eraser
+from clear_core.build import build_eraser, leace_eraser, probe_gate, steering_eraser
 from clear_core.concepts import ConceptSet, builtin_packs, load_implicit, unrelated_prompts
 from clear_core.config import EraserOptions, SearchConfig
 from clear_core.encoders import Activations, CaptureConfig, TextEncoder
 from clear_core.erasure import Eraser
-from clear_core.evaluation import Report, calibrate_gamma, evaluate
+from clear_core.evaluation import Baseline, Report, calibrate_gamma, evaluate
 from clear_core.io import atomic_path
 from clear_core.lookalikes import PreserveSet, resolve_preserve
 from clear_core.search import (
@@ -32,7 +32,7 @@ from clear_core.search import (
     block_verdict,
     brute_force_search,
 )
-from clear_core.splits import PairSplit, alternate, split_pairs, splits_record
+from clear_core.splits import PairSplit, alternate, reference_prompts, split_pairs, splits_record
 from clear_core.validation import ClearWarning
 
 __all__ = ["MIN_PAIRS", "ClearRun", "EraserOptions", "RunResult", "Stage", "save_run"]
@@ -126,6 +126,7 @@ class ClearRun:
         self.implicit = list(implicit or [])
         opts = self.options
         self.split = split_pairs(concept, opts.holdout)
+        self._sweep_probe = None  # the probe gate the γ sweep uses (see _build)
         if len(self.split.fit) < 2:
             raise ValueError(
                 f"concept {concept.name!r}: fewer than 2 pairs left to fit after the held-out split"
@@ -249,6 +250,7 @@ class ClearRun:
     def _build(self, search, brute, pos, neg, protected) -> Eraser:
         """The eraser of the chosen kind at the chosen (or forced) block, with its provenance."""
         opts = self.options
+        self._sweep_probe = None
         layer = opts.layer if opts.layer is not None else (brute.layer if brute else search.layer)
         if opts.kind in ("steering", "leace"):
             make = steering_eraser if opts.kind == "steering" else leace_eraser
@@ -260,6 +262,8 @@ class ClearRun:
                 layer_uncertainty=search.uncertainty.to_json(),
             )
         else:
+            unrelated_cal = self._prompt_negatives() if opts.prompt_gate or opts.probe_gate else None
+            probe_sets = self._probe_sets(unrelated_cal) if opts.probe_gate else None
             eraser = build_eraser(
                 search,
                 pos,
@@ -277,8 +281,15 @@ class ClearRun:
                 gate_negatives=self._gate_negatives(neg) if opts.context_gate else None,
                 gate_ramp=opts.gate_ramp if opts.context_gate else 1.0,
                 gate_scope=opts.gate_scope,
-                prompt_negatives=self._prompt_negatives() if opts.prompt_gate else None,
+                prompt_negatives=unrelated_cal if opts.prompt_gate else None,
+                probe_sets=probe_sets,
             )
+            if eraser.probe is not None and probe_sets[0]:
+                # the γ sweep's probe: fitted without the calibration paraphrases, so the sweep meets
+                # them as it will meet unseen ones (the artifact's probe learns from them too)
+                self._sweep_probe = probe_gate(
+                    [pos], [neg, *probe_sets[1]], layer, eraser.scale, probe_sets[2]
+                )
             if self.preserve:
                 eraser.meta["preserve"] = {
                     **self.preserve.to_json(),
@@ -323,6 +334,19 @@ class ClearRun:
         prompts = alternate(self.unrelated)[0]
         return self.encoder.capture(prompts, self.capture_config) if prompts else None
 
+    def _probe_sets(self, unrelated_cal: Activations | None) -> tuple[list, list, Activations | None]:
+        """(concept, concept-free, kept) captures the probe gate learns from beside the fit pairs: the
+        calibration half of the implicit prompts; the calibration half of the unrelated prompts and
+        prompts about the other built-in concepts; the protected half of the look-alikes, weighted as
+        much as all the other concept-free prompts together (clear_core/build.py:probe_gate)."""
+        capture = lambda prompts: self.encoder.capture(prompts, self.capture_config)  # noqa: E731
+        implicit_cal = alternate(self.implicit)[0]
+        concept = [capture(implicit_cal)] if implicit_cal else []
+        free = [unrelated_cal] if unrelated_cal is not None else []
+        free.append(capture(reference_prompts(self.concept.name)))
+        lookalikes = self._calibration_lookalikes()
+        return concept, free, capture(lookalikes) if lookalikes else None
+
     def _calibration_message(self) -> str:
         n_unrelated = len(alternate(self.unrelated)[0])
         return (
@@ -338,19 +362,55 @@ class ClearRun:
         # γ is the strength of the edit where the prompt gate lets it through: swept without that gate,
         # whose margin was fitted on these same unrelated prompts (they would read 1.0 at every γ)
         swept = eraser.without_prompt_gate()
-        report = evaluate(
+        if eraser.probe is not None:  # the gates' own sweep; the probe gets its own below
+            swept = replace(swept, probe=None, meta=dict(swept.meta))
+        baseline = Baseline.build(
             self.encoder,
-            swept,
             [p.positive for p in pairs],
             [p.negative for p in pairs],
-            implicit=implicit_cal or None,
-            unrelated=unrelated_cal,
-            gammas=opts.gammas,
+            implicit_cal or None,
+            unrelated_cal,
+            concept_probe=False,
             lookalikes=self._calibration_lookalikes(),
         )
-        for row in report.rows:  # calibration prompts, not held out: keep "leakage_implicit" honest
-            row.leakage_implicit_calibration, row.leakage_implicit = row.leakage_implicit, None
+
+        def sweep(eraser: Eraser) -> Report:
+            report = evaluate(self.encoder, eraser, gammas=opts.gammas, baseline=baseline)
+            for row in report.rows:  # calibration prompts, not held out: keep "leakage_implicit" honest
+                row.leakage_implicit_calibration, row.leakage_implicit = row.leakage_implicit, None
+            return report
+
+        report = sweep(swept)
         eraser.gamma = calibrate_gamma(report, opts.preserve_min, opts.lookalike_min)
+        probe_sweep = None
+        if eraser.probe is not None:
+            # two sweeps, the larger γ: the prompts the probe misses get at least the gates' γ, the
+            # prompts it catches the γ their full edit needs; its probe never saw the calibration
+            # paraphrases (self._sweep_probe), so the sweep meets them as it will meet unseen ones
+            gated = report
+            probe = self._sweep_probe if self._sweep_probe is not None else eraser.probe
+            report = sweep(replace(swept, probe=probe, meta=dict(swept.meta)))
+            probe_sweep = {
+                "probe": "the eraser's"
+                if self._sweep_probe is None
+                else "fitted without the calibration paraphrases",
+                "gamma_gates": eraser.gamma,
+                "gamma_probe": calibrate_gamma(report, opts.preserve_min, opts.lookalike_min),
+                "rows_gates": [asdict(r) for r in gated.rows],
+            }
+            both = max(eraser.gamma, probe_sweep["gamma_probe"])
+            if _keeps(report.row(both), opts) and _keeps(gated.row(both), opts):
+                eraser.gamma = both
+            else:  # the probe would cost what the floors protect: off, and said so
+                report = gated
+                eraser.probe = None
+                eraser.meta.pop("probe_gate", None)
+                off = (
+                    f"probe gate off: at γ {both:g} the prompts it erases in full take the calibration's "
+                    "unrelated or look-alike preservation below its floor"
+                )
+                probe_sweep["off"] = eraser.meta["probe_gate_skipped"] = off
+                warnings.warn(f"concept {self.concept.name!r}: {off}", ClearWarning, stacklevel=2)
         report.chosen_gamma = eraser.gamma
         frames = None
         if opts.calibrate_on == "frames":
@@ -365,7 +425,8 @@ class ClearRun:
             "lookalike_min": opts.lookalike_min if report.n_lookalike else None,
             "rows": [asdict(r) for r in report.rows],
             "on": opts.calibrate_on,
-            "prompt_gate": "off while sweeping γ" if swept is not eraser else None,
+            "prompt_gate": "off while sweeping γ" if eraser.prompt_margin is not None else None,
+            "probe_gate": probe_sweep,
         }
         if frames is not None:
             eraser.meta["calibration"]["frames"] = frames.to_json()
@@ -437,6 +498,13 @@ class ClearRun:
         if not self.preserve or self.options.kind != "sae":
             return None
         return [p for n in self.preserve.names for p in self.preserve.protect[n][:CALIBRATION_LOOKALIKES]]
+
+
+def _keeps(row, opts: EraserOptions) -> bool:
+    """Whether a calibration row keeps the floors :func:`calibrate_gamma` asks for."""
+    ok = row.preservation_unrelated is None or row.preservation_unrelated >= opts.preserve_min
+    look = row.preservation_lookalike
+    return ok and (look is None or look >= opts.lookalike_min)
 
 
 FRAME_CALIBRATION_PAIRS = 24

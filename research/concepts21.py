@@ -292,6 +292,7 @@ def _options_parser(p: argparse.ArgumentParser) -> None:
         "holdout",
         "context_gate",
         "prompt_gate",
+        "probe_gate",
         "gate_ramp",
         "gate_scope",
         "null_space",

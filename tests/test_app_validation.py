@@ -250,7 +250,7 @@ def test_search_eta_counts_the_calibration():
 
 
 def test_calibration_cost_counts_the_prompts_the_calibration_encodes(monkeypatch):
-    """The estimate's prompt count is what ClearRun hands clear_core.evaluation.evaluate."""
+    """The estimate's prompt count is what ClearRun's calibration encodes (its Baseline) and sweeps."""
     from types import SimpleNamespace
 
     from clear_core import workflow
@@ -261,11 +261,17 @@ def test_calibration_cost_counts_the_prompts_the_calibration_encodes(monkeypatch
 
     handed = {}
 
-    def fake_evaluate(encoder, eraser, positives, negatives, implicit=None, unrelated=None, gammas=(), **kw):
+    def fake_build(encoder, positives, negatives, implicit=None, unrelated=None, *args, **kw):
         sets = [positives, negatives, implicit or [], unrelated or [], kw.get("lookalikes") or []]
-        handed.update(prompts=sum(map(len, sets)), gammas=len({g for g in gammas if g > 0}))
+        handed.update(prompts=sum(map(len, sets)))
+        return "baseline"
+
+    def fake_evaluate(encoder, eraser, gammas=(), baseline=None, **kw):
+        assert baseline == "baseline"
+        handed.update(gammas=len({g for g in gammas if g > 0}))
         raise Handed
 
+    monkeypatch.setattr(workflow.Baseline, "build", fake_build)
     monkeypatch.setattr(workflow, "evaluate", fake_evaluate)
     concept = pack_session().concept
     encoder = SimpleNamespace(n_blocks=6)  # the count needs no model
@@ -276,7 +282,7 @@ def test_calibration_cost_counts_the_prompts_the_calibration_encodes(monkeypatch
     ):
         run = workflow.ClearRun(encoder, concept, SearchConfig(), options)
         with pytest.raises(Handed):
-            run._calibrate(SimpleNamespace(without_prompt_gate=lambda: None))
+            run._calibrate(SimpleNamespace(without_prompt_gate=lambda: None, probe=None))
         expected = search_tab.CalibrationCost(handed["prompts"], handed["gammas"], 6)
         assert search_tab.calibration_cost(run) == expected and expected.prompts > 0
     uncalibrated = workflow.ClearRun(encoder, concept, SearchConfig(), EraserOptions(calibrate=False))

@@ -337,3 +337,189 @@ def test_gamma_is_calibrated_with_the_prompt_gate_off(small_run, minilm, small_c
     assert on.meta["calibration"]["rows"] == off.meta["calibration"]["rows"]
     assert on.meta["calibration"]["prompt_gate"] == "off while sweeping γ"
     assert off.meta["calibration"]["prompt_gate"] is None
+
+
+def _probe_eraser(run, minilm, **kw):
+    unrelated = minilm.capture(["a bowl of soup on a table", "a red car on a coastal road at dusk"])
+    paraphrases = minilm.capture(["a canopy of silk opening above a falling skydiver"])
+    return build_eraser(
+        run.search,
+        run.pos,
+        run.neg,
+        "p",
+        "minilm",
+        context_gate=True,
+        gate_ramp=0.01,
+        prompt_negatives=unrelated,
+        probe_sets=([paraphrases], [unrelated]),
+        **kw,
+    )
+
+
+def test_probe_gate_erases_the_prompts_it_catches_in_full(small_run, minilm, tmp_path):
+    """A prompt the probe scores above 0 gets every token's ungated edit; a prompt it scores at or
+    below 0 gets exactly what the token and prompt gates give; the probe reads real tokens only; the
+    probe travels with the artifact and its digest."""
+    run = small_run
+    probed = _probe_eraser(run, minilm)
+    gated = dataclasses.replace(probed, probe=None, meta=dict(probed.meta))
+    ungated = dataclasses.replace(
+        probed,
+        gate_floor=None,
+        gate_tau=None,
+        gate_margin=0.0,
+        prompt_margin=None,
+        prompt_tau=None,
+        probe=None,
+        meta=dict(probed.meta),
+    )
+    layer = probed.layer
+    assert probed.prompt_level and probed.meta["probe_gate"]["n_concept"] == run.pos.n_prompts + 1
+    bounds = run.pos.offsets
+    pos = torch.from_numpy(run.pos.layer(layer))
+    prompts = [pos[bounds[i] : bounds[i + 1]][None] for i in range(run.pos.n_prompts)]
+    scores = [float(probed.probe_scores(p)) for p in prompts]
+    caught = [i for i, s in enumerate(scores) if s > 0]
+    assert len(caught) >= 0.9 * len(prompts)  # fitted on them
+    p = prompts[caught[0]]
+    torch.testing.assert_close(probed.vector(p), ungated.vector(p))
+    assert not torch.allclose(gated.vector(p), ungated.vector(p))  # the gates alone edit it less
+    # the same prompt with the probe's bias pushed below it: the gates decide, as without a probe
+    missed = dataclasses.replace(
+        probed,
+        probe={**probed.probe, "bias": probed.probe["bias"] - scores[caught[0]] - 1.0},
+        meta=dict(probed.meta),
+    )
+    torch.testing.assert_close(missed.vector(p), gated.vector(p))
+    # the negatives: the probe calls few of them the concept (18 pairs, a regularised fit)
+    nb = run.neg.offsets
+    neg = torch.from_numpy(run.neg.layer(layer))
+    neg_scores = [float(probed.probe_scores(neg[nb[i] : nb[i + 1]][None])) for i in range(run.neg.n_prompts)]
+    assert sum(s > 0 for s in neg_scores) <= 0.15 * len(neg_scores)
+    assert np.mean(neg_scores) < 0 < np.mean(scores)
+    # pads marked 0 are left out of the mean
+    padded = torch.cat([p, torch.randn(1, 5, p.shape[-1]) * 50], 1)
+    mask = torch.cat([torch.ones(1, p.shape[1]), torch.zeros(1, 5)], 1)
+    assert float(probed.probe_scores(padded, mask)) == pytest.approx(scores[caught[0]], rel=1e-4, abs=1e-4)
+    probed.save(tmp_path / "probe")
+    back = Eraser.load(tmp_path / "probe")
+    torch.testing.assert_close(back.vector(p), probed.vector(p))
+    assert back.digest() == probed.digest() != gated.digest()
+    assert probed.without_prompt_gate().probe is probed.probe  # the γ sweep keeps the probe gate
+
+
+def test_probe_gate_checks(small_run, minilm, tmp_path):
+    run = small_run
+    probed = _probe_eraser(run, minilm)
+    with pytest.raises(ValueError, match="probe gate needs tensors"):
+        dataclasses.replace(probed, probe={"weight": torch.zeros(3), "bias": torch.zeros(1)}, meta={})
+    plain = build_eraser(run.search, run.pos, run.neg, "p", "minilm")
+    with pytest.raises(ValueError, match="needs gate_floor"):
+        dataclasses.replace(plain, probe=probed.probe, meta=dict(plain.meta))
+    with pytest.raises(ValueError, match="probe gate needs the context gate"):
+        build_eraser(run.search, run.pos, run.neg, "p", "minilm", probe_sets=([], [run.neg]))
+    with pytest.raises(ValueError, match="probe gate needs the context gate"):
+        EraserOptions(context_gate=False, probe_gate=True)
+    assert EraserOptions().probe_gate is False
+    # an artifact with half a probe is refused with the file named
+    from safetensors.torch import load_file, save_file
+
+    probed.save(tmp_path / "half")
+    tensors = load_file(str(tmp_path / "half" / "eraser.safetensors"))
+    del tensors["probe_bias"]
+    save_file(tensors, str(tmp_path / "half" / "eraser.safetensors"))
+    with pytest.raises(ValueError, match="probe_weight' and 'probe_bias'"):
+        Eraser.load(tmp_path / "half")
+
+
+def test_reference_prompts_leave_out_the_concepts_own_pack():
+    from clear_core.concepts import builtin_packs, load_builtin
+    from clear_core.splits import REFERENCE_PER_PACK, reference_prompts, split_pairs
+
+    golf = reference_prompts("Golf ball")
+    assert len(golf) == REFERENCE_PER_PACK * (len(builtin_packs()) - 1)
+    assert not set(golf) & set(load_builtin("golf_ball").positives)
+    held = {p for s in builtin_packs() for p in split_pairs(load_builtin(s)).held_out.positives}
+    assert not set(golf) & held  # the other packs' held-out pairs stay unseen
+    assert len(reference_prompts("kite")) == REFERENCE_PER_PACK * len(builtin_packs())
+
+
+def test_a_run_with_the_probe_gate_sweeps_gamma_with_a_probe_that_never_saw_its_paraphrases(
+    small_run, minilm, small_concept, tmp_path, monkeypatch
+):
+    """The artifact's probe learns from the calibration paraphrases; the γ sweep's probe is fitted
+    without them, so the sweep's paraphrase leakage is what unseen paraphrases would show. Without
+    paraphrases there is one probe."""
+    from clear_core import workflow
+    from clear_core.search import SearchConfig
+    from clear_core.workflow import ClearRun, save_run
+
+    implicit = [
+        "a canopy of silk opening above a falling skydiver",
+        "a skydiver's canopy billowing open",
+        "a nylon canopy lowering a jumper onto a field",
+        "a jumper drifting down under a round canopy",
+    ]
+    unrelated = ["a bowl of soup on a table", "a red car on a coastal road", "a cat asleep on a sofa"] * 2
+    kw = dict(search_result=small_run.search, unrelated=unrelated)
+    cfg = SearchConfig(steps=30, d_sae=256, seed=0)
+    opts = EraserOptions(
+        calibration_pairs=8, gammas=(0.0, 1.0, 2.0, 4.0), probe_gate=True, preserve=(), preserve_min=0.5
+    )
+    run = ClearRun(minilm, small_concept, cfg, opts, implicit=implicit, **kw)
+    for _ in run.run():
+        pass
+    eraser = run.result.eraser
+    assert eraser.probe is not None and run._sweep_probe is not None
+    assert not torch.equal(run._sweep_probe["weight"], eraser.probe["weight"])
+    assert eraser.meta["probe_gate"]["n_concept"] == len(run.split.fit) + 2  # the even paraphrases
+    cal = eraser.meta["calibration"]
+    assert "without the calibration paraphrases" in cal["probe_gate"]["probe"]
+    # two sweeps, the larger γ (both keep the floors on this small set)
+    assert eraser.gamma == max(cal["probe_gate"]["gamma_gates"], cal["probe_gate"]["gamma_probe"])
+    assert len(cal["probe_gate"]["rows_gates"]) == len(cal["rows"]) == len(opts.gammas)
+    save_run(run.result, tmp_path / "run")
+    assert Eraser.load(tmp_path / "run").digest() == eraser.digest()
+    bare = ClearRun(minilm, small_concept, cfg, opts, implicit=[], **kw)
+    for _ in bare.run():
+        pass
+    assert bare.result.eraser.probe is not None and bare._sweep_probe is None
+    assert bare.result.eraser.meta["calibration"]["probe_gate"]["probe"] == "the eraser's"
+    # a γ whose row breaks a floor: the probe would erase what the floors protect, so it is switched
+    # off and said so (a floor this small set cannot break, so the check is stood in for)
+    monkeypatch.setattr(workflow, "_keeps", lambda row, opts: False)
+    off = ClearRun(minilm, small_concept, cfg, opts, implicit=implicit, **kw)
+    with pytest.warns(UserWarning, match="probe gate off"):
+        for _ in off.run():
+            pass
+    e = off.result.eraser
+    assert e.probe is None and "probe_gate" not in e.meta and "probe gate off" in e.meta["probe_gate_skipped"]
+    assert e.gamma == e.meta["calibration"]["probe_gate"]["gamma_gates"]
+    assert e.meta["calibration"]["rows"] == e.meta["calibration"]["probe_gate"]["rows_gates"]
+
+
+def test_probe_gate_weighs_kept_prompts_as_much_as_every_other_concept_free_prompt(small_run, minilm):
+    """Protected look-alikes are the concept-free prompts the probe must tell apart: given as ``kept``,
+    they weigh as much as all the other concept-free prompts together, so they score lower than when
+    they are three ordinary concept-free prompts among twenty (here concept prompts themselves stand
+    in for look-alikes, the hardest case)."""
+    from clear_core.build import probe_gate
+
+    run = small_run
+    layer, scale = run.eraser.layer, run.eraser.scale
+    free = minilm.capture(["a bowl of soup on a table", "a red car on a coastal road at dusk"])
+    kept = run.pos.select(range(3))
+    weighted = probe_gate([run.pos], [run.neg, free], layer, scale, kept=kept)
+    ordinary = probe_gate([run.pos], [run.neg, free, kept], layer, scale)
+    probed = _probe_eraser(run, minilm)
+    x, bounds = torch.from_numpy(kept.layer(layer)), kept.offsets
+    prompts = [x[bounds[i] : bounds[i + 1]][None] for i in range(kept.n_prompts)]
+
+    def mean_score(probe):
+        gate = dataclasses.replace(probed, probe=probe, meta={})
+        return np.mean([float(gate.probe_scores(p)) for p in prompts])
+
+    assert mean_score(weighted) < mean_score(ordinary)
+    # deterministic: the same fit twice
+    again = probe_gate([run.pos], [run.neg, free], layer, scale, kept=kept)
+    assert torch.equal(again["weight"], weighted["weight"]) and torch.equal(again["bias"], weighted["bias"])
