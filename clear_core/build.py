@@ -199,7 +199,9 @@ def build_eraser(
         meta["probe_gate"] = {
             "n_concept": sum(a.n_prompts for a in [pos, *probe_sets[0]]),
             "n_concept_free": sum(a.n_prompts for a in [neg, *probe_sets[1]]),
-            "fit": "balanced logistic regression (C 1) on mean-pooled block states / scale",
+            "n_lookalike": sum(a.n_prompts for a in probe_sets[2:] if a is not None),
+            "fit": "logistic regression (C 1) on mean-pooled block states / scale; classes weighted equally, "
+            "look-alikes as much as the other concept-free prompts",
         }
     if null_basis is not None:
         meta["null_space"] = {"energy": null_space, "rank": int(null_basis.shape[1])}
