@@ -313,13 +313,13 @@ def probe_gate(
     probe's boundary is drawn between the concept and them rather than against easy prompts."""
     from sklearn.linear_model import LogisticRegression
 
-    def pooled(acts: Activations) -> np.ndarray:  # (prompts, d_model): this block only
-        starts = acts.offsets[:-1].astype(np.intp)
-        return np.add.reduceat(acts.layer(layer), starts, axis=0) / acts.lengths[:, None]
-
-    x1 = np.concatenate([pooled(a) for a in concept if a.n_prompts])
-    x0 = np.concatenate([pooled(a) for a in concept_free if a.n_prompts])
-    xk = pooled(kept) if kept is not None and kept.n_prompts else np.empty((0, x1.shape[1]), np.float32)
+    x1 = np.concatenate([a.pooled("mean", layer) for a in concept if a.n_prompts])
+    x0 = np.concatenate([a.pooled("mean", layer) for a in concept_free if a.n_prompts])
+    xk = (
+        kept.pooled("mean", layer)
+        if kept is not None and kept.n_prompts
+        else np.empty((0, x1.shape[1]), np.float32)
+    )
     share = 0.5 if len(xk) else 1.0  # of the concept-free class's weight for the ordinary prompts
     w = np.r_[
         np.full(len(x1), 1 / len(x1)),
@@ -357,7 +357,7 @@ def leace_eraser(
 
     if not 1 <= layer < pos.n_layers:
         raise ValueError(f"layer {layer} is not a block (1..{pos.n_layers - 1})")
-    x = torch.from_numpy(np.concatenate([pos.pooled("mean")[:, layer], neg.pooled("mean")[:, layer]]))
+    x = torch.from_numpy(np.concatenate([pos.pooled("mean", layer), neg.pooled("mean", layer)]))
     z = torch.cat([torch.ones(pos.n_prompts), torch.zeros(neg.n_prompts)])
     fitted = LeaceFitter.fit(x.double(), z.double()).eraser
     leace = {
@@ -387,7 +387,7 @@ def steering_eraser(
     """The dense baseline: v = mean positive − mean negative prompt (mean-pooled) at ``layer``."""
     if not 1 <= layer < pos.n_layers:
         raise ValueError(f"layer {layer} is not a block (1..{pos.n_layers - 1})")
-    direction = torch.from_numpy(pos.pooled("mean")[:, layer].mean(0) - neg.pooled("mean")[:, layer].mean(0))
+    direction = torch.from_numpy(pos.pooled("mean", layer).mean(0) - neg.pooled("mean", layer).mean(0))
     scale = float(np.linalg.norm(pos.layer(layer), axis=-1).mean())
     return Eraser(
         concept=concept,

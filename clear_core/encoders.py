@@ -197,18 +197,23 @@ class Activations:
         """(n_tokens,) which prompt each token belongs to."""
         return np.repeat(np.arange(self.n_prompts), self.lengths)
 
-    def pooled(self, mode: str = "mean") -> np.ndarray:
-        """(n_prompts, n_layers, d_model) float32: mean or max over each prompt's real tokens."""
+    def pooled(self, mode: str = "mean", layer: int | None = None) -> np.ndarray:
+        """(n_prompts, n_layers, d_model) float32: mean or max over each prompt's real tokens; with
+        ``layer``, that layer only, (n_prompts, d_model)."""
         if mode not in ("mean", "max"):
             raise ValueError(f"unknown pooling {mode!r}; expected 'mean' or 'max'")
         starts = self.offsets[:-1]
+
+        def pool(i: int) -> np.ndarray:
+            if mode == "mean":
+                return np.add.reduceat(self.layer(i), starts, axis=0) / self.lengths[:, None]
+            return np.maximum.reduceat(self.layer(i), starts, axis=0)
+
+        if layer is not None:
+            return pool(layer).astype(np.float32, copy=False)
         out = np.empty((self.n_prompts, self.n_layers, self.d_model), dtype=np.float32)
         for i in range(self.n_layers):
-            layer = self.layer(i)
-            if mode == "mean":
-                out[:, i] = np.add.reduceat(layer, starts, axis=0) / self.lengths[:, None]
-            else:
-                out[:, i] = np.maximum.reduceat(layer, starts, axis=0)
+            out[:, i] = pool(i)
         return out
 
     @classmethod
