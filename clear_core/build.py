@@ -87,7 +87,7 @@ def build_eraser(
     token of them; needs a fitted gate. ``probe_sets``: (concept prompts, concept-free prompts[, kept
     prompts]) beside ``pos`` and ``neg`` that a probe gate (:attr:`Eraser.probe`) is fitted on (see
     :func:`probe_gate`): a logistic probe on the prompts' mean-pooled block states, whose prompts above
-    0 are erased in full; needs a fitted gate.
+    0 are erased in full (strength 1 until the γ calibration sets one); needs a fitted gate.
     """
     if mask not in MASKS:
         raise ValueError(f"unknown mask {mask!r}; expected one of {MASKS}")
@@ -152,11 +152,15 @@ def build_eraser(
             except ValueError as err:
                 prompt_skipped = f"prompt gate off: {err}"
                 warnings.warn(f"concept {concept!r}: {prompt_skipped}", ClearWarning, stacklevel=2)
-    probe = None
+    probe = probe_skipped = None
     if probe_sets is not None:
-        if fitted is None:
+        if fitted is None and not skipped:
             raise ValueError("the probe gate needs the context gate or the look-alike gate")
-        probe = probe_gate([pos, *probe_sets[0]], [neg, *probe_sets[1]], layer, scale, *probe_sets[2:])
+        if fitted is None:  # the context gate switched itself off and nothing else gates: said so
+            probe_skipped = "probe gate off: it widens a gate, and the context gate is off"
+            warnings.warn(f"concept {concept!r}: {probe_skipped}", ClearWarning, stacklevel=2)
+        else:
+            probe = probe_gate([pos, *probe_sets[0]], [neg, *probe_sets[1]], layer, scale, *probe_sets[2:])
     null_basis = None
     if null_space:
         null_space = check_number(null_space, "null_space", above=0.0, maximum=1.0)
@@ -195,13 +199,18 @@ def build_eraser(
         }
     if prompt_skipped:
         meta["prompt_gate_skipped"] = prompt_skipped
+    if probe_skipped:
+        meta["probe_gate_skipped"] = probe_skipped
     if probe is not None:
         meta["probe_gate"] = {
             "n_concept": sum(a.n_prompts for a in [pos, *probe_sets[0]]),
             "n_concept_free": sum(a.n_prompts for a in [neg, *probe_sets[1]]),
-            "n_lookalike": sum(a.n_prompts for a in probe_sets[2:] if a is not None),
-            "fit": "logistic regression (C 1) on mean-pooled block states / scale; classes weighted equally, "
-            "look-alikes as much as the other concept-free prompts",
+            "n_lookalike": probe_sets[2].n_prompts
+            if len(probe_sets) > 2 and probe_sets[2] is not None
+            else 0,
+            "n_null": probe_sets[3].n_prompts if len(probe_sets) > 3 and probe_sets[3] is not None else 0,
+            "fit": "logistic regression (C 1) on mean-pooled block states / scale; classes weighted equally; "
+            f"of the concept-free weight, look-alikes 0.5 and the empty prompt {NULL_SHARE:g}",
         }
     if null_basis is not None:
         meta["null_space"] = {"energy": null_space, "rank": int(null_basis.shape[1])}
@@ -299,40 +308,84 @@ def _scores(
     return (torch.relu(f - floor) * m_spec).sum(-1)
 
 
+NULL_SHARE = 0.05
+"""Share of the probe's concept-free weight that its null prompts (the empty prompt) carry: enough to
+take the empty prompt from +0.25..+0.45 to below −1 for the three public figures whose probes caught it
+(docs/precision.md)."""
+
+
 def probe_gate(
     concept: Sequence[Activations],
     concept_free: Sequence[Activations],
     layer: int,
     scale: float,
     kept: Activations | None = None,
+    null: Activations | None = None,
 ) -> dict[str, torch.Tensor]:
     """{"weight", "bias"} of the probe gate: a logistic regression (C 1, a fixed solver: deterministic)
     on the mean-pooled states at ``layer`` / ``scale`` of ``concept`` against ``concept_free`` prompts,
     the two classes weighted equally. ``kept``: concept-free prompts that look most like the concept
     (the protected look-alikes), weighted as much as all other concept-free prompts together, so the
-    probe's boundary is drawn between the concept and them rather than against easy prompts."""
+    probe's boundary is drawn between the concept and them rather than against easy prompts.
+    ``null``: prompts the probe must never catch, :data:`NULL_SHARE` of the concept-free weight: the
+    empty prompt, which classifier-free guidance encodes for every video, so a probe that caught it
+    would edit every video (it did for three public figures on the testbed before it was weighted).
+    The other groups keep their proportions in the rest of the concept-free weight."""
     from sklearn.linear_model import LogisticRegression
+
+    def pooled(acts) -> np.ndarray:
+        if acts is None or not acts.n_prompts:
+            return np.empty((0, x1.shape[1]), np.float32)
+        return acts.pooled("mean", layer)
 
     x1 = np.concatenate([a.pooled("mean", layer) for a in concept if a.n_prompts])
     x0 = np.concatenate([a.pooled("mean", layer) for a in concept_free if a.n_prompts])
-    xk = (
-        kept.pooled("mean", layer)
-        if kept is not None and kept.n_prompts
-        else np.empty((0, x1.shape[1]), np.float32)
-    )
-    share = 0.5 if len(xk) else 1.0  # of the concept-free class's weight for the ordinary prompts
+    xk, xn = pooled(kept), pooled(null)
+    share_null = NULL_SHARE if len(xn) else 0.0  # the concept-free class's weight: null prompts first,
+    share_kept = (1.0 - share_null) * (0.5 if len(xk) else 0.0)  # then half the rest to the kept ones
+    share = 1.0 - share_null - share_kept  # and the rest to the ordinary prompts
     w = np.r_[
         np.full(len(x1), 1 / len(x1)),
         np.full(len(x0), share / len(x0)),
-        np.full(len(xk), 0.5 / max(len(xk), 1)),
+        np.full(len(xk), share_kept / max(len(xk), 1)),
+        np.full(len(xn), share_null / max(len(xn), 1)),
     ]
-    x = np.concatenate([x1, x0, xk]) / scale
-    y = np.r_[np.ones(len(x1)), np.zeros(len(x0) + len(xk))]
+    x = np.concatenate([x1, x0, xk, xn]) / scale
+    y = np.r_[np.ones(len(x1)), np.zeros(len(x0) + len(xk) + len(xn))]
     model = LogisticRegression(C=1.0, max_iter=5000).fit(x, y, sample_weight=w * len(y) / 2)
     return {
         "weight": torch.from_numpy(model.coef_[0]).float(),
         "bias": torch.tensor([float(model.intercept_[0])]),
     }
+
+
+def same_concept_packs(
+    pos: Activations,
+    concept_free: Sequence[Activations],
+    reference: Activations,
+    sizes: dict[str, int],
+    layer: int,
+    scale: float,
+    quantile: float = 0.25,
+) -> list[str]:
+    """The packs of ``reference`` (prompts pack after pack, ``sizes`` per pack name) that read as the
+    concept of ``pos``: each pack is scored by a :func:`probe_gate` fitted on ``pos`` against
+    ``concept_free`` and every *other* pack, and is named when its median score reaches the
+    ``quantile`` of the positives' scores. Renaming each of the 21 built-in packs, at blocks 2 and 4
+    of MiniLM (42 cases, ``python -m research.reference_packs``): its own pack named in 39, no other
+    pack ever; the first decile names all 42 own packs, and other painters for Warhol and Picasso."""
+    x_pos = pos.pooled("mean", layer) / scale
+    x_ref = reference.pooled("mean", layer) / scale
+    named, start = [], 0
+    for slug, n in sizes.items():
+        own = np.arange(start, start + n)
+        start += n
+        rest = np.setdiff1d(np.arange(reference.n_prompts), own)
+        fitted = probe_gate([pos], [*concept_free, reference.select(rest.tolist())], layer, scale)
+        w, b = fitted["weight"].numpy(), float(fitted["bias"])
+        if np.median(x_ref[own] @ w + b) >= np.quantile(x_pos @ w + b, quantile):
+            named.append(slug)
+    return named
 
 
 @torch.no_grad()

@@ -179,9 +179,10 @@ class EraserOptions:
     probe_gate: bool = False
     """Probe gate (needs the context or look-alike gate): a logistic probe on each prompt's mean-pooled
     block states, fitted on the fit pairs, the calibration halves of the implicit and unrelated prompts,
-    other built-in concepts' prompts and the protected look-alikes; a prompt it calls the concept is
-    erased in full, so paraphrases that pass the token gate's margin by little are erased too
-    (``Eraser.probe``, docs/precision.md)."""
+    other built-in concepts' prompts and the protected look-alikes; every token of a prompt it calls
+    the concept is erased at s·γ, so paraphrases that pass the token gate's margin by little are erased
+    too (``Eraser.probe``, docs/precision.md). Its strength s is calibrated on text, so it does not
+    combine with ``calibrate_on="frames"``."""
     null_space: float = 0.0
     """Null-space edit: project the subtracted vector off the subspace holding this share of the fit
     negatives' token energy at the block (SPEED-style); 0 is off, 0.9 a typical value."""
@@ -230,6 +231,11 @@ class EraserOptions:
             raise ValueError("the prompt gate needs the context gate or the look-alike gate")
         if self.probe_gate and not (self.context_gate or self.gate):
             raise ValueError("the probe gate needs the context gate or the look-alike gate")
+        if self.probe_gate and self.calibrate and self.calibrate_on == "frames":
+            raise ValueError(
+                "the probe gate's γ is calibrated on text; calibrate_on 'frames' does not sweep it "
+                "(use one or the other)"
+            )
         if (self.context_gate or self.null_space or self.gate) and (
             self.kind != "sae" or self.mask != "contrastive"
         ):

@@ -391,11 +391,18 @@ class TextEncoder:
         return hashlib.sha256(json.dumps(payload, ensure_ascii=False).encode()).hexdigest()
 
     def capture(
-        self, prompts: Sequence[str], config: CaptureConfig | None = None, progress: Progress | None = None
+        self,
+        prompts: Sequence[str],
+        config: CaptureConfig | None = None,
+        progress: Progress | None = None,
+        *,
+        empty_ok: bool = False,
     ) -> Activations:
-        """All layers for ``prompts`` in one forward pass per batch (see the module docstring)."""
+        """All layers for ``prompts`` in one forward pass per batch (see the module docstring).
+        ``empty_ok``: the empty prompt is allowed (the probe gate learns that it is never the concept:
+        classifier-free guidance encodes it for every video)."""
         config = config or CaptureConfig()
-        prompts = _check_prompts(prompts)
+        prompts = _check_prompts(prompts, empty_ok)
         folder = None
         if config.use_cache:
             root = config.cache_dir or default_cache_dir()
@@ -541,14 +548,14 @@ class TextEncoder:
         return cls(model, tokenizer, f"{name}:{which}", revision, profile, which)
 
 
-def _check_prompts(prompts: Sequence[str]) -> list[str]:
+def _check_prompts(prompts: Sequence[str], empty_ok: bool = False) -> list[str]:
     if isinstance(prompts, str):
         raise ValueError("expected a list of prompts, got a single string")
     prompts = list(prompts)
     if not prompts:
         raise ValueError("no prompts given")
     for i, p in enumerate(prompts):
-        if not isinstance(p, str) or not p.strip():
+        if not isinstance(p, str) or not (p.strip() or empty_ok):
             raise ValueError(f"prompt {i} is empty or not text: {p!r}")
         check_control_chars(p, f"prompt {i}")
     return prompts

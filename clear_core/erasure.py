@@ -131,10 +131,12 @@ class Eraser:
     """Prompt gate scale: gp = clamp((max token score − prompt_margin) / prompt_tau, 0, 1)."""
     probe: dict[str, torch.Tensor] | None = None
     """Probe gate (optional, needs ``gate_floor``): a logistic probe on a prompt's block states, mean-pooled
-    over its real tokens and divided by ``scale``, as ``{"weight": (d_model,), "bias": (1,)}``. A prompt
-    it scores above 0 is erased in full, every token as the ungated eraser would, whatever the token and
-    prompt gates say; the gates decide for every other prompt. It catches paraphrases, whose concept
-    features pass the token gate's margin by little (docs/precision.md)."""
+    over its real tokens and divided by ``scale``, as ``{"weight": (d_model,), "bias": (1,)}`` and an
+    optional ``"strength": (1,)`` s (1 when absent). A prompt it scores above 0 is erased at s times the
+    eraser's γ on every token (a token the gates give more keeps it), whatever the token and prompt gates
+    say; the gates decide for every other prompt. It catches paraphrases, whose concept features pass the
+    token gate's margin by little (docs/precision.md); s lets the prompts it catches take the γ their own
+    calibration chose while the others keep the gates' γ."""
     gamma: float = 1.0
     """Default erasure strength (calibrated; the user may override it)."""
     meta: dict[str, Any] = field(default_factory=dict)
@@ -188,8 +190,12 @@ class Eraser:
         if self.probe is not None:
             shapes = {k: tuple(v.shape) for k, v in self.probe.items()}
             expected = {"weight": (self.d_model,), "bias": (1,)}
+            if "strength" in shapes:
+                expected["strength"] = (1,)
             if shapes != expected:
                 raise ValueError(f"a probe gate needs tensors {expected}, got {shapes}")
+            if "strength" in self.probe:
+                check_number(float(self.probe["strength"]), "probe_strength", above=0.0)
             if self.gate_floor is None:
                 raise ValueError("a probe gate needs gate_floor (it widens a gated eraser)")
         if self.prompt_margin is not None:
@@ -294,9 +300,10 @@ class Eraser:
             if self.prompt_margin is not None:  # a prompt none of whose tokens passes is left alone
                 gp = ((prompt_max(score) - self.prompt_margin) / self.prompt_tau).clamp(0.0, 1.0)
                 g = (g.reshape(-1, n) * gp).reshape(-1)
-            if self.probe is not None:  # a prompt the probe calls the concept: every token in full
-                caught = self.probe_scores(hidden, positions) > 0
-                g = g.reshape(-1, n).masked_fill(caught.reshape(-1, 1).to(g.device), 1.0).reshape(-1)
+            if self.probe is not None:  # a prompt the probe calls the concept: every token at s or more
+                caught = (self.probe_scores(hidden, positions) > 0).reshape(-1, 1).to(g.device)
+                g = g.reshape(-1, n)
+                g = torch.where(caught, g.clamp(min=self.probe_strength), g).reshape(-1)
             f = f * g[:, None]
         v = (f * m_spec) @ sae.W_dec
         if self.null_basis is not None:
@@ -304,10 +311,30 @@ class Eraser:
             v = v - (v @ basis) @ basis.T
         return (v * self.scale).reshape(hidden.shape)
 
+    @property
+    def probe_strength(self) -> float:
+        """s of the probe gate: the prompts it catches are erased at s·γ (1 without a stored strength)."""
+        if self.probe is None:
+            raise ValueError("this eraser has no probe gate")
+        strength = self.probe.get("strength")
+        return 1.0 if strength is None else float(strength)
+
+    def probe_only(self) -> Eraser:
+        """This eraser with only its probe gate open, at strength 1: the prompts the probe catches are
+        erased in full, every other prompt is left alone (the token gate's margin at the largest float).
+        What the γ calibration sweeps to find the γ the caught prompts need."""
+        if self.probe is None:
+            raise ValueError("this eraser has no probe gate")
+        probe = {k: v for k, v in self.probe.items() if k != "strength"}
+        big = float(torch.finfo(torch.float32).max)
+        return replace(
+            self, probe=probe, gate_margin=big, prompt_margin=None, prompt_tau=None, meta=dict(self.meta)
+        )
+
     @torch.no_grad()
     def probe_scores(self, hidden: torch.Tensor, positions: torch.Tensor | None = None) -> torch.Tensor:
         """(prompts,) the probe gate's logit of each prompt of ``hidden (batch, tokens, d_model)`` (or one
-        prompt's ``(tokens, d_model)``): above 0, the prompt is erased in full (needs ``probe``).
+        prompt's ``(tokens, d_model)``): above 0, every token is erased at s·γ (needs ``probe``).
         ``positions``: see :meth:`vector`; pads it marks 0 are left out of the mean."""
         if self.probe is None:
             raise ValueError("this eraser has no probe gate")
@@ -536,6 +563,8 @@ class Eraser:
             )
             if "probe_weight" in tensors or "probe_bias" in tensors:
                 probe = {k: tensors.get(f"probe_{k}") for k in ("weight", "bias")}
+                if "probe_strength" in tensors:
+                    probe["strength"] = tensors["probe_strength"]
                 if any(v is None for v in probe.values()):
                     raise ValueError(
                         f"{st_path}: the probe gate needs tensors 'probe_weight' and 'probe_bias'"

@@ -356,9 +356,13 @@ def calibration_leakage(row: GammaRow) -> float:
     return 0.5 * (row.leakage_positive + implicit)
 
 
-def calibrate_gamma(report: Report, preserve_min: float = 0.95, lookalike_min: float | None = None) -> float:
+def calibrate_gamma(
+    report: Report, preserve_min: float = 0.95, lookalike_min: float | None = None, strongest: bool = False
+) -> float:
     """The default γ: lowest :func:`calibration_leakage` while unrelated preservation ≥ ``preserve_min``
-    (and, with ``lookalike_min`` and look-alike rows, look-alike preservation ≥ ``lookalike_min``).
+    (and, with ``lookalike_min`` and look-alike rows, look-alike preservation ≥ ``lookalike_min``); the
+    smallest such γ, or with ``strongest`` the largest (the probe gate's caught prompts: held-out
+    paraphrases need more than the calibration ones, which reach the lowest leakage first).
 
     Pass a report evaluated with the *calibration half* of the implicit prompts (never the held-out
     half). When no γ keeps preservation, the smallest γ is returned.
@@ -374,4 +378,4 @@ def calibrate_gamma(report: Report, preserve_min: float = 0.95, lookalike_min: f
     if not ok:
         return min(r.gamma for r in rows)
     best = min(calibration_leakage(r) for r in ok)
-    return min(r.gamma for r in ok if calibration_leakage(r) <= best + 1e-9)
+    return (max if strongest else min)(r.gamma for r in ok if calibration_leakage(r) <= best + 1e-9)

@@ -30,6 +30,7 @@ __all__ = [
     "PairSplit",
     "alternate",
     "prompts_digest",
+    "reference_packs",
     "reference_prompts",
     "split_pairs",
     "splits_record",
@@ -107,19 +108,25 @@ REFERENCE_PER_PACK = 8
 """Fit positives per other built-in pack in :func:`reference_prompts`."""
 
 
-def reference_prompts(concept: str, per_pack: int = REFERENCE_PER_PACK) -> list[str]:
-    """Prompts about *other* concepts: the first ``per_pack`` fit positives of every built-in pack but
-    the one named ``concept`` (spaces, hyphens and case ignored). The probe gate learns from them that
-    a scene with another concept in it is not this one; the held-out pairs of those packs stay unseen."""
+def reference_packs(concept: str, per_pack: int = REFERENCE_PER_PACK) -> dict[str, list[str]]:
+    """Prompts about *other* concepts, by pack: the first ``per_pack`` fit positives of every built-in
+    pack but the one named ``concept`` (spaces, hyphens and case ignored). The probe gate learns from
+    them that a scene with another concept in it is not this one; the held-out pairs of those packs
+    stay unseen. A concept that is no built-in pack may still be one under another name ("nude"):
+    the probe gate drops the packs its prompts cannot be told from (``ClearRun._reference``)."""
     from clear_core.concepts import builtin_packs, load_builtin
 
     key = "_".join(concept.lower().replace("-", " ").split())
-    return [
-        p
+    return {
+        slug: split_pairs(load_builtin(slug)).fit.positives[:per_pack]
         for slug in builtin_packs()
         if slug != key
-        for p in split_pairs(load_builtin(slug)).fit.positives[:per_pack]
-    ]
+    }
+
+
+def reference_prompts(concept: str, per_pack: int = REFERENCE_PER_PACK) -> list[str]:
+    """:func:`reference_packs`' prompts in one list, pack after pack."""
+    return [p for prompts in reference_packs(concept, per_pack).values() for p in prompts]
 
 
 def splits_record(

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
-from clear_core.build import build_eraser, leace_eraser, probe_gate, steering_eraser
+from clear_core.build import build_eraser, leace_eraser, probe_gate, same_concept_packs, steering_eraser
 from clear_core.concepts import ConceptSet, builtin_packs, load_implicit, unrelated_prompts
 from clear_core.config import EraserOptions, SearchConfig
 from clear_core.encoders import Activations, CaptureConfig, TextEncoder
@@ -32,7 +32,7 @@ from clear_core.search import (
     block_verdict,
     brute_force_search,
 )
-from clear_core.splits import PairSplit, alternate, reference_prompts, split_pairs, splits_record
+from clear_core.splits import PairSplit, alternate, reference_packs, split_pairs, splits_record
 from clear_core.validation import ClearWarning
 
 __all__ = ["MIN_PAIRS", "ClearRun", "EraserOptions", "RunResult", "Stage", "save_run"]
@@ -127,6 +127,7 @@ class ClearRun:
         opts = self.options
         self.split = split_pairs(concept, opts.holdout)
         self._sweep_probe = None  # the probe gate the γ sweep uses (see _build)
+        self._reference_dropped: list[str] = []  # built-in packs the probe gate did not take (_reference)
         if len(self.split.fit) < 2:
             raise ValueError(
                 f"concept {concept.name!r}: fewer than 2 pairs left to fit after the held-out split"
@@ -263,7 +264,9 @@ class ClearRun:
             )
         else:
             unrelated_cal = self._prompt_negatives() if opts.prompt_gate or opts.probe_gate else None
-            probe_sets = self._probe_sets(unrelated_cal) if opts.probe_gate else None
+            probe_sets = sweep_sets = None
+            if opts.probe_gate and layer in search.candidates:  # (build_eraser refuses another layer)
+                probe_sets, sweep_sets = self._probe_sets(search, pos, neg, unrelated_cal, protected, layer)
             eraser = build_eraser(
                 search,
                 pos,
@@ -284,12 +287,30 @@ class ClearRun:
                 prompt_negatives=unrelated_cal if opts.prompt_gate else None,
                 probe_sets=probe_sets,
             )
-            if eraser.probe is not None and probe_sets[0]:
-                # the γ sweep's probe: fitted without the calibration paraphrases, so the sweep meets
-                # them as it will meet unseen ones (the artifact's probe learns from them too)
+            if eraser.probe is not None:
+                eraser.meta["probe_gate"]["reference_dropped"] = self._reference_dropped
+                null = probe_sets[3]
+                score = float(null.pooled("mean", layer)[0] / eraser.scale @ eraser.probe["weight"].numpy())
+                score += float(eraser.probe["bias"])
+                if score >= 0:  # it would edit every video (the unconditional branch): off, said so
+                    off = f"probe gate off: it calls the empty prompt the concept (logit {score:+.2f})"
+                    eraser.probe = None
+                    eraser.meta.pop("probe_gate")
+                    eraser.meta["probe_gate_skipped"] = off
+                    warnings.warn(f"concept {self.concept.name!r}: {off}", ClearWarning, stacklevel=2)
+            if eraser.probe is not None:
+                # the γ sweep's probe: fitted on none of the calibration's pairs, paraphrases, unrelated
+                # prompts or look-alikes, so the sweep meets them as it will meet unseen ones
+                cal = set(self._calibration_indices())
+                rest = [i for i in range(pos.n_prompts) if i not in cal]
                 self._sweep_probe = probe_gate(
-                    [pos], [neg, *probe_sets[1]], layer, eraser.scale, probe_sets[2]
+                    [pos.select(rest)],
+                    [neg.select(rest), *sweep_sets[1]],
+                    layer,
+                    eraser.scale,
+                    *sweep_sets[2:],
                 )
+                self._negatives_caught(eraser, neg.select(sorted(cal)), layer)
             if self.preserve:
                 eraser.meta["preserve"] = {
                     **self.preserve.to_json(),
@@ -334,18 +355,85 @@ class ClearRun:
         prompts = alternate(self.unrelated)[0]
         return self.encoder.capture(prompts, self.capture_config) if prompts else None
 
-    def _probe_sets(self, unrelated_cal: Activations | None) -> tuple[list, list, Activations | None]:
-        """(concept, concept-free, kept) captures the probe gate learns from beside the fit pairs: the
-        calibration half of the implicit prompts; the calibration half of the unrelated prompts and
-        prompts about the other built-in concepts; the protected half of the look-alikes, weighted as
-        much as all the other concept-free prompts together (clear_core/build.py:probe_gate)."""
+    def _negatives_caught(self, eraser: Eraser, negatives: Activations, layer: int) -> None:
+        """Record (and warn above :data:`PROBE_NEGATIVES_WARN`) the share of the calibration pairs'
+        negatives that the sweep's probe, which never saw them, calls the concept: each is erased in
+        full, so its scene changes (nudity's probe calls clothed people nudity: 0.625 of its held-out
+        negatives' frames unchanged, docs/precision.md)."""
+        probe = self._sweep_probe
+        scores = negatives.pooled("mean", layer) / eraser.scale @ probe["weight"].numpy()
+        share = float((scores + float(probe["bias"]) > 0).mean())
+        eraser.meta["probe_gate"]["calibration_negatives_caught"] = share
+        if share >= PROBE_NEGATIVES_WARN:
+            warnings.warn(
+                f"concept {self.concept.name!r}: the probe gate calls {share:.0%} of the calibration pairs' "
+                "negatives the concept; the scenes of prompts like them will change (review them, or "
+                "search without --probe-gate)",
+                ClearWarning,
+                stacklevel=2,
+            )
+
+    def _probe_sets(self, search, pos, neg, unrelated_cal, protected, layer) -> tuple[tuple, tuple]:
+        """(concept, concept-free, kept) captures the probe gate learns from beside the fit pairs, for
+        the artifact's probe and for the γ sweep's (clear_core/build.py:probe_gate).
+
+        The artifact's: the calibration half of the implicit prompts; the calibration half of the
+        unrelated prompts and prompts about the other built-in concepts; every protected look-alike
+        prompt, weighted as much as all the other concept-free prompts together. The sweep's: none of
+        the calibration's paraphrases, unrelated prompts or look-alikes, so the floors it reads are out
+        of sample: the other concepts' prompts and the protected look-alike prompts past the first
+        :data:`CALIBRATION_LOOKALIKES` of each."""
         capture = lambda prompts: self.encoder.capture(prompts, self.capture_config)  # noqa: E731
         implicit_cal = alternate(self.implicit)[0]
         concept = [capture(implicit_cal)] if implicit_cal else []
-        free = [unrelated_cal] if unrelated_cal is not None else []
-        free.append(capture(reference_prompts(self.concept.name)))
-        lookalikes = self._calibration_lookalikes()
-        return concept, free, capture(lookalikes) if lookalikes else None
+        reference = self._reference(
+            pos, neg, unrelated_cal, layer, search.scales[search.candidates.index(layer)]
+        )
+        free = [a for a in (unrelated_cal, reference) if a is not None]
+        kept_sweep = None
+        if protected is not None:
+            rank = [j for n in self.preserve.names for j in range(len(self.preserve.protect[n]))]
+            rest = [i for i, j in enumerate(rank) if j >= CALIBRATION_LOOKALIKES]
+            kept_sweep = protected.select(rest) if rest else None
+        null = self.encoder.capture([""], self.capture_config, empty_ok=True)  # what CFG encodes
+        free_sweep = [reference] if reference is not None else []
+        return (concept, free, protected, null), ([], free_sweep, kept_sweep, null)
+
+    def _reference(self, pos, neg, unrelated_cal, layer: int, scale: float) -> Activations | None:
+        """The other built-in concepts' prompts (clear_core/splits.py:reference_packs), captured.
+
+        A concept that is no built-in pack may be one by another name ("nude"): each pack is scored by
+        a probe fitted on the fit pairs, the unrelated prompts and every *other* pack as concept-free,
+        and a pack whose median score reaches the first quartile of the fit positives' is dropped
+        (clear_core/build.py:same_concept_packs). ``self._reference_dropped`` lists the dropped packs."""
+        import numpy as np
+
+        packs = reference_packs(self.concept.name)
+        prompts = [p for group in packs.values() for p in group]
+        self._reference_dropped = []
+        if not prompts:
+            return None
+        reference = self.encoder.capture(prompts, self.capture_config)
+        if len(packs) < len(builtin_packs()):  # a built-in pack: its own left out by name
+            return reference
+        free = [neg] + ([unrelated_cal] if unrelated_cal is not None else [])
+        sizes = {slug: len(group) for slug, group in packs.items()}
+        self._reference_dropped = same_concept_packs(pos, free, reference, sizes, layer, scale)
+        starts = dict(zip(sizes, np.cumsum([0, *sizes.values()])))
+        keep = [
+            i
+            for slug, n in sizes.items()
+            if slug not in self._reference_dropped
+            for i in range(starts[slug], starts[slug] + n)
+        ]
+        if self._reference_dropped:
+            warnings.warn(
+                f"concept {self.concept.name!r}: the probe gate does not take the built-in packs "
+                f"{', '.join(self._reference_dropped)} as concept-free (their prompts read as this concept)",
+                ClearWarning,
+                stacklevel=2,
+            )
+        return reference.select(keep) if keep else None
 
     def _calibration_message(self) -> str:
         n_unrelated = len(alternate(self.unrelated)[0])
@@ -384,33 +472,7 @@ class ClearRun:
         eraser.gamma = calibrate_gamma(report, opts.preserve_min, opts.lookalike_min)
         probe_sweep = None
         if eraser.probe is not None:
-            # two sweeps, the larger γ: the prompts the probe misses get at least the gates' γ, the
-            # prompts it catches the γ their full edit needs; its probe never saw the calibration
-            # paraphrases (self._sweep_probe), so the sweep meets them as it will meet unseen ones
-            gated = report
-            probe = self._sweep_probe if self._sweep_probe is not None else eraser.probe
-            report = sweep(replace(swept, probe=probe, meta=dict(swept.meta)))
-            probe_sweep = {
-                "probe": "the eraser's"
-                if self._sweep_probe is None
-                else "fitted without the calibration paraphrases",
-                "gamma_gates": eraser.gamma,
-                "gamma_probe": calibrate_gamma(report, opts.preserve_min, opts.lookalike_min),
-                "rows_gates": [asdict(r) for r in gated.rows],
-            }
-            both = max(eraser.gamma, probe_sweep["gamma_probe"])
-            if _keeps(report.row(both), opts) and _keeps(gated.row(both), opts):
-                eraser.gamma = both
-            else:  # the probe would cost what the floors protect: off, and said so
-                report = gated
-                eraser.probe = None
-                eraser.meta.pop("probe_gate", None)
-                off = (
-                    f"probe gate off: at γ {both:g} the prompts it erases in full take the calibration's "
-                    "unrelated or look-alike preservation below its floor"
-                )
-                probe_sweep["off"] = eraser.meta["probe_gate_skipped"] = off
-                warnings.warn(f"concept {self.concept.name!r}: {off}", ClearWarning, stacklevel=2)
+            probe_sweep = self._calibrate_probe(eraser, swept, report, sweep, baseline)
         report.chosen_gamma = eraser.gamma
         frames = None
         if opts.calibrate_on == "frames":
@@ -431,6 +493,67 @@ class ClearRun:
         if frames is not None:
             eraser.meta["calibration"]["frames"] = frames.to_json()
         return report
+
+    def _calibrate_probe(self, eraser: Eraser, swept: Eraser, gated: Report, sweep, baseline) -> dict:
+        """The probe gate's strength s: the prompts it catches are erased at s·γ (at least their gates'
+        edit), every other prompt at the gates' γ (``eraser.gamma``, already calibrated on ``gated``).
+
+        A second sweep edits only the prompts the sweep's probe catches (``Eraser.probe_only``); r is
+        its calibrated γ over the gates' γ, the largest of those with the lowest calibration leakage
+        (on the 21 built-in concepts, held-out chain-saw paraphrases needed γ 4 where the calibration
+        ones reached 0 leakage at 2), or 1 where that leakage is no lower than at γ 0. That probe never
+        saw the calibration's pairs, paraphrases, unrelated prompts or look-alikes (``_build``,
+        ``_probe_sets``), so what the sweep reads is out of sample. s is the first of max(r, 1), 1 and
+        r that, measured with the gates at their γ, takes no calibration floor (:func:`_costs`: the
+        unrelated prompts', the look-alikes' and, for the probe alone, the calibration pairs'
+        negatives') lower than the gates alone do and below it: caught prompts are erased in full at
+        no less than the gates' γ where the floors allow. Where none does, the probe is switched off,
+        and a warning and ``eraser.json`` say which floor and by how much."""
+        import torch
+
+        from clear_core.evaluation import calibration_leakage
+
+        opts = self.options
+        probe = self._sweep_probe
+        record = {
+            "probe": "fitted on none of the calibration's pairs, paraphrases, unrelated prompts or look-alikes",
+            "gamma_gates": eraser.gamma,
+            "reference_dropped": self._reference_dropped,
+            "tried": [],
+        }
+        if eraser.gamma <= 0:  # nothing is erased at γ 0: the probe changes nothing there
+            record["strength"] = 1.0
+            record["note"] = "the gates' γ is 0: strength 1, not calibrated"
+            return record
+        caught = sweep(replace(swept, probe=probe, meta=dict(swept.meta)).probe_only())
+        gamma_probe = calibrate_gamma(caught, opts.preserve_min, opts.lookalike_min, strongest=True)
+        unerased = [r for r in caught.rows if r.gamma == 0]
+        lowered = not unerased or calibration_leakage(caught.row(gamma_probe)) < calibration_leakage(
+            unerased[0]
+        )
+        ratio = gamma_probe / eraser.gamma if lowered else 1.0
+        record.update(gamma_probe=gamma_probe, rows_probe=[asdict(r) for r in caught.rows])
+        gates_row = gated.row(eraser.gamma)
+        for strength in dict.fromkeys(s for s in (max(ratio, 1.0), 1.0, ratio) if s > 0):
+            with_probe = replace(
+                swept, probe={**probe, "strength": torch.tensor([strength])}, meta=dict(swept.meta)
+            )
+            row = evaluate(self.encoder, with_probe, gammas=[eraser.gamma], baseline=baseline)
+            row = row.row(eraser.gamma)  # calibration prompts: their paraphrase leakage is not held out
+            row.leakage_implicit_calibration, row.leakage_implicit = row.leakage_implicit, None
+            costs = _costs(row, gates_row, opts)
+            record["tried"].append({"strength": strength, "row": asdict(row), "costs": costs})
+            if not costs:
+                record["strength"] = strength
+                eraser.probe = {**eraser.probe, "strength": torch.tensor([strength])}
+                return record
+        # every strength costs what the floors protect: off, and said so
+        eraser.probe = None
+        eraser.meta.pop("probe_gate", None)
+        off = f"probe gate off: with it at γ {eraser.gamma:g} (s {strength:.3g}), {costs}"
+        record["off"] = eraser.meta["probe_gate_skipped"] = off
+        warnings.warn(f"concept {self.concept.name!r}: {off}", ClearWarning, stacklevel=3)
+        return record
 
     def _calibrate_on_frames(self, eraser: Eraser, implicit_cal: list[str]):
         """γ from the testbed's frames of the calibration prompts (clear_core/testbed/calibrate.py):
@@ -500,15 +623,34 @@ class ClearRun:
         return [p for n in self.preserve.names for p in self.preserve.protect[n][:CALIBRATION_LOOKALIKES]]
 
 
-def _keeps(row, opts: EraserOptions) -> bool:
-    """Whether a calibration row keeps the floors :func:`calibrate_gamma` asks for."""
-    ok = row.preservation_unrelated is None or row.preservation_unrelated >= opts.preserve_min
-    look = row.preservation_lookalike
-    return ok and (look is None or look >= opts.lookalike_min)
+def _costs(row, gates: object, opts: EraserOptions) -> str:
+    """What ``row`` (the probe gate on) costs below the calibration floors that the ``gates`` row (the
+    same γ, the probe off) does not: "" when nothing, else e.g. "the unrelated preservation 0.931 is
+    below its floor 0.95 (0.962 without the probe)". A floor the gates already break counts only where
+    the probe takes it lower still."""
+    costs = []
+    for name, floor, label in (
+        ("preservation_unrelated", opts.preserve_min, "unrelated"),
+        ("preservation_lookalike", opts.lookalike_min, "look-alike"),
+        # the probe's own error: calling the concept's near-negatives the concept (nudity's clothed
+        # people), which the gates do not make; a floor only for the probe
+        ("preservation_negative", opts.preserve_min, "pair-negative"),
+    ):
+        value, without = getattr(row, name), getattr(gates, name)
+        if value is None or value >= floor or (without is not None and value >= without - 1e-6):
+            continue
+        costs.append(
+            f"the calibration's {label} preservation {value:.3f} is below its floor {floor:g}"
+            + (f" ({without:.3f} without the probe)" if without is not None else "")
+        )
+    return "; ".join(costs)
 
 
 FRAME_CALIBRATION_PAIRS = 24
 """Calibration pairs rendered per γ when γ is calibrated on frames (each one 2 seeds × 2 prompts)."""
+
+PROBE_NEGATIVES_WARN = 0.25
+"""Share of the calibration pairs' negatives the probe gate may call the concept before a warning."""
 
 CALIBRATION_LOOKALIKES = 16
 """Look-alike prompts per look-alike in the γ calibration (each one costs an encode per γ)."""

@@ -19,6 +19,7 @@ def _report(rows):
 def test_calibration_picks_lowest_leakage_within_preservation():
     rows = [(0.0, 1.0, 1.0), (1.0, 0.6, 0.99), (2.0, 0.1, 0.97), (4.0, 0.1, 0.96), (8.0, 0.0, 0.80)]
     assert calibrate_gamma(_report(rows), preserve_min=0.95) == 2.0  # 8 is too destructive; tie -> smaller
+    assert calibrate_gamma(_report(rows), preserve_min=0.95, strongest=True) == 4.0  # tie -> larger
     assert calibrate_gamma(_report(rows), preserve_min=0.75) == 8.0
     assert calibrate_gamma(_report(rows[:1] + [(1.0, 0.5, 0.5)]), preserve_min=0.95) == 1.0  # nothing passes
 

@@ -1,6 +1,7 @@
 """The precision options of an eraser: context gate, null-space edit, and the LEACE baseline."""
 
 import dataclasses
+import re
 
 import numpy as np
 import pytest
@@ -444,12 +445,12 @@ def test_reference_prompts_leave_out_the_concepts_own_pack():
     assert len(reference_prompts("kite")) == REFERENCE_PER_PACK * len(builtin_packs())
 
 
-def test_a_run_with_the_probe_gate_sweeps_gamma_with_a_probe_that_never_saw_its_paraphrases(
+def test_a_run_with_the_probe_gate_calibrates_its_strength_with_a_probe_fitted_out_of_sample(
     small_run, minilm, small_concept, tmp_path, monkeypatch
 ):
-    """The artifact's probe learns from the calibration paraphrases; the γ sweep's probe is fitted
-    without them, so the sweep's paraphrase leakage is what unseen paraphrases would show. Without
-    paraphrases there is one probe."""
+    """The artifact's probe learns from the calibration paraphrases and unrelated prompts; the γ sweep's
+    probe from none of them, so what the sweep reads is what unseen prompts would show. γ stays the
+    gates' own; the prompts the probe catches get the γ their own sweep chose, as a strength."""
     from clear_core import workflow
     from clear_core.search import SearchConfig
     from clear_core.workflow import ClearRun, save_run
@@ -473,29 +474,171 @@ def test_a_run_with_the_probe_gate_sweeps_gamma_with_a_probe_that_never_saw_its_
     assert eraser.probe is not None and run._sweep_probe is not None
     assert not torch.equal(run._sweep_probe["weight"], eraser.probe["weight"])
     assert eraser.meta["probe_gate"]["n_concept"] == len(run.split.fit) + 2  # the even paraphrases
+    assert eraser.meta["probe_gate"]["reference_dropped"] == []  # a built-in pack drops by name
+    # the share of calibration negatives the sweep's probe (which never saw them) calls the concept
+    cal_neg = run.result.neg.select(run._calibration_indices()).pooled("mean", eraser.layer) / eraser.scale
+    scores = cal_neg @ run._sweep_probe["weight"].numpy() + float(run._sweep_probe["bias"])
+    assert eraser.meta["probe_gate"]["calibration_negatives_caught"] == pytest.approx(
+        float((scores > 0).mean())
+    )
     cal = eraser.meta["calibration"]
-    assert "without the calibration paraphrases" in cal["probe_gate"]["probe"]
-    # two sweeps, the larger γ (both keep the floors on this small set)
-    assert eraser.gamma == max(cal["probe_gate"]["gamma_gates"], cal["probe_gate"]["gamma_probe"])
-    assert len(cal["probe_gate"]["rows_gates"]) == len(cal["rows"]) == len(opts.gammas)
+    assert "none of the calibration" in cal["probe_gate"]["probe"]
+    # γ is the gates' own; the caught prompts' γ over it is the strength, stored with the probe
+    probe_cal = cal["probe_gate"]
+    assert eraser.gamma == probe_cal["gamma_gates"]
+    ratio = probe_cal["gamma_probe"] / probe_cal["gamma_gates"]
+    assert eraser.probe_strength == pytest.approx(max(ratio, 1.0))  # no floor to cost here
+    assert len(probe_cal["rows_probe"]) == len(cal["rows"]) == len(opts.gammas)
+    assert [t["row"]["gamma"] for t in probe_cal["tried"]] == [eraser.gamma]
     save_run(run.result, tmp_path / "run")
-    assert Eraser.load(tmp_path / "run").digest() == eraser.digest()
-    bare = ClearRun(minilm, small_concept, cfg, opts, implicit=[], **kw)
-    for _ in bare.run():
-        pass
-    assert bare.result.eraser.probe is not None and bare._sweep_probe is None
-    assert bare.result.eraser.meta["calibration"]["probe_gate"]["probe"] == "the eraser's"
-    # a γ whose row breaks a floor: the probe would erase what the floors protect, so it is switched
-    # off and said so (a floor this small set cannot break, so the check is stood in for)
-    monkeypatch.setattr(workflow, "_keeps", lambda row, opts: False)
+    back = Eraser.load(tmp_path / "run")
+    assert back.digest() == eraser.digest() and back.probe_strength == pytest.approx(eraser.probe_strength)
+    # a probe that costs a floor is switched off and said so (a floor this small set cannot break, so
+    # the check is stood in for)
+    monkeypatch.setattr(
+        workflow, "_costs", lambda row, gates, opts: "the calibration's unrelated preservation 0.1 is below"
+    )
+    monkeypatch.setattr(workflow, "PROBE_NEGATIVES_WARN", 0.0)  # and any share of negatives is too many
     off = ClearRun(minilm, small_concept, cfg, opts, implicit=implicit, **kw)
-    with pytest.warns(UserWarning, match="probe gate off"):
+    with pytest.warns(UserWarning) as caught:
         for _ in off.run():
             pass
+    said = " ".join(str(w.message) for w in caught)
+    assert "the calibration pairs' negatives the concept" in said
+    assert re.search("probe gate off: with it at γ .* unrelated preservation 0.1", said)
     e = off.result.eraser
     assert e.probe is None and "probe_gate" not in e.meta and "probe gate off" in e.meta["probe_gate_skipped"]
     assert e.gamma == e.meta["calibration"]["probe_gate"]["gamma_gates"]
-    assert e.meta["calibration"]["rows"] == e.meta["calibration"]["probe_gate"]["rows_gates"]
+    tried = [t["strength"] for t in e.meta["calibration"]["probe_gate"]["tried"]]
+    assert tried == list(dict.fromkeys([max(ratio, 1.0), 1.0, ratio]))  # each strength, then off
+
+
+def test_the_probe_is_switched_off_only_for_a_floor_it_breaks_or_lowers():
+    from types import SimpleNamespace
+
+    from clear_core.workflow import _costs
+
+    opts = EraserOptions(preserve_min=0.95, lookalike_min=0.9)
+
+    def row(u, look=None, neg=1.0):
+        return SimpleNamespace(
+            preservation_unrelated=u, preservation_lookalike=look, preservation_negative=neg
+        )
+
+    assert _costs(row(0.96, 0.92), row(0.97, 0.95), opts) == ""  # lower, but above the floors
+    assert _costs(row(0.96), row(0.97), opts) == ""  # no look-alikes
+    assert _costs(row(0.93, 0.95), row(0.97, 0.95), opts) == (
+        "the calibration's unrelated preservation 0.930 is below its floor 0.95 (0.970 without the probe)"
+    )
+    assert "look-alike preservation 0.850" in _costs(row(0.97, 0.85), row(0.97, 0.95), opts)
+    # a floor the gates already break: only a probe that takes it lower still is blamed
+    assert _costs(row(0.90), row(0.90), opts) == ""
+    assert "0.880" in _costs(row(0.88), row(0.90), opts)
+    # the pair negatives: a floor for the probe alone (the gates keep them whole)
+    assert _costs(row(0.97, neg=0.93), row(0.97), opts) == (
+        "the calibration's pair-negative preservation 0.930 is below its floor 0.95 (1.000 without the probe)"
+    )
+
+
+def test_probe_strength_and_the_probe_alone(small_run, minilm, tmp_path):
+    """A caught prompt is erased at s·γ on every token (the gates' larger values kept where s < 1);
+    ``probe_only`` leaves every prompt the probe does not catch alone."""
+    run = small_run
+    probed = _probe_eraser(run, minilm)
+    ungated = dataclasses.replace(
+        probed,
+        gate_floor=None,
+        gate_tau=None,
+        gate_margin=0.0,
+        prompt_margin=None,
+        prompt_tau=None,
+        probe=None,
+        meta={},
+    )
+    layer = probed.layer
+    x, bounds = torch.from_numpy(run.pos.layer(layer)), run.pos.offsets
+    prompts = [x[bounds[i] : bounds[i + 1]][None] for i in range(run.pos.n_prompts)]
+    caught = next(p for p in prompts if float(probed.probe_scores(p)) > 0)
+    strong = dataclasses.replace(probed, probe={**probed.probe, "strength": torch.tensor([2.5])}, meta={})
+    assert strong.probe_strength == 2.5 and probed.probe_strength == 1.0
+    torch.testing.assert_close(strong.vector(caught), 2.5 * ungated.vector(caught))
+    weak = dataclasses.replace(probed, probe={**probed.probe, "strength": torch.tensor([0.0001])}, meta={})
+    gated = dataclasses.replace(probed, probe=None, meta={})
+    # s below the gates: each token keeps the larger of its gate and s (here s is nearly 0)
+    gap = (weak.vector(caught) - gated.vector(caught)).norm(dim=-1)
+    assert (gap <= 1.01e-4 * ungated.vector(caught).norm(dim=-1) + 1e-6).all()
+    # the probe alone: caught prompts in full, a prompt it misses (a negative) untouched
+    alone = strong.probe_only()
+    assert alone.probe_strength == 1.0
+    torch.testing.assert_close(alone.vector(caught), ungated.vector(caught))
+    nb, neg = run.neg.offsets, torch.from_numpy(run.neg.layer(layer))
+    missed = next(
+        p
+        for p in (neg[nb[i] : nb[i + 1]][None] for i in range(run.neg.n_prompts))
+        if float(probed.probe_scores(p)) < 0
+    )
+    assert ungated.vector(missed).abs().sum() > 0
+    assert alone.vector(missed).abs().sum() == 0
+    # saved and loaded with the strength; a wrong-shaped strength is refused
+    strong.save(tmp_path / "strong")
+    back = Eraser.load(tmp_path / "strong")
+    assert back.probe_strength == 2.5 and back.digest() == strong.digest() != probed.digest()
+    with pytest.raises(ValueError, match="probe gate needs tensors"):
+        dataclasses.replace(probed, probe={**probed.probe, "strength": torch.ones(2)}, meta={})
+    with pytest.raises(ValueError, match="probe_strength"):
+        dataclasses.replace(probed, probe={**probed.probe, "strength": torch.zeros(1)}, meta={})
+
+
+def test_a_probe_gate_whose_context_gate_switches_off_warns_and_stays_off(small_run):
+    from clear_core.validation import ClearWarning
+
+    run = small_run
+    with pytest.warns(ClearWarning, match="probe gate off"):
+        eraser = build_eraser(
+            run.search,
+            run.pos,
+            run.neg,
+            "p",
+            "minilm",
+            context_gate=True,
+            gate_negatives=run.pos,
+            probe_sets=([], [run.neg]),
+        )
+    assert eraser.probe is None and "probe gate off" in eraser.meta["probe_gate_skipped"]
+    with pytest.raises(ValueError, match="calibrated on text"):
+        EraserOptions(probe_gate=True, calibrate_on="frames")
+    EraserOptions(probe_gate=True, calibrate_on="frames", calibrate=False)  # nothing to calibrate
+
+
+def test_a_concept_by_another_name_drops_its_built_in_pack_from_the_probes_concept_free_prompts(
+    small_run, minilm, small_concept
+):
+    """ "chute" is the parachute pack under a name no pack has: the parachute pack's prompts read as
+    the concept to a probe fitted without them, so the probe gate does not learn them as concept-free."""
+    from clear_core.concepts import ConceptSet
+    from clear_core.search import SearchConfig
+    from clear_core.validation import ClearWarning
+    from clear_core.workflow import ClearRun
+
+    chute = ConceptSet("chute", small_concept.pairs)
+    opts = EraserOptions(
+        calibration_pairs=8, gammas=(0.0, 2.0), probe_gate=True, preserve=(), preserve_min=0.5
+    )
+    unrelated = ["a bowl of soup on a table", "a red car on a coastal road", "a cat asleep on a sofa"] * 2
+    run = ClearRun(
+        minilm,
+        chute,
+        SearchConfig(steps=30, d_sae=256, seed=0),
+        opts,
+        implicit=[],
+        search_result=small_run.search,
+        unrelated=unrelated,
+    )
+    with pytest.warns(ClearWarning, match="does not take the built-in packs .*parachute"):
+        for _ in run.run():
+            pass
+    dropped = run.result.eraser.meta["probe_gate"]["reference_dropped"]
+    assert dropped == ["parachute"]
 
 
 def test_probe_gate_weighs_kept_prompts_as_much_as_every_other_concept_free_prompt(small_run, minilm):
@@ -523,3 +666,59 @@ def test_probe_gate_weighs_kept_prompts_as_much_as_every_other_concept_free_prom
     # deterministic: the same fit twice
     again = probe_gate([run.pos], [run.neg, free], layer, scale, kept=kept)
     assert torch.equal(again["weight"], weighted["weight"]) and torch.equal(again["bias"], weighted["bias"])
+
+
+def test_the_probe_learns_that_the_empty_prompt_is_never_the_concept(small_run, minilm):
+    """Classifier-free guidance encodes the empty prompt for every video: a probe that caught it would
+    edit them all. Given as ``null`` it scores lower than without, below 0."""
+    from clear_core.build import probe_gate
+
+    run = small_run
+    layer, scale = run.eraser.layer, run.eraser.scale
+    with pytest.raises(ValueError, match="empty"):
+        minilm.capture([""])
+    null = minilm.capture([""], empty_ok=True)
+    assert null.n_prompts == 1 and null.n_tokens == 2  # [CLS] [SEP]
+
+    def score(probe):
+        return float(null.pooled("mean", layer)[0] / scale @ probe["weight"].numpy() + float(probe["bias"]))
+
+    plain = probe_gate([run.pos], [run.neg], layer, scale)
+    guarded = probe_gate([run.pos], [run.neg], layer, scale, null=null)
+    assert score(guarded) < min(score(plain), 0.0)
+
+
+def test_a_probe_that_calls_the_empty_prompt_the_concept_is_switched_off(
+    small_run, minilm, small_concept, monkeypatch
+):
+    """Stood in for by a concept prompt in the empty prompt's place (the real one is learnt away)."""
+    from clear_core.search import SearchConfig
+    from clear_core.validation import ClearWarning
+    from clear_core.workflow import ClearRun
+
+    original = ClearRun._probe_sets
+
+    def swapped(self, *args):
+        artifact, sweep = original(self, *args)
+        concept_prompt = minilm.capture([small_concept.pairs[0].positive])
+        return (*artifact[:3], concept_prompt), sweep
+
+    monkeypatch.setattr(ClearRun, "_probe_sets", swapped)
+    opts = EraserOptions(
+        calibration_pairs=8, gammas=(0.0, 2.0), probe_gate=True, preserve=(), preserve_min=0.5
+    )
+    run = ClearRun(
+        minilm,
+        small_concept,
+        SearchConfig(steps=30, d_sae=256, seed=0),
+        opts,
+        implicit=[],
+        search_result=small_run.search,
+        unrelated=["a bowl of soup on a table", "a red car on a coastal road", "a cat asleep on a sofa"] * 2,
+    )
+    with pytest.warns(ClearWarning, match="calls the empty prompt the concept"):
+        for _ in run.run():
+            pass
+    e = run.result.eraser
+    assert e.probe is None and "empty prompt" in e.meta["probe_gate_skipped"]
+    assert e.meta["calibration"]["probe_gate"] is None
