@@ -191,6 +191,7 @@ def _wire_search(page: SimpleNamespace) -> None:
         s.keep,
         session,
         s.gate,
+        s.probe_gate,
     ]
     s.start.click(check_search, search_inputs, None, api_name="check_search", **LIGHT).success(
         run_search,

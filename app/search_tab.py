@@ -256,12 +256,16 @@ def eraser_options(
     gammas_text: str,
     keep_text: str | None = None,
     gate: bool = False,
+    probe_gate: bool = False,
 ):
     """The engine's EraserOptions from the UI's labels (ValueError on a bad value). ``keep_text`` is
     the Keep box: None leaves the pack's built-in look-alikes (EraserOptions.preserve = None), "" keeps
-    none, else the names listed. ``gate``: the look-alike gate (``EraserOptions.gate``)."""
+    none, else the names listed. ``gate``: the look-alike gate (``EraserOptions.gate``); ``probe_gate``:
+    the probe gate (``EraserOptions.probe_gate``)."""
     from clear_core.workflow import EraserOptions
 
+    if probe_gate and (KINDS.get(kind, kind) != "sae" or mask != "contrastive"):
+        raise ValueError("Probe gate: it needs the SAE (CLEAR) eraser with the contrastive mask; untick it")
     return EraserOptions(
         kind=KINDS.get(kind, kind),
         mask=mask,
@@ -270,6 +274,7 @@ def eraser_options(
         gammas=parse_gammas(gammas_text),
         preserve=None if keep_text is None else parse_keep(keep_text),
         gate=bool(gate),
+        probe_gate=bool(probe_gate),
     )
 
 
@@ -297,12 +302,15 @@ class CalibrationCost:
     n_blocks: int
     """The encoder's blocks (each taken to cost the same; the embeddings and pooling are cheap)."""
     sweeps: int = 1
-    """γ sweeps over the same prompts (2 with the probe gate: with and without it)."""
+    """γ sweeps over the same prompts (2 with the probe gate: the gates' own, the probe's alone)."""
+    checks: int = 0
+    """Passes at one γ over the same prompts (1 with the probe gate: the gates and the probe together;
+    up to 3 where the first strength it tries costs a floor)."""
 
     def encodes(self, layer: int) -> float:
         """Full encodes per prompt for an eraser at ``layer`` (1..n_blocks)."""
         below = min(max(layer, 1), self.n_blocks) / self.n_blocks
-        return 1 + self.sweeps * (below + self.gammas * (1 - below))
+        return 1 + self.sweeps * (below + self.gammas * (1 - below)) + self.checks
 
     def seconds(self, per_prompt: float, layers: Sequence[int]) -> float:
         """Estimated seconds at ``per_prompt`` seconds per full encode of one prompt, with the eraser
@@ -327,8 +335,8 @@ def calibration_cost(run) -> CalibrationCost:
         protect = run.preserve.protect
         lookalikes = sum(len(protect[n][:CALIBRATION_LOOKALIKES]) for n in run.preserve.names)
     prompts = 2 * pairs + implicit + len(alternate(run.unrelated)[0]) + lookalikes
-    sweeps = 2 if opts.probe_gate and opts.kind == "sae" else 1
-    return CalibrationCost(prompts, gammas, run.encoder.n_blocks, sweeps)
+    probe = opts.probe_gate and opts.kind == "sae"
+    return CalibrationCost(prompts, gammas, run.encoder.n_blocks, 1 + probe, int(probe))
 
 
 def seconds_per_prompt(encoder) -> float:
@@ -352,7 +360,18 @@ def _likely_layer(event: SearchEvent | None, candidates: list[int], brute: bool)
 
 
 def _settings(
-    steps, d_sae, seed, use_con, kind, mask, method, calibration_pairs, gammas_text, keep_text, gate=False
+    steps,
+    d_sae,
+    seed,
+    use_con,
+    kind,
+    mask,
+    method,
+    calibration_pairs,
+    gammas_text,
+    keep_text,
+    gate=False,
+    probe_gate=False,
 ):
     """(SearchConfig, EraserOptions) from the form, every number checked (ValueError on a bad one)."""
     from clear_core.search import SearchConfig
@@ -364,7 +383,9 @@ def _settings(
         seed=check_int(seed, "seed", minimum=0),
         use_con=bool(use_con),
     )
-    return search, eraser_options(kind, mask, method, calibration_pairs, gammas_text, keep_text, gate)
+    return search, eraser_options(
+        kind, mask, method, calibration_pairs, gammas_text, keep_text, gate, probe_gate
+    )
 
 
 def check_search(
@@ -380,6 +401,7 @@ def check_search(
     keep_text,
     session: Session,
     gate: bool = False,
+    probe_gate: bool = False,
 ) -> None:
     """The light half of "Start search", run outside the heavy queue: a missing concept, a bad number,
     a look-alike that cannot be written or a model that failed to load is reported at once, not after
@@ -388,7 +410,18 @@ def check_search(
         concept = require_concept(session)
         warn_if_small(concept)
         _search, options = _settings(
-            steps, d_sae, seed, use_con, kind, mask, method, calibration_pairs, gammas_text, keep_text, gate
+            steps,
+            d_sae,
+            seed,
+            use_con,
+            kind,
+            mask,
+            method,
+            calibration_pairs,
+            gammas_text,
+            keep_text,
+            gate,
+            probe_gate,
         )
         check_keep(concept, options)
         error = models.load_error(session.model)
@@ -476,6 +509,7 @@ def run_search(
     keep_text: str | None,
     session: Session,
     gate: bool = False,
+    probe_gate: bool = False,
     progress: ProgressFn = gr.Progress(),
 ) -> Iterator[tuple]:
     """Yields :class:`SearchOutputs` as tuples (Gradio's form): the live charts and status while the
@@ -485,7 +519,18 @@ def run_search(
 
         concept = require_concept(session)
         search, options = _settings(
-            steps, d_sae, seed, use_con, kind, mask, method, calibration_pairs, gammas_text, keep_text, gate
+            steps,
+            d_sae,
+            seed,
+            use_con,
+            kind,
+            mask,
+            method,
+            calibration_pairs,
+            gammas_text,
+            keep_text,
+            gate,
+            probe_gate,
         )
         check_keep(concept, options)
         progress(0.0, desc="loading the model…")

@@ -123,6 +123,30 @@ def test_gate_box_maps_onto_eraser_options_and_needs_lookalikes():
     assert "--preserve" not in err.value.message
 
 
+def test_probe_gate_box_maps_onto_eraser_options_and_needs_the_sae_eraser():
+    probed = search_tab.eraser_options("SAE (CLEAR)", "contrastive", "search", 8, "1", None, False, True)
+    assert probed.probe_gate and not probed.gate
+    assert not search_tab.eraser_options("SAE (CLEAR)", "contrastive", "search", 8, "1").probe_gate
+    search_tab.check_search(**FORM, session=pack_session(), probe_gate=True)
+    for bad in ({"mask": "paper"}, {"kind": "steering vector (dense baseline)"}):
+        with pytest.raises(gr.Error, match="Probe gate: it needs the SAE \\(CLEAR\\) eraser"):
+            search_tab.check_search(**{**FORM, **bad}, session=pack_session(), probe_gate=True)
+    # the estimate counts its second sweep and its check
+    import dataclasses
+    from types import SimpleNamespace
+
+    from clear_core import workflow
+    from clear_core.search import SearchConfig
+
+    def cost(options):
+        run = workflow.ClearRun(SimpleNamespace(n_blocks=6), pack_session().concept, SearchConfig(), options)
+        return search_tab.calibration_cost(run)
+
+    probe, plain = cost(probed), cost(dataclasses.replace(probed, probe_gate=False))
+    assert (probe.sweeps, probe.checks) == (2, 1) and (plain.sweeps, plain.checks) == (1, 0)
+    assert probe.encodes(3) - 2 == pytest.approx(2 * (plain.encodes(3) - 1))  # 1 unerased pass each
+
+
 def test_upload_errors_name_the_users_file_not_the_server_path(tmp_path):
     upload = tmp_path / "gradio" / "0123abcd" / "garbage.jsonl"  # where Gradio keeps an upload
     upload.parent.mkdir(parents=True)
