@@ -722,3 +722,43 @@ def test_a_probe_that_calls_the_empty_prompt_the_concept_is_switched_off(
     e = run.result.eraser
     assert e.probe is None and "empty prompt" in e.meta["probe_gate_skipped"]
     assert e.meta["calibration"]["probe_gate"] is None
+
+
+def test_the_sweep_probe_learns_only_from_look_alikes_the_calibration_does_not_measure(
+    small_run, minilm, small_concept
+):
+    """The artifact's probe keeps every protected look-alike prompt; the γ sweep's probe only those
+    past the first CALIBRATION_LOOKALIKES of each look-alike (the calibration measures those), and
+    never the calibration's unrelated prompts."""
+    from clear_core.search import SearchConfig
+    from clear_core.workflow import CALIBRATION_LOOKALIKES, ClearRun
+
+    opts = EraserOptions(
+        calibration_pairs=8, gammas=(0.0, 2.0), probe_gate=True, preserve=("kite", "umbrella")
+    )
+    run = ClearRun(
+        minilm,
+        small_concept,
+        SearchConfig(steps=30, d_sae=256, seed=0),
+        opts,
+        implicit=[],
+        search_result=small_run.search,
+        unrelated=["a bowl of soup on a table", "a red car on a coastal road", "a cat asleep on a sofa"] * 2,
+    )
+    protect = run.preserve.protect
+    assert all(len(protect[n]) > CALIBRATION_LOOKALIKES for n in run.preserve.names)
+    protected = minilm.capture(run.preserve.protect_prompts)
+    unrelated_cal = run._prompt_negatives()
+    layer = small_run.eraser.layer
+    artifact, sweep = run._probe_sets(
+        small_run.search, small_run.pos, small_run.neg, unrelated_cal, protected, layer
+    )
+    assert artifact[2] is protected and artifact[1][0] is unrelated_cal and artifact[3].n_prompts == 1
+    assert all(a is not unrelated_cal for a in sweep[1]) and sweep[0] == []
+    # the sweep's look-alikes: each look-alike's prompts from position CALIBRATION_LOOKALIKES on
+    expected = [p for n in run.preserve.names for p in protect[n][CALIBRATION_LOOKALIKES:]]
+    assert sweep[2].n_prompts == len(expected)
+    np.testing.assert_allclose(  # the same prompts (batched otherwise: float rounding apart)
+        sweep[2].pooled("mean", layer), minilm.capture(expected).pooled("mean", layer), atol=1e-4
+    )
+    assert not set(expected) & set(run._calibration_lookalikes())
