@@ -85,7 +85,7 @@ def build_eraser(
     calibration half of the unrelated prompts) that set, with the margin's negatives, a prompt gate
     (:attr:`Eraser.prompt_margin`): a prompt is edited only when one of its tokens scores beyond every
     token of them; needs a fitted gate. ``probe_sets``: (concept prompts, concept-free prompts[, kept
-    prompts]) beside ``pos`` and ``neg`` that a probe gate (:attr:`Eraser.probe`) is fitted on (see
+    prompts[, null prompts]]) beside ``pos`` and ``neg`` that a probe gate (:attr:`Eraser.probe`) is fitted on (see
     :func:`probe_gate`): a logistic probe on the prompts' mean-pooled block states, whose prompts above
     0 are erased in full (strength 1 until the γ calibration sets one); needs a fitted gate.
     """
@@ -210,7 +210,8 @@ def build_eraser(
             else 0,
             "n_null": probe_sets[3].n_prompts if len(probe_sets) > 3 and probe_sets[3] is not None else 0,
             "fit": "logistic regression (C 1) on mean-pooled block states / scale; classes weighted equally; "
-            f"of the concept-free weight, look-alikes 0.5 and the empty prompt {NULL_SHARE:g}",
+            "of the concept-free weight, the empty prompt (if given) "
+            f"{NULL_SHARE:g}, then the look-alikes (if any) half of the rest",
         }
     if null_basis is not None:
         meta["null_space"] = {"energy": null_space, "rank": int(null_basis.shape[1])}
@@ -371,7 +372,7 @@ def same_concept_packs(
     """The packs of ``reference`` (prompts pack after pack, ``sizes`` per pack name) that read as the
     concept of ``pos``: each pack is scored by a :func:`probe_gate` fitted on ``pos`` against
     ``concept_free`` and every *other* pack, and is named when its median score reaches the
-    ``quantile`` of the positives' scores. Renaming each of the 21 built-in packs, at blocks 2 and 4
+    ``quantile`` of the positives' scores. Renaming each of the 21 built-in packs, at layers 2 and 4
     of MiniLM (42 cases, ``python -m research.reference_packs``): its own pack named in 39, no other
     pack ever; the first decile names all 42 own packs, and other painters for Warhol and Picasso."""
     x_pos = pos.pooled("mean", layer) / scale

@@ -179,10 +179,12 @@ class EraserOptions:
     probe_gate: bool = False
     """Probe gate (needs the context or look-alike gate): a logistic probe on each prompt's mean-pooled
     block states, fitted on the fit pairs, the calibration halves of the implicit and unrelated prompts,
-    other built-in concepts' prompts and the protected look-alikes; every token of a prompt it calls
-    the concept is erased at s·γ, so paraphrases that pass the token gate's margin by little are erased
-    too (``Eraser.probe``, docs/precision.md). Its strength s is calibrated on text, so it does not
-    combine with ``calibrate_on="frames"``."""
+    other built-in concepts' prompts (those that read as this concept dropped), the protected look-alikes
+    and the empty prompt; every token of a prompt it calls the concept is erased at s·γ, so paraphrases
+    that pass the token gate's margin by little are erased too (``Eraser.probe``, docs/precision.md). It
+    is switched off, with a warning, where it calls the empty prompt the concept or where every strength
+    costs a calibration floor. Its strength s is calibrated on text, so it does not combine with
+    ``calibrate_on="frames"``."""
     null_space: float = 0.0
     """Null-space edit: project the subtracted vector off the subspace holding this share of the fit
     negatives' token energy at the block (SPEED-style); 0 is off, 0.9 a typical value."""

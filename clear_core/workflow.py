@@ -128,6 +128,7 @@ class ClearRun:
         self.split = split_pairs(concept, opts.holdout)
         self._sweep_probe = None  # the probe gate the γ sweep uses (see _build)
         self._reference_dropped: list[str] = []  # built-in packs the probe gate did not take (_reference)
+        self._sweep_probe_pairs = ""  # which fit pairs the sweep's probe learnt from (_build)
         if len(self.split.fit) < 2:
             raise ValueError(
                 f"concept {concept.name!r}: fewer than 2 pairs left to fit after the held-out split"
@@ -298,11 +299,24 @@ class ClearRun:
                     eraser.meta.pop("probe_gate")
                     eraser.meta["probe_gate_skipped"] = off
                     warnings.warn(f"concept {self.concept.name!r}: {off}", ClearWarning, stacklevel=2)
-            if eraser.probe is not None:
+            if eraser.probe is not None and self._reference_dropped:
+                warnings.warn(
+                    f"concept {self.concept.name!r}: the probe gate does not take the built-in packs "
+                    f"{', '.join(self._reference_dropped)} as concept-free (their prompts read as this "
+                    "concept)",
+                    ClearWarning,
+                    stacklevel=2,
+                )
+            if eraser.probe is not None and opts.calibrate:
                 # the γ sweep's probe: fitted on none of the calibration's pairs, paraphrases, unrelated
-                # prompts or look-alikes, so the sweep meets them as it will meet unseen ones
+                # prompts or look-alikes, so the sweep meets them as it will meet unseen ones; with
+                # too few other fit pairs, on the calibration pairs too (said in eraser.json)
                 cal = set(self._calibration_indices())
                 rest = [i for i in range(pos.n_prompts) if i not in cal]
+                own = len(rest) >= SWEEP_PROBE_MIN_PAIRS
+                if not own:
+                    rest = list(range(pos.n_prompts))
+                self._sweep_probe_pairs = "other fit pairs" if own else "every fit pair (too few others)"
                 self._sweep_probe = probe_gate(
                     [pos.select(rest)],
                     [neg.select(rest), *sweep_sets[1]],
@@ -310,7 +324,8 @@ class ClearRun:
                     eraser.scale,
                     *sweep_sets[2:],
                 )
-                self._negatives_caught(eraser, neg.select(sorted(cal)), layer)
+                if own:
+                    self._negatives_caught(eraser, neg.select(sorted(cal)), layer)
             if self.preserve:
                 eraser.meta["preserve"] = {
                     **self.preserve.to_json(),
@@ -426,13 +441,6 @@ class ClearRun:
             if slug not in self._reference_dropped
             for i in range(starts[slug], starts[slug] + n)
         ]
-        if self._reference_dropped:
-            warnings.warn(
-                f"concept {self.concept.name!r}: the probe gate does not take the built-in packs "
-                f"{', '.join(self._reference_dropped)} as concept-free (their prompts read as this concept)",
-                ClearWarning,
-                stacklevel=2,
-            )
         return reference.select(keep) if keep else None
 
     def _calibration_message(self) -> str:
@@ -516,7 +524,8 @@ class ClearRun:
         opts = self.options
         probe = self._sweep_probe
         record = {
-            "probe": "fitted on none of the calibration's pairs, paraphrases, unrelated prompts or look-alikes",
+            "probe": "fitted on none of the calibration's paraphrases, unrelated prompts or look-alikes; "
+            f"of the pairs, on the {self._sweep_probe_pairs}",
             "gamma_gates": eraser.gamma,
             "reference_dropped": self._reference_dropped,
             "tried": [],
@@ -648,6 +657,9 @@ def _costs(row, gates: object, opts: EraserOptions) -> str:
 
 FRAME_CALIBRATION_PAIRS = 24
 """Calibration pairs rendered per γ when γ is calibrated on frames (each one 2 seeds × 2 prompts)."""
+
+SWEEP_PROBE_MIN_PAIRS = 16
+"""Fit pairs the γ sweep's probe needs beside the calibration pairs; with fewer it takes them all."""
 
 PROBE_NEGATIVES_WARN = 0.25
 """Share of the calibration pairs' negatives the probe gate may call the concept before a warning."""

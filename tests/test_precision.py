@@ -467,6 +467,7 @@ def test_a_run_with_the_probe_gate_calibrates_its_strength_with_a_probe_fitted_o
     opts = EraserOptions(
         calibration_pairs=8, gammas=(0.0, 1.0, 2.0, 4.0), probe_gate=True, preserve=(), preserve_min=0.5
     )
+    monkeypatch.setattr(workflow, "SWEEP_PROBE_MIN_PAIRS", 8)  # 10 fit pairs beside the 8 calibrating
     run = ClearRun(minilm, small_concept, cfg, opts, implicit=implicit, **kw)
     for _ in run.run():
         pass
@@ -475,14 +476,36 @@ def test_a_run_with_the_probe_gate_calibrates_its_strength_with_a_probe_fitted_o
     assert not torch.equal(run._sweep_probe["weight"], eraser.probe["weight"])
     assert eraser.meta["probe_gate"]["n_concept"] == len(run.split.fit) + 2  # the even paraphrases
     assert eraser.meta["probe_gate"]["reference_dropped"] == []  # a built-in pack drops by name
-    # the share of calibration negatives the sweep's probe (which never saw them) calls the concept
-    cal_neg = run.result.neg.select(run._calibration_indices()).pooled("mean", eraser.layer) / eraser.scale
-    scores = cal_neg @ run._sweep_probe["weight"].numpy() + float(run._sweep_probe["bias"])
+    # the sweep's probe, rebuilt by hand: the fit pairs but the calibration pairs, the other packs'
+    # prompts, the look-alikes the calibration does not measure (none here) and the empty prompt
+    from clear_core.build import probe_gate
+    from clear_core.splits import reference_prompts
+
+    res, layer, scale = run.result, eraser.layer, eraser.scale
+    cal = run._calibration_indices()
+    rest = [i for i in range(res.pos.n_prompts) if i not in cal]
+    assert len(rest) >= workflow.SWEEP_PROBE_MIN_PAIRS
+    by_hand = probe_gate(
+        [res.pos.select(rest)],
+        [res.neg.select(rest), minilm.capture(reference_prompts("parachute"))],
+        layer,
+        scale,
+        None,
+        minilm.capture([""], empty_ok=True),
+    )
+    for k in ("weight", "bias"):
+        torch.testing.assert_close(run._sweep_probe[k], by_hand[k], rtol=1e-4, atol=1e-5)
+    # the share of calibration negatives that probe (which never saw them) calls the concept
+    cal_neg = res.neg.select(cal).pooled("mean", layer) / scale
+    scores = cal_neg @ by_hand["weight"].numpy() + float(by_hand["bias"])
     assert eraser.meta["probe_gate"]["calibration_negatives_caught"] == pytest.approx(
         float((scores > 0).mean())
     )
     cal = eraser.meta["calibration"]
-    assert "none of the calibration" in cal["probe_gate"]["probe"]
+    assert (
+        "none of the calibration" in cal["probe_gate"]["probe"]
+        and "other fit pairs" in cal["probe_gate"]["probe"]
+    )
     # γ is the gates' own; the caught prompts' γ over it is the strength, stored with the probe
     probe_cal = cal["probe_gate"]
     assert eraser.gamma == probe_cal["gamma_gates"]
@@ -762,3 +785,31 @@ def test_the_sweep_probe_learns_only_from_look_alikes_the_calibration_does_not_m
         sweep[2].pooled("mean", layer), minilm.capture(expected).pooled("mean", layer), atol=1e-4
     )
     assert not set(expected) & set(run._calibration_lookalikes())
+
+
+def test_a_small_concept_with_the_default_calibration_pairs_gets_a_probe_gate(
+    small_run, minilm, small_concept
+):
+    """With fewer fit pairs than the calibration takes, the sweep's probe learns from all of them (said
+    so) instead of from none; without calibration there is no sweep probe at all."""
+    from clear_core.search import SearchConfig
+    from clear_core.workflow import ClearRun
+
+    kw = dict(
+        implicit=[],
+        search_result=small_run.search,
+        unrelated=["a bowl of soup on a table", "a red car on a coastal road", "a cat asleep on a sofa"] * 2,
+    )
+    cfg = SearchConfig(steps=30, d_sae=256, seed=0)
+    opts = EraserOptions(gammas=(0.0, 2.0), probe_gate=True, preserve=(), preserve_min=0.5)
+    assert opts.calibration_pairs > len(small_concept)  # every fit pair calibrates
+    run = ClearRun(minilm, small_concept, cfg, opts, **kw)
+    for _ in run.run():
+        pass
+    probe = run.result.eraser.meta["calibration"]["probe_gate"]
+    assert "every fit pair (too few others)" in probe["probe"]
+    assert "calibration_negatives_caught" not in run.result.eraser.meta.get("probe_gate", {})
+    bare = ClearRun(minilm, small_concept, cfg, dataclasses.replace(opts, calibrate=False), **kw)
+    for _ in bare.run():
+        pass
+    assert bare._sweep_probe is None and bare.result.eraser.probe is not None
