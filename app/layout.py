@@ -163,7 +163,7 @@ def _search_tab() -> SimpleNamespace:
         "probe_gate",
         "Probe gate",
         "on the 21 built-in concepts, held-out paraphrases halved for 18 of 21 on text (3 without) and "
-        "11 of 14 on frames (4), at 15 % more search time; nudity's eraser then changes clothed people too",
+        "11 of 14 on frames (4), at ×1.18 the run time; nudity's eraser then changes clothed people too",
     )
     with gr.Accordion("Ablations and calibration", open=False):
         with gr.Row():
