@@ -211,6 +211,33 @@ def keep_summary(result: RunResult) -> str:
     return "Look-alikes: none protected (the Keep list was empty)."
 
 
+def probe_summary(e) -> str:
+    """One line on the probe gate (``EraserOptions.probe_gate``): its strength and what it catches, or
+    why it was switched off; "" when the run did not ask for it."""
+    skipped = e.meta.get("probe_gate_skipped")
+    if skipped:
+        return f"Probe gate: **off** ({skipped.removeprefix('probe gate off: ')})."
+    if getattr(e, "probe", None) is None:
+        return ""
+    record = e.meta.get("probe_gate") or {}
+    line = (
+        f"Probe gate: a prompt it calls *{e.concept}* is erased "
+        f"{'at least at' if e.probe_strength < 1 else 'at'} **{e.probe_strength:.3g}·γ** on every token; the "
+        "gates decide for the others"
+    )
+    caught = record.get("calibration_negatives_caught")
+    if caught is not None:
+        line += f". It calls {caught:.0%} of the calibration pairs' negatives the concept"
+        from clear_core.workflow import PROBE_NEGATIVES_WARN
+
+        if caught >= PROBE_NEGATIVES_WARN:
+            line += ": **the scenes of prompts like them will change** (review them)"
+    dropped = record.get("reference_dropped")
+    if dropped:
+        line += f". Built-in packs it did not take as concept-free: {', '.join(dropped)}"
+    return line + "."
+
+
 def search_summary(result: RunResult) -> str:
     """Markdown: which block, how sure, which γ, what was protected, and how the run went."""
     e, s = result.eraser, result.search
@@ -236,6 +263,9 @@ def search_summary(result: RunResult) -> str:
     else:
         lines.append("Steering-vector baseline: one dense direction subtracted from every token.")
     lines.append(keep_summary(result))
+    probe = probe_summary(result.eraser)
+    if probe:
+        lines.append(probe)
     if result.calibration is not None:
         cal = result.eraser.meta.get("calibration", {})
         lookalike = ""

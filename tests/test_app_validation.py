@@ -311,3 +311,34 @@ def test_calibration_cost_counts_the_prompts_the_calibration_encodes(monkeypatch
         assert search_tab.calibration_cost(run) == expected and expected.prompts > 0
     uncalibrated = workflow.ClearRun(encoder, concept, SearchConfig(), EraserOptions(calibrate=False))
     assert search_tab.calibration_cost(uncalibrated).prompts == 0
+
+
+def test_the_search_summary_says_what_the_probe_gate_did():
+    from types import SimpleNamespace
+
+    def eraser(meta, probe=True, strength=1.0):
+        return SimpleNamespace(
+            concept="nudity", meta=meta, probe={"weight": None} if probe else None, probe_strength=strength
+        )
+
+    assert search_tab.probe_summary(eraser({}, probe=False)) == ""  # not asked for
+    line = search_tab.probe_summary(
+        eraser(
+            {"probe_gate": {"calibration_negatives_caught": 0.58, "reference_dropped": []}}, strength=4 / 3
+        )
+    )
+    assert "erased at **1.33·γ**" in line and "58% of the calibration pairs' negatives" in line
+    assert "will change" in line
+    quiet = search_tab.probe_summary(
+        eraser({"probe_gate": {"calibration_negatives_caught": 0.05}}, strength=0.75)
+    )
+    assert "erased at least at **0.75·γ**" in quiet and "5%" in quiet and "will change" not in quiet
+    dropped = search_tab.probe_summary(eraser({"probe_gate": {"reference_dropped": ["nudity"]}}))
+    assert dropped.endswith("Built-in packs it did not take as concept-free: nudity.")
+    off = search_tab.probe_summary(
+        eraser(
+            {"probe_gate_skipped": "probe gate off: it calls the empty prompt the concept (logit +0.25)"},
+            probe=False,
+        )
+    )
+    assert off == "Probe gate: **off** (it calls the empty prompt the concept (logit +0.25))."
