@@ -62,6 +62,7 @@ def build_eraser(
     gate_scope: str = "token",
     prompt_negatives: Activations | None = None,
     probe_sets: tuple | None = None,
+    probe_layer: int | None = None,
 ) -> Eraser:
     """An SAE eraser at the searched block (or ``layer``), masks computed on the pairs given (the fit
     part of a concept's split, clear_core/splits.py).
@@ -88,6 +89,7 @@ def build_eraser(
     prompts[, null prompts]]) beside ``pos`` and ``neg`` that a probe gate (:attr:`Eraser.probe`) is fitted on (see
     :func:`probe_gate`): a logistic probe on the prompts' mean-pooled block states, whose prompts above
     0 are erased in full (strength 1 until the γ calibration sets one); needs a fitted gate.
+    ``probe_layer``: the layer the probe reads (:attr:`Eraser.probe_layer`; None: the eraser's).
     """
     if mask not in MASKS:
         raise ValueError(f"unknown mask {mask!r}; expected one of {MASKS}")
@@ -160,7 +162,10 @@ def build_eraser(
             probe_skipped = "probe gate off: it widens a gate, and the context gate is off"
             warnings.warn(f"concept {concept!r}: {probe_skipped}", ClearWarning, stacklevel=2)
         else:
-            probe = probe_gate([pos, *probe_sets[0]], [neg, *probe_sets[1]], layer, scale, *probe_sets[2:])
+            at = layer if probe_layer is None else probe_layer
+            probe = fitted_probe(
+                [pos, *probe_sets[0]], [neg, *probe_sets[1]], at, layer, scale, *probe_sets[2:]
+            )
     null_basis = None
     if null_space:
         null_space = check_number(null_space, "null_space", above=0.0, maximum=1.0)
@@ -203,6 +208,7 @@ def build_eraser(
         meta["probe_gate_skipped"] = probe_skipped
     if probe is not None:
         meta["probe_gate"] = {
+            "layer": layer if probe_layer is None else probe_layer,
             "n_concept": sum(a.n_prompts for a in [pos, *probe_sets[0]]),
             "n_concept_free": sum(a.n_prompts for a in [neg, *probe_sets[1]]),
             "n_lookalike": probe_sets[2].n_prompts
@@ -234,6 +240,7 @@ def build_eraser(
         prompt_margin=prompt_margin,
         prompt_tau=prompt_tau,
         probe=probe,
+        probe_layer=probe_layer if probe is not None else None,
         null_basis=null_basis,
         gamma=gamma,
         meta=meta,
@@ -358,6 +365,27 @@ def probe_gate(
         "weight": torch.from_numpy(model.coef_[0]).float(),
         "bias": torch.tensor([float(model.intercept_[0])]),
     }
+
+
+def fitted_probe(
+    concept: Sequence[Activations],
+    concept_free: Sequence[Activations],
+    probe_layer: int,
+    layer: int,
+    scale: float,
+    kept: Activations | None = None,
+    null: Activations | None = None,
+) -> dict[str, torch.Tensor]:
+    """:func:`probe_gate` at ``probe_layer``, scaled there as a search scales a layer (the concept and
+    concept-free prompts' mean token norm), its weights then rescaled to read states divided by the
+    eraser's ``scale`` (``Eraser.probe_scores`` divides by the eraser's own): the same logits."""
+    if probe_layer == layer:
+        return probe_gate(concept, concept_free, layer, scale, kept, null)
+    from clear_core.search import layer_scales
+
+    own = layer_scales([concept[0], concept_free[0]], [probe_layer])[0]
+    probe = probe_gate(concept, concept_free, probe_layer, own, kept, null)
+    return {**probe, "weight": probe["weight"] * (scale / own)}
 
 
 def same_concept_packs(

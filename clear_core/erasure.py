@@ -41,7 +41,7 @@ from clear_core.config import ERASER_KINDS, GATE_SCOPES, MASKS
 from clear_core.encoders import TextEncoder, find_blocks
 from clear_core.eraser_checks import check_eraser_fields, check_eraser_files
 from clear_core.fingerprint import fingerprints_match, short
-from clear_core.hooks import Handler, scoped_hooks
+from clear_core.hooks import Handler, isolated_hooks, original_forward, scoped_hooks
 from clear_core.io import atomic_path, atomic_write_text, eraser_paths
 from clear_core.profiles import MASKED, EncodingProfile, pipeline_encoding
 from clear_core.provenance import library_versions
@@ -49,11 +49,38 @@ from clear_core.sae import SAE, SAEConfig
 from clear_core.search import SearchResult
 from clear_core.validation import check_finite, check_gamma, check_int, check_number
 
-__all__ = ["MASKS", "Eraser", "applied_many", "check_erasers"]
+__all__ = ["MASKS", "Eraser", "applied_many", "check_erasers", "lookahead_states"]
 
 _POSITIONS: ContextVar[torch.Tensor | None] = ContextVar("clear_prompt_positions", default=None)
 """The attention mask of the encoder call in progress, (batch, tokens), recorded by
 :func:`applied_many` where a prompt-level gate needs it: pads take no part in a prompt's decision."""
+
+_LOOKAHEAD: ContextVar[dict[int, torch.Tensor] | None] = ContextVar("clear_lookahead_states", default=None)
+"""{layer: (batch, tokens, d_model) states} of the unedited first pass of the encoder call in
+progress, for probe gates that read a deeper layer than their eraser's (``Eraser.probe_layer``)."""
+
+
+@contextmanager
+def lookahead_states(states: dict[int, torch.Tensor]) -> Iterator[None]:
+    """Give the erasers called inside the unedited states of deeper layers ({layer: (batch, tokens,
+    d_model) or (tokens, d_model)}) of the prompts they edit, for their probe gates to read."""
+    token = _LOOKAHEAD.set(dict(states))
+    try:
+        yield
+    finally:
+        _LOOKAHEAD.reset(token)
+
+
+def _lookahead(eraser: Eraser, hidden: torch.Tensor) -> torch.Tensor:
+    """The unedited states the eraser's probe reads for ``hidden``'s prompts (see :data:`_LOOKAHEAD`)."""
+    states = (_LOOKAHEAD.get() or {}).get(eraser.probe_layer)
+    if states is None or tuple(states.shape[:-1]) != tuple(hidden.shape[:-1]):
+        raise ValueError(
+            f"this eraser's probe gate reads layer {eraser.probe_layer} of an unedited first pass: apply "
+            "it with Eraser.applied / applied_many or measure it through clear_core.evaluation"
+        )
+    return states.to(hidden.device)
+
 
 _BUILDERS = ("build_eraser", "feature_means", "leace_eraser", "steering_eraser")
 
@@ -137,6 +164,11 @@ class Eraser:
     say; the gates decide for every other prompt. It catches paraphrases, whose concept features pass the
     token gate's margin by little (docs/precision.md); s lets the prompts it catches take the γ their own
     calibration chose while the others keep the gates' γ."""
+    probe_layer: int | None = None
+    """The layer (capture index, as ``layer``) whose states the probe gate reads; None: the eraser's
+    own. A deeper one is read from an unedited first pass of the same prompts (:func:`applied_many`,
+    ``clear_core.prefix.encode_gammas`` and :func:`lookahead_states` run it): at an early block, the
+    prompts that only paraphrase the concept are told apart better further up (docs/precision.md)."""
     gamma: float = 1.0
     """Default erasure strength (calibrated; the user may override it)."""
     meta: dict[str, Any] = field(default_factory=dict)
@@ -198,6 +230,12 @@ class Eraser:
                 check_number(float(self.probe["strength"]), "probe_strength", above=0.0)
             if self.gate_floor is None:
                 raise ValueError("a probe gate needs gate_floor (it widens a gated eraser)")
+        if self.probe_layer is not None:
+            if self.probe is None:
+                raise ValueError("probe_layer without a probe gate")
+            self.probe_layer = check_int(self.probe_layer, "probe_layer", minimum=self.layer)
+            if self.probe_layer == self.layer:
+                self.probe_layer = None
         if self.prompt_margin is not None:
             if self.gate_floor is None:
                 raise ValueError("a prompt gate (prompt_margin) needs gate_floor")
@@ -301,7 +339,8 @@ class Eraser:
                 gp = ((prompt_max(score) - self.prompt_margin) / self.prompt_tau).clamp(0.0, 1.0)
                 g = (g.reshape(-1, n) * gp).reshape(-1)
             if self.probe is not None:  # a prompt the probe calls the concept: every token at s or more
-                caught = (self.probe_scores(hidden, positions) > 0).reshape(-1, 1).to(g.device)
+                states = _lookahead(self, hidden) if self.lookahead else hidden
+                caught = (self.probe_scores(states, positions) > 0).reshape(-1, 1).to(g.device)
                 g = g.reshape(-1, n)
                 g = torch.where(caught, g.clamp(min=self.probe_strength), g).reshape(-1)
             f = f * g[:, None]
@@ -318,6 +357,11 @@ class Eraser:
             raise ValueError("this eraser has no probe gate")
         strength = self.probe.get("strength")
         return 1.0 if strength is None else float(strength)
+
+    @property
+    def lookahead(self) -> bool:
+        """Whether the probe gate reads a deeper layer than the eraser's (an unedited first pass)."""
+        return self.probe is not None and self.probe_layer is not None
 
     def probe_only(self) -> Eraser:
         """This eraser with only its probe gate open, at strength 1: the prompts the probe catches are
@@ -380,8 +424,9 @@ class Eraser:
             return self.sae.encode(x.to(self.sae.W_dec.device)).reshape(*hidden.shape[:-1], -1)
 
     # ---------------------------------------------------------------------------------- apply
-    def block_of(self, target: Any) -> nn.Module:
-        """The module to hook in ``target``: a TextEncoder, a bare encoder, or a diffusers pipeline."""
+    def block_of(self, target: Any, layer: int | None = None) -> nn.Module:
+        """The module to hook in ``target``: a TextEncoder, a bare encoder, or a diffusers pipeline.
+        ``layer``: another layer's block of the same encoder (the probe gate's), checked to exist."""
         which = self.component
         if isinstance(target, TextEncoder):
             layout = target.layout
@@ -394,6 +439,11 @@ class Eraser:
                 f"cannot apply an eraser to {type(target).__name__}: expected a text encoder or a pipeline"
             )
         names = layout.block_names
+        if layer is not None:
+            self.block_of(target)  # the eraser's own block first: the same encoder
+            if not 1 <= layer <= len(names):
+                raise ValueError(f"layer {layer} does not exist in this encoder ({len(names)} blocks)")
+            return layout.blocks[layer - 1]
         if not 1 <= self.layer <= len(names) or names[self.layer - 1] != self.layer_name:
             raise ValueError(
                 f"eraser block {self.layer_name!r} (layer {self.layer}) does not exist in this encoder "
@@ -446,6 +496,7 @@ class Eraser:
                 if self.prompt_margin is not None
                 else {}
             ),
+            **({"probe_layer": self.probe_layer} if self.probe_layer is not None else {}),
         }
 
     def digest(self) -> str:
@@ -483,6 +534,7 @@ class Eraser:
             "gate_scope": self.gate_scope,
             "prompt_margin": self.prompt_margin,
             "prompt_tau": self.prompt_tau,
+            "probe_layer": self.probe_layer,
             "default_gamma": self.gamma,
             "sae": self.sae.config_dict() if self.sae is not None else None,
             "versions": library_versions(),
@@ -595,6 +647,7 @@ class Eraser:
             "gate_scope",
             "prompt_margin",
             "prompt_tau",
+            "probe_layer",
         }
         try:
             eraser = cls(
@@ -619,6 +672,7 @@ class Eraser:
                 prompt_margin=info.get("prompt_margin") if gate_floor is not None else None,
                 prompt_tau=info.get("prompt_tau") if gate_floor is not None else None,
                 probe=probe,
+                probe_layer=info.get("probe_layer") if probe is not None else None,
                 gamma=info["default_gamma"],
                 meta={k: v for k, v in info.items() if k not in known},
             )
@@ -710,12 +764,43 @@ def applied_many(erasers: Sequence[tuple[Eraser, float | None]], target: Any) ->
             if root is not None:
                 roots[id(root)] = root
     handlers += [Handler(root, _record_positions, kind="replace") for root in roots.values()]
+    deep: dict[int, list] = {}  # root -> [root, {layer: block}]: probe gates reading deeper layers
+    for eraser, _ in erasers:
+        if eraser.lookahead:
+            root = _encoder_root(target, eraser.component)
+            if root is None:
+                raise ValueError(f"cannot find the text encoder of {type(target).__name__} for a probe gate")
+            deep.setdefault(id(root), [root, {}])[1][eraser.probe_layer] = eraser.block_of(
+                target, eraser.probe_layer
+            )
+    handlers += [Handler(root, _first_pass(root, blocks), kind="replace") for root, blocks in deep.values()]
     before = _POSITIONS.set(None)
+    states = _LOOKAHEAD.set({})
     try:
         with scoped_hooks(handlers):
             yield
     finally:
+        _LOOKAHEAD.reset(states)
         _POSITIONS.reset(before)
+
+
+def _first_pass(root: nn.Module, blocks: dict[int, nn.Module]):
+    """A replace handler for ``root`` that runs it once with no edit, records the output of each of
+    ``blocks`` ({layer: block}) for the probe gates that read them (:data:`_LOOKAHEAD`), and lets the
+    edited pass run after it."""
+
+    def run(args: tuple, kwargs: dict) -> None:
+        recorded: dict[int, torch.Tensor] = {}
+
+        def keep(layer: int):
+            return lambda hidden: recorded.__setitem__(layer, hidden.detach())
+
+        with isolated_hooks([Handler(block, keep(layer)) for layer, block in blocks.items()]):
+            original_forward(root)(*args, **kwargs)
+        _LOOKAHEAD.set(recorded)
+        return None
+
+    return run
 
 
 def _encoder_root(target: Any, component: str) -> nn.Module | None:

@@ -30,7 +30,7 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
-__all__ = ["Handler", "hidden_of", "original_forward", "scoped_hooks", "with_hidden"]
+__all__ = ["Handler", "hidden_of", "isolated_hooks", "original_forward", "scoped_hooks", "with_hidden"]
 
 # A handler receives the block's hidden states (batch, tokens, d_model). A "post" handler may return
 # a replacement tensor of the same shape (or None to leave it); a "pre" handler only observes; a
@@ -184,8 +184,9 @@ def _release(module: nn.Module) -> None:
 
 
 @contextmanager
-def scoped_hooks(handlers: Sequence[Handler]) -> Iterator[None]:
-    """Run ``handlers`` on forward passes made in this context, inside the ``with`` block only."""
+def scoped_hooks(handlers: Sequence[Handler], isolated: bool = False) -> Iterator[None]:
+    """Run ``handlers`` on forward passes made in this context, inside the ``with`` block only.
+    ``isolated``: only these, the handlers of the enclosing contexts paused (see :func:`isolated_hooks`)."""
     modules = list({id(h.module): h.module for h in handlers}.values())
     replaced = list({id(h.module): h.module for h in handlers if h.kind == "replace"}.values())
     acquired: list[nn.Module] = []
@@ -198,7 +199,7 @@ def scoped_hooks(handlers: Sequence[Handler]) -> Iterator[None]:
         for module in replaced:
             _acquire_forward(module)
             wrapped.append(module)
-        token = _ACTIVE.set(_ACTIVE.get() + tuple(handlers))
+        token = _ACTIVE.set((() if isolated else _ACTIVE.get()) + tuple(handlers))
         yield
     finally:
         if token is not None:
@@ -207,3 +208,9 @@ def scoped_hooks(handlers: Sequence[Handler]) -> Iterator[None]:
             _release_forward(module)
         for module in acquired:
             _release(module)
+
+
+def isolated_hooks(handlers: Sequence[Handler]):
+    """:func:`scoped_hooks` with only ``handlers`` running inside: a pass with no edit of the enclosing
+    contexts (the probe gate's unedited first pass, clear_core/erasure.py)."""
+    return scoped_hooks(handlers, isolated=True)

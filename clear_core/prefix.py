@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 from clear_core.encoders import TextEncoder, _check_prompts
-from clear_core.erasure import Eraser
+from clear_core.erasure import Eraser, lookahead_states
 from clear_core.hooks import Handler, hidden_of, original_forward, scoped_hooks, with_hidden
 
 __all__ = ["MAX_SWEEP_BYTES", "encode_gammas"]
@@ -102,7 +102,12 @@ def encode_gammas(
             # (rows, tokens, d_model), independent of γ; a prompt-level gate reads the positions the
             # encoder's mask marks, as it does under the hook (clear_core/erasure.applied_many)
             mask = batch.get("attention_mask") if encoder.profile.attention_mask else None
-            vector = eraser.vector(hidden, mask)
+            deep = {}
+            if eraser.lookahead:  # its probe gate reads a deeper layer of this unedited pass
+                more = _record_prefix(encoder, batch, encoder.layout.blocks[: eraser.probe_layer])
+                deep = {eraser.probe_layer: hidden_of(more[-1])}
+            with lookahead_states(deep):
+                vector = eraser.vector(hidden, mask)
             moved = (vector.reshape(rows, -1) != 0).any(1)
             if not bool(moved.all()):  # a gated eraser leaves these prompts alone at every γ
                 if 0.0 in out:

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from clear_core.encoders import CaptureConfig, TextEncoder
-from clear_core.erasure import Eraser
+from clear_core.erasure import Eraser, lookahead_states
 
 if TYPE_CHECKING:
     from clear_core.measure import Measurement, Measurer
@@ -58,7 +58,8 @@ def _explain(
         raise ValueError(f"γ must be ≥ 0, got {gamma}")
     acts = encoder.capture([prompt], CaptureConfig(use_cache=False))
     h = torch.from_numpy(acts.layer(eraser.layer))  # (tokens, d_model)
-    with torch.no_grad():
+    deep = {eraser.probe_layer: torch.from_numpy(acts.layer(eraser.probe_layer))} if eraser.lookahead else {}
+    with torch.no_grad(), lookahead_states(deep):
         edited = eraser.edit(h, gamma)
         drift = float((edited.norm(dim=-1) / h.norm(dim=-1).clamp_min(1e-12) - 1).mean())
         token_erased = ((h - edited).norm(dim=-1) / h.norm(dim=-1).clamp_min(1e-12)).tolist()

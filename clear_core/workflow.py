@@ -16,7 +16,14 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
-from clear_core.build import build_eraser, leace_eraser, probe_gate, same_concept_packs, steering_eraser
+from clear_core.build import (
+    build_eraser,
+    fitted_probe,
+    leace_eraser,
+    probe_gate,
+    same_concept_packs,
+    steering_eraser,
+)
 from clear_core.concepts import ConceptSet, builtin_packs, load_implicit, unrelated_prompts
 from clear_core.config import EraserOptions, SearchConfig
 from clear_core.encoders import Activations, CaptureConfig, TextEncoder
@@ -31,6 +38,7 @@ from clear_core.search import (
     SearchResult,
     block_verdict,
     brute_force_search,
+    layer_scales,
 )
 from clear_core.splits import PairSplit, alternate, reference_packs, split_pairs, splits_record
 from clear_core.validation import ClearWarning
@@ -129,6 +137,7 @@ class ClearRun:
         self._sweep_probe = None  # the probe gate the γ sweep uses (see _build)
         self._reference_dropped: list[str] = []  # built-in packs the probe gate did not take (_reference)
         self._sweep_probe_pairs = ""  # which fit pairs the sweep's probe learnt from (_build)
+        self._probe_layers: dict = {}  # each layer's scores when the probe's layer was chosen
         if len(self.split.fit) < 2:
             raise ValueError(
                 f"concept {concept.name!r}: fewer than 2 pairs left to fit after the held-out split"
@@ -265,9 +274,12 @@ class ClearRun:
             )
         else:
             unrelated_cal = self._prompt_negatives() if opts.prompt_gate or opts.probe_gate else None
-            probe_sets = sweep_sets = None
+            probe_sets = sweep_sets = probe_layer = None
             if opts.probe_gate and layer in search.candidates:  # (build_eraser refuses another layer)
                 probe_sets, sweep_sets = self._probe_sets(search, pos, neg, unrelated_cal, protected, layer)
+                probe_layer, self._probe_layers = self._probe_layer(
+                    pos, neg, layer, probe_sets, sweep_sets, unrelated_cal, protected
+                )
             eraser = build_eraser(
                 search,
                 pos,
@@ -287,15 +299,15 @@ class ClearRun:
                 gate_scope=opts.gate_scope,
                 prompt_negatives=unrelated_cal if opts.prompt_gate else None,
                 probe_sets=probe_sets,
+                probe_layer=probe_layer,
             )
             if eraser.probe is not None:
                 eraser.meta["probe_gate"]["reference_dropped"] = self._reference_dropped
-                null = probe_sets[3]
-                score = float(null.pooled("mean", layer)[0] / eraser.scale @ eraser.probe["weight"].numpy())
-                score += float(eraser.probe["bias"])
+                eraser.meta["probe_gate"]["layers"] = self._probe_layers
+                score = float(_probe_logits(eraser.probe, probe_sets[3], eraser)[0])
                 if score >= 0:  # it would edit every video (the unconditional branch): off, said so
                     off = f"probe gate off: it calls the empty prompt the concept (logit {score:+.2f})"
-                    eraser.probe = None
+                    eraser.probe = eraser.probe_layer = None
                     eraser.meta.pop("probe_gate")
                     eraser.meta["probe_gate_skipped"] = off
                     warnings.warn(f"concept {self.concept.name!r}: {off}", ClearWarning, stacklevel=2)
@@ -317,15 +329,16 @@ class ClearRun:
                 if not own:
                     rest = list(range(pos.n_prompts))
                 self._sweep_probe_pairs = "other fit pairs" if own else "every fit pair (too few others)"
-                self._sweep_probe = probe_gate(
+                self._sweep_probe = fitted_probe(
                     [pos.select(rest)],
                     [neg.select(rest), *sweep_sets[1]],
+                    eraser.probe_layer or layer,
                     layer,
                     eraser.scale,
                     *sweep_sets[2:],
                 )
                 if own:
-                    self._negatives_caught(eraser, neg.select(sorted(cal)), layer)
+                    self._negatives_caught(eraser, neg.select(sorted(cal)))
             if self.preserve:
                 eraser.meta["preserve"] = {
                     **self.preserve.to_json(),
@@ -370,14 +383,47 @@ class ClearRun:
         prompts = alternate(self.unrelated)[0]
         return self.encoder.capture(prompts, self.capture_config) if prompts else None
 
-    def _negatives_caught(self, eraser: Eraser, negatives: Activations, layer: int) -> None:
+    def _probe_layer(self, pos, neg, layer, probe_sets, sweep_sets, unrelated_cal, protected):
+        """(the layer the probe gate reads, a record of each layer's scores). Each layer from the
+        eraser's up is scored by a probe fitted as the γ sweep's is (none of the calibration's
+        paraphrases, unrelated prompts or look-alikes): the share of the calibration paraphrases it
+        catches, less the larger share of the calibration's unrelated prompts or look-alikes it
+        catches. The best wins, ties to the eraser's own layer (no first pass); without paraphrases,
+        the eraser's own layer. A deeper layer is read from an unedited first pass (docs/precision.md)."""
+
+        paraphrases = probe_sets[0][0] if probe_sets[0] else None
+        if paraphrases is None:
+            return None, {}
+        free = [x for x in (unrelated_cal,) if x is not None]
+        looks = None
+        if protected is not None:
+            rank = [j for n in self.preserve.names for j in range(len(self.preserve.protect[n]))]
+            first = [i for i, j in enumerate(rank) if j < CALIBRATION_LOOKALIKES]
+            looks = protected.select(first) if first else None
+        scores, record = {}, {}
+        for at in range(layer, pos.n_layers):
+            scale = layer_scales([pos, neg], [at])[0]
+            probe = probe_gate([pos], [neg, *sweep_sets[1]], at, scale, *sweep_sets[2:])
+
+            def share(acts, at=at, scale=scale, probe=probe):
+                logits = acts.pooled("mean", at) / scale @ probe["weight"].numpy() + float(probe["bias"])
+                return float((logits > 0).mean())
+
+            row = {"paraphrases": share(paraphrases)}
+            row["unrelated"] = max([share(a) for a in free], default=0.0)
+            row["lookalikes"] = share(looks) if looks is not None else 0.0
+            scores[at] = row["paraphrases"] - max(row["unrelated"], row["lookalikes"])
+            record[str(at)] = row
+        best = max(scores.values())
+        chosen = min(at for at, v in scores.items() if v >= best - 1e-9)
+        return (None if chosen == layer else chosen), record
+
+    def _negatives_caught(self, eraser: Eraser, negatives: Activations) -> None:
         """Record (and warn above :data:`PROBE_NEGATIVES_WARN`) the share of the calibration pairs'
         negatives that the sweep's probe, which never saw them, calls the concept: each is erased in
         full, so its scene changes (nudity's probe calls clothed people nudity: 0.625 of its held-out
         negatives' frames unchanged, docs/precision.md)."""
-        probe = self._sweep_probe
-        scores = negatives.pooled("mean", layer) / eraser.scale @ probe["weight"].numpy()
-        share = float((scores + float(probe["bias"]) > 0).mean())
+        share = float((_probe_logits(self._sweep_probe, negatives, eraser) > 0).mean())
         eraser.meta["probe_gate"]["calibration_negatives_caught"] = share
         if share >= PROBE_NEGATIVES_WARN:
             warnings.warn(
@@ -459,7 +505,7 @@ class ClearRun:
         # whose margin was fitted on these same unrelated prompts (they would read 1.0 at every γ)
         swept = eraser.without_prompt_gate()
         if eraser.probe is not None:  # the gates' own sweep; the probe gets its own below
-            swept = replace(swept, probe=None, meta=dict(swept.meta))
+            swept = replace(swept, probe=None, probe_layer=None, meta=dict(swept.meta))
         baseline = Baseline.build(
             self.encoder,
             [p.positive for p in pairs],
@@ -534,7 +580,9 @@ class ClearRun:
             record["strength"] = 1.0
             record["note"] = "the gates' γ is 0: strength 1, not calibrated"
             return record
-        caught = sweep(replace(swept, probe=probe, meta=dict(swept.meta)).probe_only())
+        caught = sweep(
+            replace(swept, probe=probe, probe_layer=eraser.probe_layer, meta=dict(swept.meta)).probe_only()
+        )
         gamma_probe = calibrate_gamma(caught, opts.preserve_min, opts.lookalike_min, strongest=True)
         unerased = [r for r in caught.rows if r.gamma == 0]
         lowered = not unerased or calibration_leakage(caught.row(gamma_probe)) < calibration_leakage(
@@ -545,7 +593,10 @@ class ClearRun:
         gates_row = gated.row(eraser.gamma)
         for strength in dict.fromkeys(s for s in (max(ratio, 1.0), 1.0, ratio) if s > 0):
             with_probe = replace(
-                swept, probe={**probe, "strength": torch.tensor([strength])}, meta=dict(swept.meta)
+                swept,
+                probe={**probe, "strength": torch.tensor([strength])},
+                probe_layer=eraser.probe_layer,
+                meta=dict(swept.meta),
             )
             row = evaluate(self.encoder, with_probe, gammas=[eraser.gamma], baseline=baseline)
             row = row.row(eraser.gamma)  # calibration prompts: their paraphrase leakage is not held out
@@ -557,7 +608,7 @@ class ClearRun:
                 eraser.probe = {**eraser.probe, "strength": torch.tensor([strength])}
                 return record
         # every strength costs what the floors protect: off, and said so
-        eraser.probe = None
+        eraser.probe = eraser.probe_layer = None
         eraser.meta.pop("probe_gate", None)
         off = f"probe gate off: with it at γ {eraser.gamma:g} (s {strength:.3g}), {costs}"
         record["off"] = eraser.meta["probe_gate_skipped"] = off
@@ -630,6 +681,13 @@ class ClearRun:
         if not self.preserve or self.options.kind != "sae":
             return None
         return [p for n in self.preserve.names for p in self.preserve.protect[n][:CALIBRATION_LOOKALIKES]]
+
+
+def _probe_logits(probe: dict, acts: Activations, eraser: Eraser):
+    """(prompts,) logits of ``probe`` (weights for states divided by the eraser's scale, as
+    ``Eraser.probe_scores`` reads them) on ``acts`` at the layer the eraser's probe gate reads."""
+    at = eraser.probe_layer or eraser.layer
+    return acts.pooled("mean", at) / eraser.scale @ probe["weight"].numpy() + float(probe["bias"])
 
 
 def _costs(row, gates: object, opts: EraserOptions) -> str:

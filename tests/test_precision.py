@@ -476,6 +476,12 @@ def test_a_run_with_the_probe_gate_calibrates_its_strength_with_a_probe_fitted_o
     assert not torch.equal(run._sweep_probe["weight"], eraser.probe["weight"])
     assert eraser.meta["probe_gate"]["n_concept"] == len(run.split.fit) + 2  # the even paraphrases
     assert eraser.meta["probe_gate"]["reference_dropped"] == []  # a built-in pack drops by name
+    # the layer it reads: the best-scoring on the calibration prompts, from the eraser's own up
+    layers = eraser.meta["probe_gate"]["layers"]
+    assert sorted(map(int, layers)) == list(range(eraser.layer, run.result.pos.n_layers))
+    score = {int(k): v["paraphrases"] - max(v["unrelated"], v["lookalikes"]) for k, v in layers.items()}
+    chosen = eraser.probe_layer or eraser.layer
+    assert score[chosen] == max(score.values()) and eraser.meta["probe_gate"]["layer"] == chosen
     # the sweep's probe, rebuilt by hand: the fit pairs but the calibration pairs, the other packs'
     # prompts, the look-alikes the calibration does not measure (none here) and the empty prompt
     from clear_core.build import probe_gate
@@ -813,3 +819,53 @@ def test_a_small_concept_with_the_default_calibration_pairs_gets_a_probe_gate(
     for _ in bare.run():
         pass
     assert bare._sweep_probe is None and bare.result.eraser.probe is not None
+
+
+def test_a_probe_gate_that_reads_a_deeper_layer_decides_from_an_unedited_first_pass(
+    small_run, minilm, tmp_path
+):
+    """Every path that applies the eraser (hooks, the prefix sweep, the explanation) gives its probe
+    the unedited states of the deeper layer: a prompt it catches there is erased as if the probe caught
+    everything, one it misses as if it caught nothing."""
+    from clear_core.prefix import encode_gammas
+    from clear_core.preview import explain_prompt
+
+    run = small_run
+    layer, deeper = run.eraser.layer, run.pos.n_layers - 1  # the last layer
+    assert deeper > layer
+    deep = _probe_eraser(run, minilm, probe_layer=deeper)
+    assert deep.lookahead and deep.probe_layer == deeper and deep.meta["probe_gate"]["layer"] == deeper
+    prompts = [
+        "a parachute opening above a field",
+        "a skydiver's canopy billowing open over the sea",
+        "a bowl of soup on a table",
+        "a red car on a coastal road at dusk",
+    ]
+    acts = minilm.capture(prompts)
+    x, b = torch.from_numpy(acts.layer(deeper)), acts.offsets
+    caught = [float(deep.probe_scores(x[b[i] : b[i + 1]][None])) > 0 for i in range(len(prompts))]
+    assert any(caught) and not all(caught)
+    always = dataclasses.replace(deep, probe={**deep.probe, "bias": torch.tensor([100.0])}, meta={})
+    never = dataclasses.replace(deep, probe={**deep.probe, "bias": torch.tensor([-100.0])}, meta={})
+    gamma = 4.0
+
+    def encoded(eraser):
+        with eraser.applied(minilm, gamma=gamma):
+            return minilm.encode(prompts)
+
+    hooked, yes, no = encoded(deep), encoded(always), encoded(never)
+    for i, c in enumerate(caught):
+        np.testing.assert_allclose(hooked[i], (yes if c else no)[i], atol=1e-5)
+    # the prefix sweep (calibration, measurement) reads the same first pass
+    np.testing.assert_allclose(encode_gammas(minilm, prompts, deep, [gamma])[gamma], hooked, atol=1e-5)
+    # without a first pass, the eraser says what it needs
+    with pytest.raises(ValueError, match="unedited first pass"):
+        deep.vector(torch.from_numpy(acts.layer(layer))[None, : b[1]])
+    explain_prompt(deep, minilm, prompts[0], gamma)  # runs with its own first pass
+    # saved and loaded with its layer; the layer is part of the digest
+    deep.save(tmp_path / "deep")
+    back = Eraser.load(tmp_path / "deep")
+    assert back.probe_layer == deeper and back.digest() == deep.digest()
+    assert dataclasses.replace(deep, probe_layer=None, meta={}).digest() != deep.digest()
+    with pytest.raises(ValueError, match="probe_layer"):
+        dataclasses.replace(deep, probe_layer=layer - 1, meta={})
