@@ -162,8 +162,8 @@ def _search_tab() -> SimpleNamespace:
         EraserOptions,
         "probe_gate",
         "Probe gate",
-        "on the 21 built-in concepts, held-out paraphrases halved for 18 of 21 on text (3 without) and "
-        "11 of 14 on frames (4), at ×1.18 the run time; nudity's eraser then changes clothed people too",
+        "on the 21 built-in concepts, held-out paraphrases halved for 19 of 21 on text (3 without) and "
+        "11 of 14 on frames (4), at ×1.20 the run time; nudity's eraser then changes clothed people too",
     )
     with gr.Accordion("Ablations and calibration", open=False):
         with gr.Row():
