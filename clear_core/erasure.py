@@ -95,7 +95,10 @@ def __getattr__(name: str):
 
 
 KINDS = ERASER_KINDS
-ARTIFACT_FORMAT = 1
+ARTIFACT_FORMAT = 2
+"""Newest ``eraser.json`` format this library reads. 2: a probe gate with a strength or a deeper layer
+(an older library would apply it wrongly, so such artifacts say 2 and older readers refuse them); every
+other artifact is still written as 1."""
 
 
 @dataclass
@@ -519,7 +522,7 @@ class Eraser:
             check_finite(tensor, f"eraser tensor {name!r}")
         check_gamma(self.gamma, "default_gamma")
         info = {
-            "format": ARTIFACT_FORMAT,
+            "format": 2 if self.probe is not None and ("strength" in self.probe or self.lookahead) else 1,
             "kind": self.kind,
             "concept": self.concept,
             "model_id": self.model_id,
@@ -740,6 +743,8 @@ class Eraser:
                 f"eraser width {self.d_model} does not match the encoder's d_model {encoder.d_model}"
             )
         self.block_of(encoder)
+        if self.lookahead:
+            self.block_of(encoder, self.probe_layer)
 
 
 def _same_name(model_id: str) -> str:
@@ -797,7 +802,7 @@ def _first_pass(root: nn.Module, blocks: dict[int, nn.Module]):
 
         with isolated_hooks([Handler(block, keep(layer)) for layer, block in blocks.items()]):
             original_forward(root)(*args, **kwargs)
-        _LOOKAHEAD.set(recorded)
+        _LOOKAHEAD.set({**(_LOOKAHEAD.get() or {}), **recorded})  # nested contexts keep each other's
         return None
 
     return run

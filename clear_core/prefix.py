@@ -104,6 +104,7 @@ def encode_gammas(
             mask = batch.get("attention_mask") if encoder.profile.attention_mask else None
             deep = {}
             if eraser.lookahead:  # its probe gate reads a deeper layer of this unedited pass
+                eraser.block_of(encoder, eraser.probe_layer)  # a layer this encoder has
                 more = _record_prefix(encoder, batch, encoder.layout.blocks[: eraser.probe_layer])
                 deep = {eraser.probe_layer: hidden_of(more[-1])}
             with lookahead_states(deep):

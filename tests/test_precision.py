@@ -1,6 +1,8 @@
 """The precision options of an eraser: context gate, null-space edit, and the LEACE baseline."""
 
 import dataclasses
+import json
+import math
 import re
 
 import numpy as np
@@ -869,3 +871,82 @@ def test_a_probe_gate_that_reads_a_deeper_layer_decides_from_an_unedited_first_p
     assert dataclasses.replace(deep, probe_layer=None, meta={}).digest() != deep.digest()
     with pytest.raises(ValueError, match="probe_layer"):
         dataclasses.replace(deep, probe_layer=layer - 1, meta={})
+
+
+def test_fitted_probe_at_a_deeper_layer_gives_that_layers_own_logits(small_run):
+    """Rescaled to read states divided by the eraser's scale, the probe's logits are those of the
+    probe fitted at its own layer's scale."""
+    from clear_core.build import fitted_probe, probe_gate
+    from clear_core.search import layer_scales
+
+    run = small_run
+    layer, deeper = run.eraser.layer, run.pos.n_layers - 1
+    folded = fitted_probe([run.pos], [run.neg], deeper, layer, run.eraser.scale)
+    own_scale = layer_scales([run.pos, run.neg], [deeper])[0]
+    assert not math.isclose(own_scale, run.eraser.scale, rel_tol=1e-3)
+    own = probe_gate([run.pos], [run.neg], deeper, own_scale)
+    x = run.neg.pooled("mean", deeper)
+    np.testing.assert_allclose(
+        x / run.eraser.scale @ folded["weight"].numpy() + float(folded["bias"]),
+        x / own_scale @ own["weight"].numpy() + float(own["bias"]),
+        rtol=1e-4,
+        atol=1e-4,
+    )
+
+
+def test_a_run_whose_probe_reads_a_deeper_layer(small_run, minilm, small_concept, tmp_path, monkeypatch):
+    """The whole run with the probe's layer forced deeper: the sweep probe, the empty-prompt check and
+    the calibration all read that layer; the artifact says format 2 and loads back the same; nested
+    contexts keep each other's first passes; an encoder without that layer is refused."""
+    from clear_core import workflow
+    from clear_core.build import fitted_probe
+    from clear_core.erasure import applied_many
+    from clear_core.search import SearchConfig
+    from clear_core.splits import reference_prompts
+    from clear_core.workflow import ClearRun, save_run
+
+    deeper = small_run.pos.n_layers - 1
+    monkeypatch.setattr(workflow.ClearRun, "_probe_layer", lambda self, *a: (deeper, {"forced": True}))
+    monkeypatch.setattr(workflow, "SWEEP_PROBE_MIN_PAIRS", 8)
+    opts = EraserOptions(
+        calibration_pairs=8, gammas=(0.0, 2.0, 4.0), probe_gate=True, preserve=(), preserve_min=0.5
+    )
+    run = ClearRun(
+        minilm,
+        small_concept,
+        SearchConfig(steps=30, d_sae=256, seed=0),
+        opts,
+        implicit=["a canopy of silk opening above a falling skydiver", "a skydiver's canopy billowing open"],
+        search_result=small_run.search,
+        unrelated=["a bowl of soup on a table", "a red car on a coastal road", "a cat asleep on a sofa"] * 2,
+    )
+    for _ in run.run():
+        pass
+    e = run.result.eraser
+    assert e.probe is not None and e.probe_layer == deeper and e.meta["probe_gate"]["layer"] == deeper
+    assert e.meta["held_out"]["erased"]["leakage_positive"] is not None  # measured through the first pass
+    cal = run._calibration_indices()
+    rest = [i for i in range(run.result.pos.n_prompts) if i not in cal]
+    by_hand = fitted_probe(
+        [run.result.pos.select(rest)],
+        [run.result.neg.select(rest), minilm.capture(reference_prompts("parachute"))],
+        deeper,
+        e.layer,
+        e.scale,
+        None,
+        minilm.capture([""], empty_ok=True),
+    )
+    for k in ("weight", "bias"):
+        torch.testing.assert_close(run._sweep_probe[k], by_hand[k], rtol=1e-4, atol=1e-5)
+    save_run(run.result, tmp_path / "run")
+    assert json.loads((tmp_path / "run" / "eraser.json").read_text())["format"] == 2
+    back = Eraser.load(tmp_path / "run")
+    assert back.probe_layer == deeper and back.digest() == e.digest()
+    # nested contexts: each keeps its own first pass (the same eraser twice stands in for two)
+    other = dataclasses.replace(e, probe_layer=deeper - 1, meta={})
+    prompts = ["a parachute opening above a field", "a bowl of soup on a table"]
+    with applied_many([(e, 2.0)], minilm), applied_many([(other, 2.0)], minilm):
+        minilm.encode(prompts)  # both probes find their layer
+    # an encoder too shallow for the probe's layer is refused before anything runs
+    with pytest.raises(ValueError, match=f"layer {deeper + 1} does not exist"):
+        dataclasses.replace(e, probe_layer=deeper + 1, meta={}).check_encoder(minilm)
