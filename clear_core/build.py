@@ -367,6 +367,12 @@ def probe_gate(
     }
 
 
+def probe_logits(probe: dict[str, torch.Tensor], acts: Activations, layer: int, scale: float) -> np.ndarray:
+    """(prompts,) logits of a :func:`probe_gate` probe on ``acts``' mean-pooled states at ``layer``
+    divided by ``scale`` (what ``Eraser.probe_scores`` computes on hidden states)."""
+    return acts.pooled("mean", layer) / scale @ probe["weight"].numpy() + float(probe["bias"])
+
+
 def fitted_probe(
     concept: Sequence[Activations],
     concept_free: Sequence[Activations],
@@ -403,16 +409,14 @@ def same_concept_packs(
     ``quantile`` of the positives' scores. Renaming each of the 21 built-in packs, at layers 2 and 4
     of MiniLM (42 cases, ``python -m research.reference_packs``): its own pack named in 39, no other
     pack ever; the first decile names all 42 own packs, and other painters for Warhol and Picasso."""
-    x_pos = pos.pooled("mean", layer) / scale
-    x_ref = reference.pooled("mean", layer) / scale
     named, start = [], 0
     for slug, n in sizes.items():
         own = np.arange(start, start + n)
         start += n
         rest = np.setdiff1d(np.arange(reference.n_prompts), own)
         fitted = probe_gate([pos], [*concept_free, reference.select(rest.tolist())], layer, scale)
-        w, b = fitted["weight"].numpy(), float(fitted["bias"])
-        if np.median(x_ref[own] @ w + b) >= np.quantile(x_pos @ w + b, quantile):
+        ref = probe_logits(fitted, reference, layer, scale)
+        if np.median(ref[own]) >= np.quantile(probe_logits(fitted, pos, layer, scale), quantile):
             named.append(slug)
     return named
 

@@ -85,6 +85,10 @@ def encode_gammas(
     block = eraser.block_of(encoder)
     layer = eraser.layer
     blocks = encoder.layout.blocks[:layer]
+    # a probe gate reading a deeper layer: the unedited prefix is recorded up to that layer, once
+    deepest = eraser.probe_layer if eraser.lookahead else layer
+    if eraser.lookahead:
+        eraser.block_of(encoder, deepest)  # a layer this encoder has
     out = {g: np.empty((len(prompts), encoder.d_model), dtype=np.float32) for g in gammas}
     edited_gammas = [g for g in dict.fromkeys(gammas) if g != 0]
     order = encoder.length_order(prompts)
@@ -97,16 +101,13 @@ def encode_gammas(
                 out[0.0][chosen] = encoder.pool(batch).cpu().numpy()
             if not edited_gammas:
                 continue
-            recorded = _record_prefix(encoder, batch, blocks)
+            recorded = _record_prefix(encoder, batch, encoder.layout.blocks[:deepest])
+            deep = {deepest: hidden_of(recorded[-1])} if eraser.lookahead else {}
+            recorded = recorded[:layer]
             hidden = hidden_of(recorded[-1])
             # (rows, tokens, d_model), independent of γ; a prompt-level gate reads the positions the
             # encoder's mask marks, as it does under the hook (clear_core/erasure.applied_many)
             mask = batch.get("attention_mask") if encoder.profile.attention_mask else None
-            deep = {}
-            if eraser.lookahead:  # its probe gate reads a deeper layer of this unedited pass
-                eraser.block_of(encoder, eraser.probe_layer)  # a layer this encoder has
-                more = _record_prefix(encoder, batch, encoder.layout.blocks[: eraser.probe_layer])
-                deep = {eraser.probe_layer: hidden_of(more[-1])}
             with lookahead_states(deep):
                 vector = eraser.vector(hidden, mask)
             moved = (vector.reshape(rows, -1) != 0).any(1)

@@ -21,6 +21,7 @@ from clear_core.build import (
     fitted_probe,
     leace_eraser,
     probe_gate,
+    probe_logits,
     same_concept_packs,
     steering_eraser,
 )
@@ -391,27 +392,22 @@ class ClearRun:
         catches. The best wins, ties to the eraser's own layer (no first pass); without paraphrases,
         the eraser's own layer. A deeper layer is read from an unedited first pass (docs/precision.md)."""
 
-        paraphrases = probe_sets[0][0] if probe_sets[0] else None
-        if paraphrases is None:
+        if not probe_sets[0]:  # no paraphrases to score the layers on
             return None, {}
-        free = [x for x in (unrelated_cal,) if x is not None]
-        looks = None
-        if protected is not None:
-            rank = [j for n in self.preserve.names for j in range(len(self.preserve.protect[n]))]
-            first = [i for i, j in enumerate(rank) if j < CALIBRATION_LOOKALIKES]
-            looks = protected.select(first) if first else None
+        paraphrases = probe_sets[0][0]
+        looks = self._protected_part(protected, calibration=True)
         scores, record = {}, {}
         for at in range(layer, pos.n_layers):
             scale = layer_scales([pos, neg], [at])[0]
             probe = probe_gate([pos], [neg, *sweep_sets[1]], at, scale, *sweep_sets[2:])
 
             def share(acts, at=at, scale=scale, probe=probe):
-                logits = acts.pooled("mean", at) / scale @ probe["weight"].numpy() + float(probe["bias"])
-                return float((logits > 0).mean())
+                if acts is None:
+                    return 0.0
+                return float((probe_logits(probe, acts, at, scale) > 0).mean())
 
-            row = {"paraphrases": share(paraphrases)}
-            row["unrelated"] = max([share(a) for a in free], default=0.0)
-            row["lookalikes"] = share(looks) if looks is not None else 0.0
+            row = {"paraphrases": share(paraphrases), "unrelated": share(unrelated_cal)}
+            row["lookalikes"] = share(looks)
             scores[at] = row["paraphrases"] - max(row["unrelated"], row["lookalikes"])
             record[str(at)] = row
         best = max(scores.values())
@@ -451,14 +447,19 @@ class ClearRun:
             pos, neg, unrelated_cal, layer, search.scales[search.candidates.index(layer)]
         )
         free = [a for a in (unrelated_cal, reference) if a is not None]
-        kept_sweep = None
-        if protected is not None:
-            rank = [j for n in self.preserve.names for j in range(len(self.preserve.protect[n]))]
-            rest = [i for i, j in enumerate(rank) if j >= CALIBRATION_LOOKALIKES]
-            kept_sweep = protected.select(rest) if rest else None
+        kept_sweep = self._protected_part(protected, calibration=False)
         null = self.encoder.capture([""], self.capture_config, empty_ok=True)  # what CFG encodes
         free_sweep = [reference] if reference is not None else []
         return (concept, free, protected, null), ([], free_sweep, kept_sweep, null)
+
+    def _protected_part(self, protected: Activations | None, calibration: bool) -> Activations | None:
+        """The captured protect-half look-alike prompts the γ calibration measures (the first
+        :data:`CALIBRATION_LOOKALIKES` of each look-alike, ``calibration``) or the rest (None: none)."""
+        if protected is None:
+            return None
+        rank = [j for n in self.preserve.names for j in range(len(self.preserve.protect[n]))]
+        rows = [i for i, j in enumerate(rank) if (j < CALIBRATION_LOOKALIKES) == calibration]
+        return protected.select(rows) if rows else None
 
     def _reference(self, pos, neg, unrelated_cal, layer: int, scale: float) -> Activations | None:
         """The other built-in concepts' prompts (clear_core/splits.py:reference_packs), captured.
@@ -576,10 +577,6 @@ class ClearRun:
             "reference_dropped": self._reference_dropped,
             "tried": [],
         }
-        if eraser.gamma <= 0:  # nothing is erased at γ 0: the probe changes nothing there
-            record["strength"] = 1.0
-            record["note"] = "the gates' γ is 0: strength 1, not calibrated"
-            return record
         caught = sweep(
             replace(swept, probe=probe, probe_layer=eraser.probe_layer, meta=dict(swept.meta)).probe_only()
         )
@@ -591,7 +588,7 @@ class ClearRun:
         ratio = gamma_probe / eraser.gamma if lowered else 1.0
         record.update(gamma_probe=gamma_probe, rows_probe=[asdict(r) for r in caught.rows])
         gates_row = gated.row(eraser.gamma)
-        for strength in dict.fromkeys(s for s in (max(ratio, 1.0), 1.0, ratio) if s > 0):
+        for strength in dict.fromkeys((max(ratio, 1.0), 1.0, ratio)):  # calibrate_gamma gives γ > 0
             with_probe = replace(
                 swept,
                 probe={**probe, "strength": torch.tensor([strength])},
@@ -686,8 +683,7 @@ class ClearRun:
 def _probe_logits(probe: dict, acts: Activations, eraser: Eraser):
     """(prompts,) logits of ``probe`` (weights for states divided by the eraser's scale, as
     ``Eraser.probe_scores`` reads them) on ``acts`` at the layer the eraser's probe gate reads."""
-    at = eraser.probe_layer or eraser.layer
-    return acts.pooled("mean", at) / eraser.scale @ probe["weight"].numpy() + float(probe["bias"])
+    return probe_logits(probe, acts, eraser.probe_layer or eraser.layer, eraser.scale)
 
 
 def _costs(row, gates: object, opts: EraserOptions) -> str:

@@ -17,7 +17,7 @@ import argparse
 
 import numpy as np
 
-from clear_core.build import probe_gate
+from clear_core.build import probe_gate, probe_logits
 from clear_core.concepts import load_builtin, load_implicit, unrelated_prompts
 from clear_core.encoders import load_encoder
 from clear_core.lookalikes import resolve_preserve
@@ -53,9 +53,8 @@ def main(argv: list[str] | None = None) -> None:
             probe = probe_gate(
                 [pos, implicit_cal], [neg, unrelated_cal, reference], block, scale, protected, null
             )
-            w, b = probe["weight"].numpy(), float(probe["bias"])
             cells = [
-                f"{name} {float((acts.pooled('mean', block) / scale @ w + b > 0).mean()):.2f}"
+                f"{name} {float((probe_logits(probe, acts, block, scale) > 0).mean()):.2f}"
                 for name, acts in held.items()
                 if acts is not None
             ]

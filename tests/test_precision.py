@@ -342,6 +342,30 @@ def test_gamma_is_calibrated_with_the_prompt_gate_off(small_run, minilm, small_c
     assert off.meta["calibration"]["prompt_gate"] is None
 
 
+UNRELATED = ["a bowl of soup on a table", "a red car on a coastal road", "a cat asleep on a sofa"] * 2
+"""Concept-free prompts of the small runs below (their even half calibrates, their odd half reports)."""
+
+
+def _prompt_states(acts, layer: int) -> list[torch.Tensor]:
+    """Each prompt's (1, tokens, d_model) states at ``layer``."""
+    x, b = torch.from_numpy(acts.layer(layer)), acts.offsets
+    return [x[b[i] : b[i + 1]][None] for i in range(acts.n_prompts)]
+
+
+def _ungated(eraser):
+    """``eraser`` with every gate off: each token edited in full."""
+    return dataclasses.replace(
+        eraser,
+        gate_floor=None,
+        gate_tau=None,
+        gate_margin=0.0,
+        prompt_margin=None,
+        prompt_tau=None,
+        probe=None,
+        meta=dict(eraser.meta),
+    )
+
+
 def _probe_eraser(run, minilm, **kw):
     unrelated = minilm.capture(["a bowl of soup on a table", "a red car on a coastal road at dusk"])
     paraphrases = minilm.capture(["a canopy of silk opening above a falling skydiver"])
@@ -366,21 +390,10 @@ def test_probe_gate_erases_the_prompts_it_catches_in_full(small_run, minilm, tmp
     run = small_run
     probed = _probe_eraser(run, minilm)
     gated = dataclasses.replace(probed, probe=None, meta=dict(probed.meta))
-    ungated = dataclasses.replace(
-        probed,
-        gate_floor=None,
-        gate_tau=None,
-        gate_margin=0.0,
-        prompt_margin=None,
-        prompt_tau=None,
-        probe=None,
-        meta=dict(probed.meta),
-    )
+    ungated = _ungated(probed)
     layer = probed.layer
     assert probed.prompt_level and probed.meta["probe_gate"]["n_concept"] == run.pos.n_prompts + 1
-    bounds = run.pos.offsets
-    pos = torch.from_numpy(run.pos.layer(layer))
-    prompts = [pos[bounds[i] : bounds[i + 1]][None] for i in range(run.pos.n_prompts)]
+    prompts = _prompt_states(run.pos, layer)
     scores = [float(probed.probe_scores(p)) for p in prompts]
     caught = [i for i, s in enumerate(scores) if s > 0]
     assert len(caught) >= 0.9 * len(prompts)  # fitted on them
@@ -395,9 +408,7 @@ def test_probe_gate_erases_the_prompts_it_catches_in_full(small_run, minilm, tmp
     )
     torch.testing.assert_close(missed.vector(p), gated.vector(p))
     # the negatives: the probe calls few of them the concept (18 pairs, a regularised fit)
-    nb = run.neg.offsets
-    neg = torch.from_numpy(run.neg.layer(layer))
-    neg_scores = [float(probed.probe_scores(neg[nb[i] : nb[i + 1]][None])) for i in range(run.neg.n_prompts)]
+    neg_scores = [float(probed.probe_scores(p)) for p in _prompt_states(run.neg, layer)]
     assert sum(s > 0 for s in neg_scores) <= 0.15 * len(neg_scores)
     assert np.mean(neg_scores) < 0 < np.mean(scores)
     # pads marked 0 are left out of the mean
@@ -463,8 +474,7 @@ def test_a_run_with_the_probe_gate_calibrates_its_strength_with_a_probe_fitted_o
         "a nylon canopy lowering a jumper onto a field",
         "a jumper drifting down under a round canopy",
     ]
-    unrelated = ["a bowl of soup on a table", "a red car on a coastal road", "a cat asleep on a sofa"] * 2
-    kw = dict(search_result=small_run.search, unrelated=unrelated)
+    kw = dict(search_result=small_run.search, unrelated=UNRELATED)
     cfg = SearchConfig(steps=30, d_sae=256, seed=0)
     opts = EraserOptions(
         calibration_pairs=8, gammas=(0.0, 1.0, 2.0, 4.0), probe_gate=True, preserve=(), preserve_min=0.5
@@ -576,20 +586,9 @@ def test_probe_strength_and_the_probe_alone(small_run, minilm, tmp_path):
     ``probe_only`` leaves every prompt the probe does not catch alone."""
     run = small_run
     probed = _probe_eraser(run, minilm)
-    ungated = dataclasses.replace(
-        probed,
-        gate_floor=None,
-        gate_tau=None,
-        gate_margin=0.0,
-        prompt_margin=None,
-        prompt_tau=None,
-        probe=None,
-        meta={},
-    )
+    ungated = _ungated(probed)
     layer = probed.layer
-    x, bounds = torch.from_numpy(run.pos.layer(layer)), run.pos.offsets
-    prompts = [x[bounds[i] : bounds[i + 1]][None] for i in range(run.pos.n_prompts)]
-    caught = next(p for p in prompts if float(probed.probe_scores(p)) > 0)
+    caught = next(p for p in _prompt_states(run.pos, layer) if float(probed.probe_scores(p)) > 0)
     strong = dataclasses.replace(probed, probe={**probed.probe, "strength": torch.tensor([2.5])}, meta={})
     assert strong.probe_strength == 2.5 and probed.probe_strength == 1.0
     torch.testing.assert_close(strong.vector(caught), 2.5 * ungated.vector(caught))
@@ -602,12 +601,7 @@ def test_probe_strength_and_the_probe_alone(small_run, minilm, tmp_path):
     alone = strong.probe_only()
     assert alone.probe_strength == 1.0
     torch.testing.assert_close(alone.vector(caught), ungated.vector(caught))
-    nb, neg = run.neg.offsets, torch.from_numpy(run.neg.layer(layer))
-    missed = next(
-        p
-        for p in (neg[nb[i] : nb[i + 1]][None] for i in range(run.neg.n_prompts))
-        if float(probed.probe_scores(p)) < 0
-    )
+    missed = next(p for p in _prompt_states(run.neg, layer) if float(probed.probe_scores(p)) < 0)
     assert ungated.vector(missed).abs().sum() > 0
     assert alone.vector(missed).abs().sum() == 0
     # saved and loaded with the strength; a wrong-shaped strength is refused
@@ -655,7 +649,6 @@ def test_a_concept_by_another_name_drops_its_built_in_pack_from_the_probes_conce
     opts = EraserOptions(
         calibration_pairs=8, gammas=(0.0, 2.0), probe_gate=True, preserve=(), preserve_min=0.5
     )
-    unrelated = ["a bowl of soup on a table", "a red car on a coastal road", "a cat asleep on a sofa"] * 2
     run = ClearRun(
         minilm,
         chute,
@@ -663,7 +656,7 @@ def test_a_concept_by_another_name_drops_its_built_in_pack_from_the_probes_conce
         opts,
         implicit=[],
         search_result=small_run.search,
-        unrelated=unrelated,
+        unrelated=UNRELATED,
     )
     with pytest.warns(ClearWarning, match="does not take the built-in packs .*parachute"):
         for _ in run.run():
@@ -686,8 +679,7 @@ def test_probe_gate_weighs_kept_prompts_as_much_as_every_other_concept_free_prom
     weighted = probe_gate([run.pos], [run.neg, free], layer, scale, kept=kept)
     ordinary = probe_gate([run.pos], [run.neg, free, kept], layer, scale)
     probed = _probe_eraser(run, minilm)
-    x, bounds = torch.from_numpy(kept.layer(layer)), kept.offsets
-    prompts = [x[bounds[i] : bounds[i + 1]][None] for i in range(kept.n_prompts)]
+    prompts = _prompt_states(kept, layer)
 
     def mean_score(probe):
         gate = dataclasses.replace(probed, probe=probe, meta={})
@@ -745,7 +737,7 @@ def test_a_probe_that_calls_the_empty_prompt_the_concept_is_switched_off(
         opts,
         implicit=[],
         search_result=small_run.search,
-        unrelated=["a bowl of soup on a table", "a red car on a coastal road", "a cat asleep on a sofa"] * 2,
+        unrelated=UNRELATED,
     )
     with pytest.warns(ClearWarning, match="calls the empty prompt the concept"):
         for _ in run.run():
@@ -774,7 +766,7 @@ def test_the_sweep_probe_learns_only_from_look_alikes_the_calibration_does_not_m
         opts,
         implicit=[],
         search_result=small_run.search,
-        unrelated=["a bowl of soup on a table", "a red car on a coastal road", "a cat asleep on a sofa"] * 2,
+        unrelated=UNRELATED,
     )
     protect = run.preserve.protect
     assert all(len(protect[n]) > CALIBRATION_LOOKALIKES for n in run.preserve.names)
@@ -806,7 +798,7 @@ def test_a_small_concept_with_the_default_calibration_pairs_gets_a_probe_gate(
     kw = dict(
         implicit=[],
         search_result=small_run.search,
-        unrelated=["a bowl of soup on a table", "a red car on a coastal road", "a cat asleep on a sofa"] * 2,
+        unrelated=UNRELATED,
     )
     cfg = SearchConfig(steps=30, d_sae=256, seed=0)
     opts = EraserOptions(gammas=(0.0, 2.0), probe_gate=True, preserve=(), preserve_min=0.5)
@@ -844,8 +836,7 @@ def test_a_probe_gate_that_reads_a_deeper_layer_decides_from_an_unedited_first_p
         "a red car on a coastal road at dusk",
     ]
     acts = minilm.capture(prompts)
-    x, b = torch.from_numpy(acts.layer(deeper)), acts.offsets
-    caught = [float(deep.probe_scores(x[b[i] : b[i + 1]][None])) > 0 for i in range(len(prompts))]
+    caught = [float(deep.probe_scores(p)) > 0 for p in _prompt_states(acts, deeper)]
     assert any(caught) and not all(caught)
     always = dataclasses.replace(deep, probe={**deep.probe, "bias": torch.tensor([100.0])}, meta={})
     never = dataclasses.replace(deep, probe={**deep.probe, "bias": torch.tensor([-100.0])}, meta={})
@@ -862,7 +853,7 @@ def test_a_probe_gate_that_reads_a_deeper_layer_decides_from_an_unedited_first_p
     np.testing.assert_allclose(encode_gammas(minilm, prompts, deep, [gamma])[gamma], hooked, atol=1e-5)
     # without a first pass, the eraser says what it needs
     with pytest.raises(ValueError, match="unedited first pass"):
-        deep.vector(torch.from_numpy(acts.layer(layer))[None, : b[1]])
+        deep.vector(_prompt_states(acts, layer)[0])
     explain_prompt(deep, minilm, prompts[0], gamma)  # runs with its own first pass
     # saved and loaded with its layer; the layer is part of the digest
     deep.save(tmp_path / "deep")
@@ -918,7 +909,7 @@ def test_a_run_whose_probe_reads_a_deeper_layer(small_run, minilm, small_concept
         opts,
         implicit=["a canopy of silk opening above a falling skydiver", "a skydiver's canopy billowing open"],
         search_result=small_run.search,
-        unrelated=["a bowl of soup on a table", "a red car on a coastal road", "a cat asleep on a sofa"] * 2,
+        unrelated=UNRELATED,
     )
     for _ in run.run():
         pass
